@@ -1,0 +1,63 @@
+"""`tlstudio` opens the desktop studio; its sub-commands drive the same core from a terminal.
+
+Each sub-command lives in ``tlstudio/commands/<name>.py`` and provides
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable
+``run(args) -> int``. A ``tlstudio.core.errors.UserError`` anywhere becomes one clear line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from tlstudio import __version__
+from tlstudio.core.errors import UserError
+
+COMMANDS = ("scan", "backbones", "weights", "train", "predict", "export", "report")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit 2
+        self.exit(2, f"tlstudio: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tlstudio", description="No-code transfer learning on images. Without a command, opens the desktop studio.")
+    parser.add_argument("--version", action="version", version=f"tlstudio {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"tlstudio.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"tlstudio.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("--gui"):
+        from tlstudio.gui.app import run_app  # imported late: the CLI must work without a display
+
+        return run_app(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"tlstudio: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tlstudio: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""What a scan found: the classes, every usable image with its split, every skipped file and why.
+
+This is the contract between intake (``tlstudio.core.data``) and everything after it
+(training, caches, evaluation, the GUI). Plain data, JSON round-trip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from tlstudio.core.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+# Reasons a file is skipped. The GUI and the report show REASON_TEXT.
+EMPTY = "empty"
+NOT_AN_IMAGE = "not an image"
+TRUNCATED = "truncated"
+TOO_MANY_PIXELS = "too many pixels"
+UNREADABLE = "unreadable"
+UNSUPPORTED_MODE = "unsupported mode"
+
+REASON_TEXT = {
+    EMPTY: "The file is empty (0 bytes). Copy it again from its source.",
+    NOT_AN_IMAGE: "The file is not an image, or its format is not supported.",
+    TRUNCATED: "The image is cut off (incomplete download or copy). Copy it again from its source.",
+    TOO_MANY_PIXELS: "The image is so large that it could exhaust memory (possible decompression bomb). Downscale it first.",
+    UNREADABLE: "The file could not be read (permissions or a disk error).",
+    UNSUPPORTED_MODE: "The image uses a colour mode that cannot be converted to RGB.",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str  # relative to the data root, POSIX separators
+    label: int  # index into DatasetIndex.classes
+    split: str  # "train" | "val" | "test"
+    size: int  # bytes
+    mtime_ns: int
+    digest: str  # content hash (hex); identical files share it
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str  # relative to the data root
+    reason: str  # one of the reason constants above
+    detail: str = ""  # the decoder's own words, for the curious
+
+
+@dataclass(frozen=True)
+class Warning_:
+    kind: str  # "few images" | "imbalance" | "label conflict" | "leakage" | ...
+    text: str  # a sentence a non-programmer understands
+    paths: tuple[str, ...] = ()
+
+
+@dataclass
+class DatasetIndex:
+    root: str
+    classes: list[str]
+    samples: list[Sample]
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
+    ignored: int = 0  # hidden/system/non-image files passed over on purpose
+    split_source: str = "folders"  # "folders" (existing train/val folders) or "seeded"
+    val_split: float = 0.2
+    test_split: float = 0.0
+    seed: int = 0
+    seconds: float = 0.0
+    files_per_s: float = 0.0
+
+    def split(self, name: str) -> list[Sample]:
+        return [s for s in self.samples if s.split == name]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{class name: {split: count}} for every class and split."""
+        out = {c: {sp: 0 for sp in SPLITS} for c in self.classes}
+        for s in self.samples:
+            out[self.classes[s.label]][s.split] += 1
+        return out
+
+    def abspath(self, sample: Sample | Skipped) -> Path:
+        return Path(self.root) / sample.path
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["counts"] = self.counts()
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DatasetIndex":
+        d = dict(d)
+        d.pop("counts", None)
+        d["samples"] = [Sample(**s) for s in d["samples"]]
+        d["skipped"] = [Skipped(**s) for s in d.get("skipped", [])]
+        d["warnings"] = [Warning_(**{**w, "paths": tuple(w.get("paths", ()))}) for w in d.get("warnings", [])]
+        return cls(**d)
+
+
+class DatasetError(UserError):
+    """A fatal problem with the folder itself; the message names the folder and what to do."""
+
+    def __init__(self, message: str, path: Optional[str] = None):
+        super().__init__(message)
+        self.path = path

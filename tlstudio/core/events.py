@@ -1,0 +1,127 @@
+"""The small vocabulary that long-running core work speaks.
+
+Every long operation (scan, download, train, export) takes ``on_event`` (a plain
+callable, called on the worker's own thread) and a ``StopToken``. Listeners are the
+CLI progress bar, the GUI worker (which turns events into queued Qt signals) and the
+tests. Events are frozen dataclasses of plain data: never tensors, never widgets.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    """A named phase begins: scanning, decoding, caching features, training, evaluating, exporting, downloading."""
+
+    name: str
+    total: int = 0  # units of work in this phase (files, images, batches); 0 when unknown
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StepEnded:
+    """One optimisation step (batch) of training."""
+
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    loss: float
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    epoch: int  # 1-based
+    epochs: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    images_per_s: float
+    seconds: float
+    eta_s: float
+    is_best: bool = False
+
+
+@dataclass(frozen=True)
+class Message:
+    """Something the user should read: a warning (slow CPU training) or a note (batch size chosen)."""
+
+    text: str
+    level: str = "info"  # "info" | "warning"
+
+
+@dataclass(frozen=True)
+class Finished:
+    summary: dict = field(default_factory=dict)
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str
+    traceback: str = ""
+
+
+Event = Any
+EventCallback = Callable[[Event], None]
+
+
+def ignore_events(_event: Event) -> None:
+    """The default listener."""
+
+
+class Cancelled(Exception):
+    """Raised inside core work when the StopToken asks it to stop; callers turn it into a cancelled result."""
+
+
+class StopToken:
+    """Stop and pause, asked for from any thread and checked by the work between units (batches, files).
+
+    Stopping never kills anything: the work polls ``check()`` and unwinds on its own.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # a paused worker must wake up to see the stop
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def check(self) -> None:
+        """Block while paused; raise Cancelled if a stop was asked for."""
+        if not self._running.is_set():
+            self._running.wait()
+        if self._stop.is_set():
+            raise Cancelled()
+
+
+def as_token(stop: Optional[StopToken]) -> StopToken:
+    return stop if stop is not None else StopToken()
