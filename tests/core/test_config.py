@@ -1,0 +1,28 @@
+import pytest
+
+from tlstudio.core.config import SCHEMA_VERSION, TrainConfig
+from tlstudio.core.errors import UserError
+
+
+def test_json_round_trip_keeps_every_setting():
+    cfg = TrainConfig(data_dir="/data/x", backbone="resnet18", freeze_depth="3", epochs=7, image_size=160, augment="strong", seed=5)
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_unknown_keys_from_older_files_are_dropped_and_version_migrates():
+    cfg = TrainConfig.from_dict({"data_dir": "d", "freeze_depth": 2, "schema_version": 1, "removed_setting": True})
+    assert cfg.freeze_depth == "2" and cfg.schema_version == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused_with_advice():
+    with pytest.raises(UserError, match="newer tlstudio"):
+        TrainConfig.from_dict({"schema_version": SCHEMA_VERSION + 1})
+
+
+@pytest.mark.parametrize(
+    "change, setting",
+    [({"epochs": 0}, "--epochs"), ({"lr": 0}, "--lr"), ({"augment": "wild"}, "--augment"), ({"val_split": 0.6, "test_split": 0.5}, "--val-split"), ({"device": "tpu"}, "--device")],
+)
+def test_bad_settings_name_the_setting(change, setting):
+    with pytest.raises(UserError, match=setting):
+        TrainConfig(**change).validate()

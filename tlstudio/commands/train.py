@@ -1,0 +1,107 @@
+"""`tlstudio train DATA_DIR --backbone NAME --freeze-depth all|none|K --epochs N --out RUN_DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tlstudio.commands.progress import TerminalProgress
+from tlstudio.core.config import AUGMENT_PRESETS, CLASS_WEIGHTING, TrainConfig
+from tlstudio.core.errors import UserError
+
+
+def _batch_size(text: str) -> int:
+    if text == "auto":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 4096 or 'auto', not '{text}'") from None
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 4096 or 'auto' (the largest that fits the GPU), not {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    d = TrainConfig()
+    p = subparsers.add_parser("train", help="train a classifier on a folder of images and export it", description=__doc__)
+    p.add_argument("data_dir", metavar="DATA_DIR", help="folder with one sub-folder per class (or train/ and val/ folders)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="where the run's files go (config, history, metrics, checkpoints, model.pt)")
+    p.add_argument("--backbone", default=d.backbone, help=f"pretrained backbone (see 'tlstudio backbones'; default {d.backbone})")
+    p.add_argument("--freeze-depth", default=d.freeze_depth, help="'all' trains only the new head, 'none' fine-tunes everything, K freezes the first K stages (default all)")
+    p.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=_batch_size, default=d.batch_size, help="images per step, or 'auto' on a GPU (default 32)")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate of the new head; the backbone gets a tenth (default {d.lr})")
+    p.add_argument("--image-size", type=_positive_int, default=None, help="input size in pixels (default: the backbone's own)")
+    p.add_argument("--augment", choices=AUGMENT_PRESETS, default=d.augment)
+    p.add_argument("--class-weights", choices=CLASS_WEIGHTING, default=d.class_weights, help="'auto' weights rare classes up when classes are imbalanced")
+    p.add_argument("--val-split", type=float, default=d.val_split, help="validation fraction when the folder has no val/ folder (default 0.2)")
+    p.add_argument("--test-split", type=float, default=d.test_split)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, default=None, help="data loader workers (default: sized from the CPU count)")
+    p.add_argument("--cache", metavar="DIR", default=None, help="cache for decoded images and features (default: the per-user cache)")
+    p.add_argument("--no-cache", action="store_true", help="re-run the frozen backbone every epoch instead of caching its features")
+    p.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(
+        data_dir=str(Path(args.data_dir)),
+        backbone=args.backbone,
+        freeze_depth=str(args.freeze_depth),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        image_size=args.image_size,
+        augment=args.augment,
+        class_weights=args.class_weights,
+        val_split=args.val_split,
+        test_split=args.test_split,
+        seed=args.seed,
+        device=args.device,
+        workers=args.workers,
+        feature_cache=not args.no_cache,
+        export=not args.no_export,
+    ).validate()
+
+
+def run(args) -> int:
+    from tlstudio.core import backbones
+    from tlstudio.core.paths import cache_dir
+    from tlstudio.core.preprocess import preprocessing_for
+    from tlstudio.core.training import Trainer
+
+    config = config_from_args(args)
+    spec = backbones.get_backbone(config.backbone)  # bad settings fail here, before any work
+    backbones.parse_freeze_depth(config.freeze_depth, spec)
+    preprocessing_for(spec, config.image_size)
+    data = Path(config.data_dir)
+    if not data.is_dir():
+        raise UserError(f"'{data}' is not a folder. Give the folder that holds one sub-folder per class.")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out '{out}' is a file. Give a folder for the run's files.")
+    trainer = Trainer(config, out, cache_dir=args.cache or cache_dir())
+    result = trainer.run(TerminalProgress())
+    if args.json:
+        print(json.dumps(result.summary, indent=2))
+    elif not result.cancelled:
+        s = result.summary
+        print(f"val accuracy {s['val_accuracy']:.4f} (balanced {s['val_balanced_accuracy']:.4f}), best epoch {s['best_epoch']}, {s['seconds']:.1f} s")
+        if "export" in s:
+            print(f"model: {s['export']['path']}")
+    return 130 if result.cancelled else 0

@@ -1,0 +1,99 @@
+"""TrainConfig: every setting of a training run, as a plain dataclass with a JSON round-trip.
+
+Defaults work for a non-expert. ``validate()`` names the setting and what to do on bad
+input. The schema version lets older project files migrate forward.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Optional
+
+from tlstudio.core.errors import UserError
+
+SCHEMA_VERSION = 1
+AUGMENT_PRESETS = ("none", "light", "strong")
+CLASS_WEIGHTING = ("auto", "none")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str = ""
+    backbone: str = "efficientnet_lite0"
+    freeze_depth: str = "all"  # "all" | "none" | "K" (the first K stages frozen)
+    epochs: int = 20
+    batch_size: int = 32  # 0 = find the largest batch that fits the GPU
+    lr: float = 1e-3  # the new head; trainable backbone stages get lr * backbone_lr_scale
+    backbone_lr_scale: float = 0.1
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    dropout: float = 0.2
+    image_size: Optional[int] = None  # None: the backbone's own input size
+    augment: str = "light"
+    class_weights: str = "auto"
+    val_split: float = 0.2
+    test_split: float = 0.0
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    precision: str = "auto"  # autocast on CUDA: bf16 where supported, else fp16
+    workers: Optional[int] = None  # DataLoader workers; None: sized from the CPU count
+    feature_cache: bool = True  # embed once when the whole backbone is frozen
+    export: bool = True
+    schema_version: int = SCHEMA_VERSION
+
+    def validate(self) -> "TrainConfig":
+        def bad(setting: str, why: str) -> UserError:
+            return UserError(f"{setting} {why}")
+
+        if self.epochs < 1 or self.epochs > 10_000:
+            raise bad("--epochs", f"must be between 1 and 10000, not {self.epochs}.")
+        if self.batch_size < 0 or self.batch_size > 4096:
+            raise bad("--batch-size", f"must be between 1 and 4096 (or 0 for automatic on a GPU), not {self.batch_size}.")
+        if not (0 < self.lr < 1):
+            raise bad("--lr", f"must be a small positive number such as 0.001, not {self.lr}.")
+        if self.augment not in AUGMENT_PRESETS:
+            raise bad("--augment", f"must be one of {', '.join(AUGMENT_PRESETS)}, not '{self.augment}'.")
+        if self.class_weights not in CLASS_WEIGHTING:
+            raise bad("--class-weights", f"must be one of {', '.join(CLASS_WEIGHTING)}, not '{self.class_weights}'.")
+        if self.precision not in PRECISIONS:
+            raise bad("--precision", f"must be one of {', '.join(PRECISIONS)}, not '{self.precision}'.")
+        if not (0 <= self.val_split < 1) or not (0 <= self.test_split < 1) or self.val_split + self.test_split >= 1:
+            raise bad("--val-split", f"and --test-split must be fractions with a sum below 1 (got {self.val_split} and {self.test_split}).")
+        if not (0 <= self.label_smoothing < 1):
+            raise bad("label_smoothing", f"must be in [0, 1), not {self.label_smoothing}.")
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
+            raise bad("--device", f"must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
+        if self.workers is not None and self.workers < 0:
+            raise bad("--workers", f"must be 0 or more, not {self.workers}.")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = migrate(dict(d))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def migrate(d: dict) -> dict:
+    """Bring a config written by an older tlstudio up to SCHEMA_VERSION."""
+    version = int(d.get("schema_version", 1))
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"this run was written by a newer tlstudio (config schema {version}, this one reads up to {SCHEMA_VERSION}). Update tlstudio."
+        )
+    d["freeze_depth"] = str(d.get("freeze_depth", "all"))
+    d["schema_version"] = SCHEMA_VERSION
+    return d

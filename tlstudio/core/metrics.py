@@ -1,0 +1,46 @@
+"""Classification metrics from labels and predictions: plain numpy, no framework."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """Rows are the true class, columns the predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64)), 1)
+    return cm
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+
+
+def classification_metrics(labels, preds, classes: list[str]) -> dict:
+    """accuracy, balanced accuracy (mean recall over classes present), per-class P/R/F1/support, confusion matrix."""
+    labels = np.asarray(labels, dtype=np.int64)
+    preds = np.asarray(preds, dtype=np.int64)
+    cm = confusion_matrix(labels, preds, len(classes))
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1).astype(np.float64)
+    predicted = cm.sum(axis=0).astype(np.float64)
+    precision = _safe_div(tp, predicted)
+    recall = _safe_div(tp, support)
+    f1 = _safe_div(2 * precision * recall, precision + recall)
+    present = support > 0
+    return {
+        "classes": list(classes),
+        "n": int(labels.size),
+        "accuracy": float(tp.sum() / labels.size) if labels.size else 0.0,
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(classes)
+        },
+        "confusion_matrix": cm.tolist(),
+    }

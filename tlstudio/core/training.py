@@ -1,0 +1,538 @@
+"""The training engine: ``Trainer(config, out_dir).run(on_event, stop)``.
+
+One loop for every backbone and freeze depth. It speaks only in events
+(``tlstudio.core.events``) and polls the stop token every batch, so the CLI progress
+bar, the GUI worker and the tests are all plain listeners.
+
+Phases: scanning -> decoding (decode-once pixel store) -> caching features (frozen
+backbone only) -> training -> evaluating -> exporting (TorchScript, verified in a
+fresh process).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlstudio.core import backbones as bb
+from tlstudio.core.augment import PRESETS, Augmenter, normalize_batch
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.dataset_index import DatasetIndex
+from tlstudio.core.device import autocast_dtype, default_loader_workers, describe_device, precision_name, resolve_device
+from tlstudio.core.errors import UserError
+from tlstudio.core.events import (
+    Cancelled,
+    EpochEnded,
+    EventCallback,
+    Failed,
+    Finished,
+    Message,
+    PhaseStarted,
+    Progress,
+    StepEnded,
+    StopToken,
+    as_token,
+    ignore_events,
+)
+from tlstudio.core.features import FeatureRequest, cached_features
+from tlstudio.core.metrics import classification_metrics
+from tlstudio.core.pixel_store import PixelStore, build_pixel_store
+from tlstudio.core.preprocess import Preprocessing, preprocessing_for
+from tlstudio.core.run_files import RunFiles
+from tlstudio.core.throttle import Throttle
+
+VERIFY_IMAGES = 200  # held images the exported file must agree on
+
+
+class Classifier(nn.Module):
+    """Backbone + new head: normalised images in, logits out."""
+
+    def __init__(self, backbone: bb.Backbone, num_classes: int, dropout: float):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.feature_dim, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    cancelled: bool = False
+    summary: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then cosine decay to ``floor``."""
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return floor + (1 - floor) * (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def class_weights_for(labels: np.ndarray, num_classes: int, mode: str) -> Optional[torch.Tensor]:
+    """Inverse-frequency weights when ``auto`` and the classes are imbalanced by more than 1.5:1."""
+    if mode != "auto":
+        return None
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    present = counts[counts > 0]
+    if present.size == 0 or present.max() / present.min() <= 1.5:
+        return None
+    weights = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def param_groups(model: Classifier, lr: float, backbone_scale: float, weight_decay: float) -> list[dict]:
+    """Head at ``lr``, trainable backbone stages at ``lr * backbone_scale``; no weight decay on biases and norms."""
+    groups = []
+    for module, group_lr in ((model.head, lr), (model.backbone, lr * backbone_scale)):
+        decay = [p for p in module.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim <= 1]
+        if decay:
+            groups.append({"params": decay, "lr": group_lr, "weight_decay": weight_decay})
+        if no_decay:
+            groups.append({"params": no_decay, "lr": group_lr, "weight_decay": 0.0})
+    return groups
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """Shuffled (item, seed) pairs: each item's augmentation seed comes from the main process, so
+    results do not depend on the number of DataLoader workers."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n)
+        seeds = rng.integers(0, 2**63 - 1, size=self.n)
+        return iter(zip(order.tolist(), seeds.tolist()))
+
+
+class _TrainImages(torch.utils.data.Dataset):
+    def __init__(self, store: PixelStore, rows: Sequence[int], labels: np.ndarray, augmenter: Augmenter):
+        self.store, self.rows, self.labels, self.augmenter = store, list(rows), labels, augmenter
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: tuple[int, int]):
+        i, seed = item
+        img = self.augmenter.train_view(self.store[self.rows[i]], np.random.default_rng(seed))
+        return img, int(self.labels[i])
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        out_dir: str | Path,
+        cache_dir: Optional[str | Path] = None,
+        index: Optional[DatasetIndex] = None,
+        pretrained: bool = True,
+        state_dict_loader=None,
+    ):
+        self.config = config.validate()
+        self.files = RunFiles(out_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.index = index
+        self.pretrained = pretrained
+        self.state_dict_loader = state_dict_loader
+        self._emit: EventCallback = ignore_events
+        self._stop = StopToken()
+
+    # ----------------------------------------------------------------- entry point
+    def run(self, on_event: EventCallback = ignore_events, stop: Optional[StopToken] = None) -> TrainResult:
+        """Train, evaluate and export. Emits Finished (also when cancelled) or Failed; a Failed is re-raised."""
+        self._emit, self._stop = on_event, as_token(stop)
+        try:
+            result = self._run()
+        except Cancelled:
+            result = TrainResult(self.files.root, cancelled=True, summary={"cancelled": True, "epochs_completed": getattr(self, "_epochs_done", 0)})
+            on_event(Finished(result.summary, cancelled=True))
+            return result
+        except UserError as exc:
+            on_event(Failed(str(exc)))
+            raise
+        except Exception as exc:
+            on_event(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            raise
+        on_event(Finished(result.summary))
+        return result
+
+    # ----------------------------------------------------------------- the phases
+    def _run(self) -> TrainResult:
+        cfg, emit, stop = self.config, self._emit, self._stop
+        started = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        device = resolve_device(cfg.device)
+        amp = autocast_dtype(device, cfg.precision)
+        spec = bb.get_backbone(cfg.backbone)
+        depth = bb.parse_freeze_depth(cfg.freeze_depth, spec)
+        pre = preprocessing_for(spec, cfg.image_size)
+        self.files.prepare()
+        self.files.write_json(self.files.config, cfg.to_dict())
+
+        index = self._dataset()
+        train_rows = [i for i, s in enumerate(index.samples) if s.split == "train"]
+        val_rows = [i for i, s in enumerate(index.samples) if s.split == "val"]
+        test_rows = [i for i, s in enumerate(index.samples) if s.split == "test"]
+        if not train_rows or not val_rows:
+            raise UserError(f"'{index.root}' needs images in both the training and the validation split; add images or change --val-split.")
+        labels = np.array([s.label for s in index.samples], dtype=np.int64)
+        classes = index.classes
+
+        store = build_pixel_store(index.root, index.samples, pre.resize_size, self.cache_dir, emit, stop, workers=None)
+        model = Classifier(bb.build_backbone(spec.name, self.pretrained, self.state_dict_loader), len(classes), cfg.dropout)
+        plan = bb.apply_freeze(model.backbone, depth, model.head)
+        emit(Message(f"{spec.title}: {plan.describe()}."))
+        emit(Message(f"Device: {describe_device(device)}."))
+        if device.type == "cpu" and not plan.backbone_frozen:
+            emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing the whole backbone (feature extractor) trains in seconds.", "warning"))
+        model.to(device)
+        channels_last = device.type == "cuda" and spec.is_cnn
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+
+        weights = class_weights_for(labels[train_rows], len(classes), cfg.class_weights)
+        if weights is not None:
+            emit(Message("The classes are imbalanced: rarer classes get a larger weight in the loss."))
+        criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device), label_smoothing=cfg.label_smoothing)
+        batch_size = cfg.batch_size or 32
+        ctx = _Context(cfg, device, amp, channels_last, pre, store, labels, classes, model, plan, criterion, batch_size, stop)
+
+        if plan.backbone_frozen and cfg.feature_cache:
+            feats = cached_features(
+                FeatureRequest(spec.name, self._weights_id(spec), pre, cfg.augment, PRESETS[cfg.augment].views, cfg.seed, precision_name(amp)),
+                model.backbone, store, train_rows, val_rows, device, max(batch_size, 64), amp, channels_last, self.cache_dir, emit, stop,
+            )
+            if feats.reused:
+                emit(Message("Reused the cached features of an earlier run: only the head trains."))
+            loop: _Loop = _FeatureLoop(ctx, train_rows, val_rows, feats.train, feats.val)
+        else:
+            loop = _ImageLoop(ctx, train_rows, val_rows)
+
+        best_state, best_epoch, history = self._fit(ctx, loop)
+        model.load_state_dict(best_state)
+
+        emit(PhaseStarted("evaluating", len(val_rows) + len(test_rows)))
+        val_probs = loop.predict_rows(val_rows, cached_val=True)
+        metrics = classification_metrics(labels[val_rows], val_probs.argmax(1), classes)
+        metrics["best_epoch"] = best_epoch
+        predictions = self._predictions(index, val_rows, "val", val_probs)
+        if test_rows:
+            test_probs = loop.predict_rows(test_rows, cached_val=False)
+            metrics["test"] = classification_metrics(labels[test_rows], test_probs.argmax(1), classes)
+            predictions += self._predictions(index, test_rows, "test", test_probs)
+        self.files.write_json(self.files.metrics, metrics)
+        self.files.write_json(self.files.predictions, predictions)
+
+        train_seconds = time.perf_counter() - started
+        summary = {
+            "backbone": spec.name,
+            "freeze_depth": cfg.freeze_depth,
+            "frozen_stages": plan.frozen,
+            "trainable_params": plan.trainable_params,
+            "total_params": plan.total_params,
+            "epochs": len(history),
+            "best_epoch": best_epoch,
+            "val_accuracy": metrics["accuracy"],
+            "val_balanced_accuracy": metrics["balanced_accuracy"],
+            "classes": classes,
+            "device": describe_device(device),
+            "precision": precision_name(amp),
+            "image_size": pre.input_size,
+            "seconds": round(train_seconds, 2),
+            "feature_cache": isinstance(loop, _FeatureLoop),
+        }
+        if cfg.export:
+            summary["export"] = self._export(ctx, index, val_rows, val_probs, summary)
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        return TrainResult(self.files.root, summary=summary, metrics=metrics)
+
+    def _dataset(self) -> DatasetIndex:
+        if self.index is None:
+            from tlstudio.core.data import scan_folder
+
+            cfg = self.config
+            self.index = scan_folder(cfg.data_dir, cfg.val_split, cfg.test_split, cfg.seed, self._emit, self._stop)
+        self.files.write_json(self.files.dataset, self.index.to_dict())
+        return self.index
+
+    def _weights_id(self, spec: bb.BackboneSpec) -> str:
+        if not self.pretrained:
+            return f"random:{self.config.seed}"
+        if self.state_dict_loader is not None:
+            return f"custom:{getattr(self.state_dict_loader, '__name__', 'loader')}"
+        from tlstudio.core.weights import weights_file
+
+        path = weights_file(spec)
+        st = path.stat()
+        return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+    def _fit(self, ctx: "_Context", loop: "_Loop"):
+        cfg, emit, stop = self.config, self._emit, self._stop
+        optimizer = torch.optim.AdamW(param_groups(ctx.model, cfg.lr, cfg.backbone_lr_scale, cfg.weight_decay))
+        steps_per_epoch = loop.steps_per_epoch()
+        total_steps = steps_per_epoch * cfg.epochs
+        warmup = min(total_steps // 2, int(round(cfg.warmup_epochs * steps_per_epoch)))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
+        scaler = torch.amp.GradScaler("cuda", enabled=ctx.amp == torch.float16)
+
+        emit(PhaseStarted("training", total_steps))
+        best_key, best_epoch, best_state = None, 0, None
+        history: list[dict] = []
+        epoch_seconds: list[float] = []
+        self._epochs_done = 0
+        step_throttle = Throttle(0.1)
+        steps_done = 0
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            bb.set_train_mode(ctx.model.backbone, ctx.plan)
+            ctx.model.head.train()
+            loss_sum = correct = seen = 0.0
+            for step, (x, y) in enumerate(loop.train_batches(epoch), start=1):
+                stop.check()
+                with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
+                    logits = loop.forward_train(x)
+                    loss = ctx.criterion(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                n = y.shape[0]
+                loss_sum += loss.item() * n
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += n
+                steps_done += 1
+                if step_throttle.ready() or step == steps_per_epoch:
+                    rate = seen / max(1e-9, time.perf_counter() - t0)
+                    emit(StepEnded(epoch, step, steps_per_epoch, loss.item(), rate))
+                    emit(Progress(steps_done, total_steps, f"epoch {epoch}/{cfg.epochs}"))
+            train_seconds = time.perf_counter() - t0
+            val_loss, val_acc = loop.validate()
+            seconds = time.perf_counter() - t0
+            epoch_seconds.append(seconds)
+            key = (val_acc, -val_loss)
+            is_best = best_key is None or key > best_key
+            if is_best:
+                best_key, best_epoch = key, epoch
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in ctx.model.state_dict().items()})
+            lr = optimizer.param_groups[0]["lr"]
+            row = {
+                "epoch": epoch,
+                "train_loss": loss_sum / max(1, seen),
+                "train_acc": correct / max(1, seen),
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "lr": lr,
+                "seconds": round(seconds, 3),
+                "images_per_s": round(seen / max(1e-9, train_seconds), 1),
+            }
+            history.append(row)
+            self.files.append_history(row)
+            self._save_checkpoints(ctx, optimizer, scheduler, epoch, best_epoch, best_state, is_best)
+            self._epochs_done = epoch
+            recent = epoch_seconds[-3:]
+            eta = sum(recent) / len(recent) * (cfg.epochs - epoch)
+            emit(EpochEnded(epoch, cfg.epochs, row["train_loss"], row["train_acc"], val_loss, val_acc, lr, row["images_per_s"], seconds, eta, is_best))
+        return best_state, best_epoch, history
+
+    def _save_checkpoints(self, ctx, optimizer, scheduler, epoch, best_epoch, best_state, is_best) -> None:
+        files = self.files
+        state = {
+            "format": "tlstudio-checkpoint-1",
+            "epoch": epoch,
+            "best_epoch": best_epoch,
+            "model": {k: v.detach().cpu() for k, v in ctx.model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+            "classes": ctx.classes,
+        }
+        files.save_checkpoint(files.last, state)
+        if is_best:
+            files.save_checkpoint(files.best, {"format": "tlstudio-checkpoint-1", "epoch": epoch, "model": best_state, "config": self.config.to_dict(), "classes": ctx.classes})
+
+    @staticmethod
+    def _predictions(index: DatasetIndex, rows: Sequence[int], split: str, probs: np.ndarray) -> list[dict]:
+        return [
+            {"path": index.samples[r].path, "split": split, "label": int(index.samples[r].label), "pred": int(p.argmax()), "probs": [round(float(v), 6) for v in p]}
+            for r, p in zip(rows, probs)
+        ]
+
+    def _export(self, ctx: "_Context", index: DatasetIndex, val_rows: Sequence[int], val_probs: np.ndarray, summary: dict) -> dict:
+        from tlstudio.core.export import export_torchscript, verify_in_fresh_process
+        from tlstudio.core.images import load_rgb_array
+
+        held = list(range(min(VERIFY_IMAGES, len(val_rows))))
+        self._emit(PhaseStarted("exporting", len(held)))
+        network = copy.deepcopy(ctx.model).float().cpu().eval().to(memory_format=torch.contiguous_format)
+        unverified = self.files.root / "model.unverified.pt"
+        export_torchscript(network, ctx.pre, ctx.classes, summary, unverified)
+        # The held images go in at 1.5x the evaluation size, so the file's own resize is exercised too.
+        images = [load_rgb_array(index.abspath(index.samples[val_rows[i]]), short_side=round(ctx.pre.resize_size * 1.5)) for i in held]
+        result = verify_in_fresh_process(unverified, images, val_probs[held])
+        report = {"path": str(self.files.model), "verified": result.ok, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
+        if not result.ok:
+            raise RuntimeError(f"the exported model disagreed with the trained model ({result.message}); it was kept as {unverified} for inspection")
+        unverified.replace(self.files.model)
+        self._emit(Message(f"Exported {self.files.model}: a fresh process agreed on {result.agreement:.1%} of {result.n} held images."))
+        return report
+
+
+@dataclass
+class _Context:
+    cfg: TrainConfig
+    device: torch.device
+    amp: Optional[torch.dtype]
+    channels_last: bool
+    pre: Preprocessing
+    store: PixelStore
+    labels: np.ndarray
+    classes: list[str]
+    model: Classifier
+    plan: bb.FreezePlan
+    criterion: nn.Module
+    batch_size: int
+    stop: StopToken
+
+
+class _Loop:
+    """How batches are made and fed: from images, or from cached features."""
+
+    def steps_per_epoch(self) -> int: ...
+    def train_batches(self, epoch: int): ...
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor: ...
+    def validate(self) -> tuple[float, float]: ...
+    def predict_rows(self, rows: Sequence[int], cached_val: bool) -> np.ndarray: ...
+
+
+class _ImageLoop(_Loop):
+    def __init__(self, ctx: _Context, train_rows: Sequence[int], val_rows: Sequence[int]):
+        self.ctx, self.val_rows = ctx, list(val_rows)
+        self.augmenter = Augmenter(ctx.cfg.augment, ctx.pre.input_size, ctx.pre.interpolation)
+        workers = ctx.cfg.workers if ctx.cfg.workers is not None else default_loader_workers(ctx.device)
+        self.sampler = _EpochSampler(len(train_rows), ctx.cfg.seed)
+        dataset = _TrainImages(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter)
+        self.drop_last = len(train_rows) > ctx.batch_size  # a lone last image would break BatchNorm in train mode
+        self.loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=ctx.batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            pin_memory=ctx.device.type == "cuda",
+            persistent_workers=workers > 0,
+            drop_last=self.drop_last,
+        )
+
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+    def train_batches(self, epoch: int):
+        self.sampler.epoch = epoch
+        for x, y in self.loader:
+            yield x.to(self.ctx.device, non_blocking=True), y.to(self.ctx.device, non_blocking=True)
+
+    def _normalise(self, x_u8: torch.Tensor) -> torch.Tensor:
+        return normalize_batch(x_u8, self.ctx.pre.mean, self.ctx.pre.std, self.ctx.channels_last)
+
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ctx.model(self._normalise(x))
+
+    @torch.inference_mode()
+    def _logits(self, rows: Sequence[int]) -> Iterator[tuple[torch.Tensor, list[int]]]:
+        ctx = self.ctx
+        ctx.model.eval()
+        bs = max(ctx.batch_size, 64)
+        for start in range(0, len(rows), bs):
+            ctx.stop.check()
+            chunk = rows[start : start + bs]
+            x = torch.stack([self.augmenter.eval_view(ctx.store[r]) for r in chunk]).to(ctx.device, non_blocking=True)
+            with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
+                logits = ctx.model(self._normalise(x))
+            yield logits.float(), chunk
+
+    def validate(self) -> tuple[float, float]:
+        return _loss_and_accuracy(self.ctx, self._logits(self.val_rows))
+
+    def predict_rows(self, rows, cached_val) -> np.ndarray:
+        return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._logits(list(rows))])
+
+
+class _FeatureLoop(_Loop):
+    """The head alone, on cached embeddings: epoch ``e`` trains on augmented view ``(e - 1) % views``."""
+
+    def __init__(self, ctx: _Context, train_rows, val_rows, train_feats: np.ndarray, val_feats: np.ndarray):
+        self.ctx = ctx
+        self.train_feats = torch.from_numpy(train_feats.astype(np.float32)).to(ctx.device)
+        self.val_feats = torch.from_numpy(val_feats.astype(np.float32)).to(ctx.device)
+        self.train_labels = torch.from_numpy(ctx.labels[list(train_rows)]).to(ctx.device)
+        self.val_labels = torch.from_numpy(ctx.labels[list(val_rows)]).to(ctx.device)
+        self.train_rows, self.val_rows = list(train_rows), list(val_rows)
+        n = len(train_rows)
+        self.drop_last = n > ctx.batch_size
+        self.n = n
+
+    def steps_per_epoch(self) -> int:
+        bs = self.ctx.batch_size
+        return self.n // bs if self.drop_last else math.ceil(self.n / bs)
+
+    def train_batches(self, epoch: int):
+        views = self.train_feats.shape[0]
+        feats = self.train_feats[(epoch - 1) % views]
+        g = torch.Generator().manual_seed(self.ctx.cfg.seed * 100_003 + epoch)
+        order = torch.randperm(self.n, generator=g).to(self.ctx.device)
+        bs = self.ctx.batch_size
+        for step in range(self.steps_per_epoch()):
+            idx = order[step * bs : (step + 1) * bs]
+            yield feats[idx], self.train_labels[idx]
+
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ctx.model.head(x)
+
+    @torch.inference_mode()
+    def _val_logits(self):
+        self.ctx.model.head.eval()
+        yield self.ctx.model.head(self.val_feats), None
+
+    def validate(self) -> tuple[float, float]:
+        return _loss_and_accuracy(self.ctx, self._val_logits(), self.val_labels)
+
+    def predict_rows(self, rows, cached_val) -> np.ndarray:
+        if cached_val:
+            with torch.inference_mode():
+                self.ctx.model.head.eval()
+                return torch.softmax(self.ctx.model.head(self.val_feats), 1).cpu().numpy()
+        return _ImageLoop(self.ctx, self.train_rows, self.val_rows).predict_rows(rows, cached_val=False)  # the test split is not cached
+
+
+def _loss_and_accuracy(ctx: _Context, batches, labels: Optional[torch.Tensor] = None) -> tuple[float, float]:
+    loss_sum = correct = n = 0.0
+    with torch.inference_mode():
+        for logits, rows in batches:
+            y = labels if rows is None else torch.from_numpy(ctx.labels[rows]).to(ctx.device)
+            loss_sum += ctx.criterion(logits.float(), y).item() * y.shape[0]
+            correct += (logits.argmax(1) == y).sum().item()
+            n += y.shape[0]
+    return loss_sum / max(1, n), correct / max(1, n)
