@@ -25,6 +25,7 @@ from torch import nn
 
 from tlstudio.core import backbones as bb
 from tlstudio.core.augment import PRESETS, Augmenter, normalize_batch
+from tlstudio.core.batch_size import choose_batch_size
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.dataset_index import DatasetIndex
 from tlstudio.core.device import autocast_dtype, default_loader_workers, describe_device, precision_name, resolve_device
@@ -185,6 +186,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         device = resolve_device(cfg.device)
         amp = autocast_dtype(device, cfg.precision)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         spec = bb.get_backbone(cfg.backbone)
         depth = bb.parse_freeze_depth(cfg.freeze_depth, spec)
         pre = preprocessing_for(spec, cfg.image_size)
@@ -216,7 +219,10 @@ class Trainer:
         if weights is not None:
             emit(Message("The classes are imbalanced: rarer classes get a larger weight in the loss."))
         criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device), label_smoothing=cfg.label_smoothing)
-        batch_size = cfg.batch_size or 32
+        batch_size = cfg.batch_size
+        if batch_size == 0:
+            batch_size = choose_batch_size(model, pre.input_size, len(classes), device, amp, channels_last, len(train_rows))
+            emit(Message(f"Batch size: {batch_size} (the largest that fits)." if device.type == "cuda" else f"Batch size: {batch_size}."))
         ctx = _Context(cfg, device, amp, channels_last, pre, store, labels, classes, model, plan, criterion, batch_size, stop)
 
         if plan.backbone_frozen and cfg.feature_cache:
