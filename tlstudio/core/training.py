@@ -17,18 +17,19 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from tlstudio.core import backbones as bb
-from tlstudio.core.augment import PRESETS, Augmenter, normalize_batch
+from tlstudio.core.augment import PRESETS
 from tlstudio.core.batch_size import choose_batch_size
+from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.dataset_index import DatasetIndex
-from tlstudio.core.device import autocast_dtype, default_loader_workers, describe_device, precision_name, resolve_device
+from tlstudio.core.device import autocast_dtype, describe_device, precision_name, resolve_device
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import (
     Cancelled,
@@ -46,24 +47,13 @@ from tlstudio.core.events import (
 )
 from tlstudio.core.features import FeatureRequest, cached_features
 from tlstudio.core.metrics import classification_metrics
-from tlstudio.core.pixel_store import PixelStore, build_pixel_store
-from tlstudio.core.preprocess import Preprocessing, preprocessing_for
+from tlstudio.core.pixel_store import build_pixel_store
+from tlstudio.core.preprocess import preprocessing_for
 from tlstudio.core.run_files import RunFiles
+from tlstudio.core.training_loops import FeatureLoop, ImageLoop, Loop, LoopContext
 from tlstudio.core.throttle import Throttle
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
-
-
-class Classifier(nn.Module):
-    """Backbone + new head: normalised images in, logits out."""
-
-    def __init__(self, backbone: bb.Backbone, num_classes: int, dropout: float):
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.feature_dim, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
 
 
 @dataclass
@@ -109,36 +99,6 @@ def param_groups(model: Classifier, lr: float, backbone_scale: float, weight_dec
         if no_decay:
             groups.append({"params": no_decay, "lr": group_lr, "weight_decay": 0.0})
     return groups
-
-
-class _EpochSampler(torch.utils.data.Sampler):
-    """Shuffled (item, seed) pairs: each item's augmentation seed comes from the main process, so
-    results do not depend on the number of DataLoader workers."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(self.n)
-        seeds = rng.integers(0, 2**63 - 1, size=self.n)
-        return iter(zip(order.tolist(), seeds.tolist()))
-
-
-class _TrainImages(torch.utils.data.Dataset):
-    def __init__(self, store: PixelStore, rows: Sequence[int], labels: np.ndarray, augmenter: Augmenter):
-        self.store, self.rows, self.labels, self.augmenter = store, list(rows), labels, augmenter
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, item: tuple[int, int]):
-        i, seed = item
-        img = self.augmenter.train_view(self.store[self.rows[i]], np.random.default_rng(seed))
-        return img, int(self.labels[i])
 
 
 class Trainer:
@@ -223,7 +183,7 @@ class Trainer:
         if batch_size == 0:
             batch_size = choose_batch_size(model, pre.input_size, len(classes), device, amp, channels_last, len(train_rows))
             emit(Message(f"Batch size: {batch_size} (the largest that fits)." if device.type == "cuda" else f"Batch size: {batch_size}."))
-        ctx = _Context(cfg, device, amp, channels_last, pre, store, labels, classes, model, plan, criterion, batch_size, stop)
+        ctx = LoopContext(cfg, device, amp, channels_last, pre, store, labels, classes, model, plan, criterion, batch_size, stop)
 
         if plan.backbone_frozen and cfg.feature_cache:
             feats = cached_features(
@@ -232,9 +192,9 @@ class Trainer:
             )
             if feats.reused:
                 emit(Message("Reused the cached features of an earlier run: only the head trains."))
-            loop: _Loop = _FeatureLoop(ctx, train_rows, val_rows, feats.train, feats.val)
+            loop: Loop = FeatureLoop(ctx, train_rows, val_rows, feats.train, feats.val)
         else:
-            loop = _ImageLoop(ctx, train_rows, val_rows)
+            loop = ImageLoop(ctx, train_rows, val_rows)
 
         best_state, best_epoch, history = self._fit(ctx, loop)
         model.load_state_dict(best_state)
@@ -267,7 +227,7 @@ class Trainer:
             "precision": precision_name(amp),
             "image_size": pre.input_size,
             "seconds": round(train_seconds, 2),
-            "feature_cache": isinstance(loop, _FeatureLoop),
+            "feature_cache": isinstance(loop, FeatureLoop),
         }
         if cfg.export:
             summary["export"] = self._export(ctx, index, val_rows, val_probs, summary)
@@ -294,7 +254,7 @@ class Trainer:
         st = path.stat()
         return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
 
-    def _fit(self, ctx: "_Context", loop: "_Loop"):
+    def _fit(self, ctx: "LoopContext", loop: "Loop"):
         cfg, emit, stop = self.config, self._emit, self._stop
         optimizer = torch.optim.AdamW(param_groups(ctx.model, cfg.lr, cfg.backbone_lr_scale, cfg.weight_decay))
         steps_per_epoch = loop.steps_per_epoch()
@@ -387,7 +347,7 @@ class Trainer:
             for r, p in zip(rows, probs)
         ]
 
-    def _export(self, ctx: "_Context", index: DatasetIndex, val_rows: Sequence[int], val_probs: np.ndarray, summary: dict) -> dict:
+    def _export(self, ctx: "LoopContext", index: DatasetIndex, val_rows: Sequence[int], val_probs: np.ndarray, summary: dict) -> dict:
         from tlstudio.core.export import export_torchscript, verify_in_fresh_process
         from tlstudio.core.images import load_rgb_array
 
@@ -405,140 +365,3 @@ class Trainer:
         unverified.replace(self.files.model)
         self._emit(Message(f"Exported {self.files.model}: a fresh process agreed on {result.agreement:.1%} of {result.n} held images."))
         return report
-
-
-@dataclass
-class _Context:
-    cfg: TrainConfig
-    device: torch.device
-    amp: Optional[torch.dtype]
-    channels_last: bool
-    pre: Preprocessing
-    store: PixelStore
-    labels: np.ndarray
-    classes: list[str]
-    model: Classifier
-    plan: bb.FreezePlan
-    criterion: nn.Module
-    batch_size: int
-    stop: StopToken
-
-
-class _Loop:
-    """How batches are made and fed: from images, or from cached features."""
-
-    def steps_per_epoch(self) -> int: ...
-    def train_batches(self, epoch: int): ...
-    def forward_train(self, x: torch.Tensor) -> torch.Tensor: ...
-    def validate(self) -> tuple[float, float]: ...
-    def predict_rows(self, rows: Sequence[int], cached_val: bool) -> np.ndarray: ...
-
-
-class _ImageLoop(_Loop):
-    def __init__(self, ctx: _Context, train_rows: Sequence[int], val_rows: Sequence[int]):
-        self.ctx, self.val_rows = ctx, list(val_rows)
-        self.augmenter = Augmenter(ctx.cfg.augment, ctx.pre.input_size, ctx.pre.interpolation)
-        workers = ctx.cfg.workers if ctx.cfg.workers is not None else default_loader_workers(ctx.device)
-        self.sampler = _EpochSampler(len(train_rows), ctx.cfg.seed)
-        dataset = _TrainImages(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter)
-        self.drop_last = len(train_rows) > ctx.batch_size  # a lone last image would break BatchNorm in train mode
-        self.loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=ctx.batch_size,
-            sampler=self.sampler,
-            num_workers=workers,
-            pin_memory=ctx.device.type == "cuda",
-            persistent_workers=workers > 0,
-            drop_last=self.drop_last,
-        )
-
-    def steps_per_epoch(self) -> int:
-        return len(self.loader)
-
-    def train_batches(self, epoch: int):
-        self.sampler.epoch = epoch
-        for x, y in self.loader:
-            yield x.to(self.ctx.device, non_blocking=True), y.to(self.ctx.device, non_blocking=True)
-
-    def _normalise(self, x_u8: torch.Tensor) -> torch.Tensor:
-        return normalize_batch(x_u8, self.ctx.pre.mean, self.ctx.pre.std, self.ctx.channels_last)
-
-    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ctx.model(self._normalise(x))
-
-    @torch.inference_mode()
-    def _logits(self, rows: Sequence[int]) -> Iterator[tuple[torch.Tensor, list[int]]]:
-        ctx = self.ctx
-        ctx.model.eval()
-        bs = max(ctx.batch_size, 64)
-        for start in range(0, len(rows), bs):
-            ctx.stop.check()
-            chunk = rows[start : start + bs]
-            x = torch.stack([self.augmenter.eval_view(ctx.store[r]) for r in chunk]).to(ctx.device, non_blocking=True)
-            with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
-                logits = ctx.model(self._normalise(x))
-            yield logits.float(), chunk
-
-    def validate(self) -> tuple[float, float]:
-        return _loss_and_accuracy(self.ctx, self._logits(self.val_rows))
-
-    def predict_rows(self, rows, cached_val) -> np.ndarray:
-        return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._logits(list(rows))])
-
-
-class _FeatureLoop(_Loop):
-    """The head alone, on cached embeddings: epoch ``e`` trains on augmented view ``(e - 1) % views``."""
-
-    def __init__(self, ctx: _Context, train_rows, val_rows, train_feats: np.ndarray, val_feats: np.ndarray):
-        self.ctx = ctx
-        self.train_feats = torch.from_numpy(train_feats.astype(np.float32)).to(ctx.device)
-        self.val_feats = torch.from_numpy(val_feats.astype(np.float32)).to(ctx.device)
-        self.train_labels = torch.from_numpy(ctx.labels[list(train_rows)]).to(ctx.device)
-        self.val_labels = torch.from_numpy(ctx.labels[list(val_rows)]).to(ctx.device)
-        self.train_rows, self.val_rows = list(train_rows), list(val_rows)
-        n = len(train_rows)
-        self.drop_last = n > ctx.batch_size
-        self.n = n
-
-    def steps_per_epoch(self) -> int:
-        bs = self.ctx.batch_size
-        return self.n // bs if self.drop_last else math.ceil(self.n / bs)
-
-    def train_batches(self, epoch: int):
-        views = self.train_feats.shape[0]
-        feats = self.train_feats[(epoch - 1) % views]
-        g = torch.Generator().manual_seed(self.ctx.cfg.seed * 100_003 + epoch)
-        order = torch.randperm(self.n, generator=g).to(self.ctx.device)
-        bs = self.ctx.batch_size
-        for step in range(self.steps_per_epoch()):
-            idx = order[step * bs : (step + 1) * bs]
-            yield feats[idx], self.train_labels[idx]
-
-    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ctx.model.head(x)
-
-    @torch.inference_mode()
-    def _val_logits(self):
-        self.ctx.model.head.eval()
-        yield self.ctx.model.head(self.val_feats), None
-
-    def validate(self) -> tuple[float, float]:
-        return _loss_and_accuracy(self.ctx, self._val_logits(), self.val_labels)
-
-    def predict_rows(self, rows, cached_val) -> np.ndarray:
-        if cached_val:
-            with torch.inference_mode():
-                self.ctx.model.head.eval()
-                return torch.softmax(self.ctx.model.head(self.val_feats), 1).cpu().numpy()
-        return _ImageLoop(self.ctx, self.train_rows, self.val_rows).predict_rows(rows, cached_val=False)  # the test split is not cached
-
-
-def _loss_and_accuracy(ctx: _Context, batches, labels: Optional[torch.Tensor] = None) -> tuple[float, float]:
-    loss_sum = correct = n = 0.0
-    with torch.inference_mode():
-        for logits, rows in batches:
-            y = labels if rows is None else torch.from_numpy(ctx.labels[rows]).to(ctx.device)
-            loss_sum += ctx.criterion(logits.float(), y).item() * y.shape[0]
-            correct += (logits.argmax(1) == y).sum().item()
-            n += y.shape[0]
-    return loss_sum / max(1, n), correct / max(1, n)

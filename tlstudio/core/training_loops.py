@@ -1,0 +1,191 @@
+"""How batches are made and fed to the model: from decoded images, or from cached features.
+
+The Trainer owns the optimisation; a Loop only knows its batches, its forward pass,
+validation and prediction, so both paths share one training loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlstudio.core import backbones as bb
+from tlstudio.core.augment import Augmenter, normalize_batch
+from tlstudio.core.classifier import Classifier
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.device import default_loader_workers
+from tlstudio.core.events import StopToken
+from tlstudio.core.pixel_store import PixelStore
+from tlstudio.core.preprocess import Preprocessing
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Shuffled (item, seed) pairs: each item's augmentation seed comes from the main process, so
+    results do not depend on the number of DataLoader workers."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n)
+        seeds = rng.integers(0, 2**63 - 1, size=self.n)
+        return iter(zip(order.tolist(), seeds.tolist()))
+
+
+class TrainImages(torch.utils.data.Dataset):
+    def __init__(self, store: PixelStore, rows: Sequence[int], labels: np.ndarray, augmenter: Augmenter):
+        self.store, self.rows, self.labels, self.augmenter = store, list(rows), labels, augmenter
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: tuple[int, int]):
+        i, seed = item
+        img = self.augmenter.train_view(self.store[self.rows[i]], np.random.default_rng(seed))
+        return img, int(self.labels[i])
+
+
+@dataclass
+class LoopContext:
+    cfg: TrainConfig
+    device: torch.device
+    amp: Optional[torch.dtype]
+    channels_last: bool
+    pre: Preprocessing
+    store: PixelStore
+    labels: np.ndarray
+    classes: list[str]
+    model: Classifier
+    plan: bb.FreezePlan
+    criterion: nn.Module
+    batch_size: int
+    stop: StopToken
+
+
+class Loop:
+    """How batches are made and fed: from images, or from cached features."""
+
+    def steps_per_epoch(self) -> int: ...
+    def train_batches(self, epoch: int): ...
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor: ...
+    def validate(self) -> tuple[float, float]: ...
+    def predict_rows(self, rows: Sequence[int], cached_val: bool) -> np.ndarray: ...
+
+
+class ImageLoop(Loop):
+    def __init__(self, ctx: LoopContext, train_rows: Sequence[int], val_rows: Sequence[int]):
+        self.ctx, self.val_rows = ctx, list(val_rows)
+        self.augmenter = Augmenter(ctx.cfg.augment, ctx.pre.input_size, ctx.pre.interpolation)
+        workers = ctx.cfg.workers if ctx.cfg.workers is not None else default_loader_workers(ctx.device)
+        self.sampler = EpochSampler(len(train_rows), ctx.cfg.seed)
+        dataset = TrainImages(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter)
+        self.drop_last = len(train_rows) > ctx.batch_size  # a lone last image would break BatchNorm in train mode
+        self.loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=ctx.batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            pin_memory=ctx.device.type == "cuda",
+            persistent_workers=workers > 0,
+            drop_last=self.drop_last,
+        )
+
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+    def train_batches(self, epoch: int):
+        self.sampler.epoch = epoch
+        for x, y in self.loader:
+            yield x.to(self.ctx.device, non_blocking=True), y.to(self.ctx.device, non_blocking=True)
+
+    def _normalise(self, x_u8: torch.Tensor) -> torch.Tensor:
+        return normalize_batch(x_u8, self.ctx.pre.mean, self.ctx.pre.std, self.ctx.channels_last)
+
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ctx.model(self._normalise(x))
+
+    @torch.inference_mode()
+    def _logits(self, rows: Sequence[int]) -> Iterator[tuple[torch.Tensor, list[int]]]:
+        ctx = self.ctx
+        ctx.model.eval()
+        bs = max(ctx.batch_size, 64)
+        for start in range(0, len(rows), bs):
+            ctx.stop.check()
+            chunk = rows[start : start + bs]
+            x = torch.stack([self.augmenter.eval_view(ctx.store[r]) for r in chunk]).to(ctx.device, non_blocking=True)
+            with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
+                logits = ctx.model(self._normalise(x))
+            yield logits.float(), chunk
+
+    def validate(self) -> tuple[float, float]:
+        return loss_and_accuracy(self.ctx, self._logits(self.val_rows))
+
+    def predict_rows(self, rows, cached_val) -> np.ndarray:
+        return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._logits(list(rows))])
+
+
+class FeatureLoop(Loop):
+    """The head alone, on cached embeddings: epoch ``e`` trains on augmented view ``(e - 1) % views``."""
+
+    def __init__(self, ctx: LoopContext, train_rows, val_rows, train_feats: np.ndarray, val_feats: np.ndarray):
+        self.ctx = ctx
+        self.train_feats = torch.from_numpy(train_feats.astype(np.float32)).to(ctx.device)
+        self.val_feats = torch.from_numpy(val_feats.astype(np.float32)).to(ctx.device)
+        self.train_labels = torch.from_numpy(ctx.labels[list(train_rows)]).to(ctx.device)
+        self.val_labels = torch.from_numpy(ctx.labels[list(val_rows)]).to(ctx.device)
+        self.train_rows, self.val_rows = list(train_rows), list(val_rows)
+        n = len(train_rows)
+        self.drop_last = n > ctx.batch_size
+        self.n = n
+
+    def steps_per_epoch(self) -> int:
+        bs = self.ctx.batch_size
+        return self.n // bs if self.drop_last else math.ceil(self.n / bs)
+
+    def train_batches(self, epoch: int):
+        views = self.train_feats.shape[0]
+        feats = self.train_feats[(epoch - 1) % views]
+        g = torch.Generator().manual_seed(self.ctx.cfg.seed * 100_003 + epoch)
+        order = torch.randperm(self.n, generator=g).to(self.ctx.device)
+        bs = self.ctx.batch_size
+        for step in range(self.steps_per_epoch()):
+            idx = order[step * bs : (step + 1) * bs]
+            yield feats[idx], self.train_labels[idx]
+
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ctx.model.head(x)
+
+    @torch.inference_mode()
+    def _val_logits(self):
+        self.ctx.model.head.eval()
+        yield self.ctx.model.head(self.val_feats), None
+
+    def validate(self) -> tuple[float, float]:
+        return loss_and_accuracy(self.ctx, self._val_logits(), self.val_labels)
+
+    def predict_rows(self, rows, cached_val) -> np.ndarray:
+        if cached_val:
+            with torch.inference_mode():
+                self.ctx.model.head.eval()
+                return torch.softmax(self.ctx.model.head(self.val_feats), 1).cpu().numpy()
+        return ImageLoop(self.ctx, self.train_rows, self.val_rows).predict_rows(rows, cached_val=False)  # the test split is not cached
+
+
+def loss_and_accuracy(ctx: LoopContext, batches, labels: Optional[torch.Tensor] = None) -> tuple[float, float]:
+    loss_sum = correct = n = 0.0
+    with torch.inference_mode():
+        for logits, rows in batches:
+            y = labels if rows is None else torch.from_numpy(ctx.labels[rows]).to(ctx.device)
+            loss_sum += ctx.criterion(logits.float(), y).item() * y.shape[0]
+            correct += (logits.argmax(1) == y).sum().item()
+            n += y.shape[0]
+    return loss_sum / max(1, n), correct / max(1, n)
