@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Optional, TextIO
 
 from tlstudio.core.events import EpochEnded, Failed, Finished, Message, PhaseStarted, Progress, StepEnded
 
@@ -15,8 +15,8 @@ def _duration(seconds: float) -> str:
 
 
 class TerminalProgress:
-    def __init__(self, stream: TextIO = sys.stderr):
-        self.stream = stream
+    def __init__(self, stream: Optional[TextIO] = None):
+        self.stream = stream if stream is not None else sys.stderr  # resolved now: sys.stderr may be swapped (tests)
         self.live = stream.isatty()
         self.phase = ""
         self.epoch_text = ""

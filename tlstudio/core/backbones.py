@@ -257,7 +257,7 @@ def _set(root: nn.Module, path: str, value: nn.Module) -> None:
         setattr(parent, leaf, value)
 
 
-def _architecture(spec: BackboneSpec) -> nn.Module:
+def architecture(spec: BackboneSpec) -> nn.Module:
     """The ImageNet model (1000 classes), random weights."""
     if spec.source == "bundled":
         import timm
@@ -296,7 +296,7 @@ def build_backbone(
     cache or an imported file, always loaded safely) unless another loader is given.
     """
     spec = get_backbone(name)
-    model = _architecture(spec)
+    model = architecture(spec)
     if pretrained:
         if state_dict_loader is None:
             from tlstudio.core.weights import load_state_dict as state_dict_loader

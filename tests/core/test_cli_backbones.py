@@ -1,0 +1,75 @@
+"""`tlstudio backbones` and `tlstudio weights` from a terminal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tlstudio.cli import main
+from tlstudio.core import backbones as bb
+
+
+@pytest.fixture(autouse=True)
+def own_homes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path / "home"))
+
+
+def test_backbones_json_lists_the_catalog_and_marks_lite0_bundled(capsys):
+    assert main(["backbones", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in records] == list(bb.catalog())
+    by_name = {r["name"]: r for r in records}
+    assert by_name["efficientnet_lite0"]["availability"] == "bundled"
+    assert by_name["efficientnet_lite0"]["weights_file"].endswith("efficientnet-lite0-57934424.pth")
+    assert by_name["resnet18"]["availability"] == "needs download" and by_name["resnet18"]["weights_file"] is None
+    resnet = by_name["resnet18"]
+    assert resnet["stage_labels"] == resnet["stages"] == ["stem", "stage 1", "stage 2", "stage 3", "stage 4"]
+    assert resnet["stage_count"] == 5 and resnet["input_size"] == 224 and len(resnet["mean"]) == len(resnet["std"]) == 3
+
+
+def test_backbones_table_has_a_row_per_backbone(capsys):
+    assert main(["backbones"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["name", "title", "source"] and "weights" in lines[0]
+    assert len(lines) == 1 + len(bb.catalog())
+    lite0 = next(line for line in lines if line.startswith("efficientnet_lite0 "))
+    assert lite0.endswith("bundled") and "75.1" in lite0
+
+
+def test_weights_import_of_an_unknown_backbone_is_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "w.pth").write_bytes(b"")
+    assert main(["weights", "import", str(tmp_path / "w.pth"), "--backbone", "resnet1000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown backbone 'resnet1000'" in err
+
+
+def test_weights_import_prints_where_the_file_went(tmp_path, capsys):
+    torch.manual_seed(0)
+    state = bb.architecture(bb.get_backbone("mobilenet_v3_small")).state_dict()
+    torch.save(state, tmp_path / "w.pth")
+    assert main(["weights", "import", str(tmp_path / "w.pth"), "--backbone", "mobilenet_v3_small"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "home" / "weights" / "mobilenet_v3_small.safetensors") in out
+    assert main(["backbones", "--json"]) == 0
+    records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert records["mobilenet_v3_small"]["availability"] == "imported"
+
+
+def test_weights_import_of_a_bad_file_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["weights", "import", str(tmp_path / "missing.pth"), "--backbone", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_weights_download_of_the_bundled_backbone_needs_no_network(capsys):
+    assert main(["weights", "download", "efficientnet_lite0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().endswith("efficientnet-lite0-57934424.pth") and "nothing to download" in captured.err
+
+
+def test_weights_without_an_action_shows_usage(capsys):
+    assert main(["weights"]) == 2
+    assert "download" in capsys.readouterr().err

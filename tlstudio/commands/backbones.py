@@ -1,0 +1,66 @@
+"""`tlstudio backbones [--json]`: the catalog, with where each backbone's weights stand on this machine."""
+
+from __future__ import annotations
+
+import json
+
+from tlstudio.core.backbones import BackboneSpec, list_backbones
+from tlstudio.core.weights import availability, weights_file
+
+_COLUMNS = (
+    ("name", "<"),
+    ("title", "<"),
+    ("source", "<"),
+    ("params M", ">"),
+    ("GFLOPs", ">"),
+    ("top-1 %", ">"),
+    ("input", ">"),
+    ("stages", ">"),
+    ("weights", "<"),
+)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("backbones", help="list the pretrained backbones and whether their weights are here", description=__doc__)
+    p.add_argument("--json", action="store_true", help="print the catalog as a JSON list")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    specs = list_backbones()
+    print(json.dumps([backbone_record(s) for s in specs], indent=2) if args.json else catalog_table(specs))
+    return 0
+
+
+def backbone_record(spec: BackboneSpec) -> dict:
+    """The spec as plain data plus what the GUI and scripts need to choose one."""
+    record = spec.to_dict()
+    path = weights_file(spec)
+    record.update(
+        availability=availability(spec),
+        weights_file=str(path) if path else None,
+        stage_labels=spec.stage_labels,
+        stage_count=len(spec.stages),
+    )
+    return record
+
+
+def catalog_table(specs: list[BackboneSpec]) -> str:
+    rows = [[h for h, _ in _COLUMNS]] + [_row(s) for s in specs]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
+    lines = ["  ".join(f"{cell:{align}{w}}" for cell, (_, align), w in zip(row, _COLUMNS, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _row(spec: BackboneSpec) -> list[str]:
+    return [
+        spec.name,
+        spec.title,
+        spec.source,
+        f"{spec.params_m:.1f}",
+        f"{spec.gflops:.2f}",
+        f"{spec.imagenet_top1:.1f}",
+        f"{spec.input_size}",
+        f"{len(spec.stages)}",
+        availability(spec),
+    ]

