@@ -29,7 +29,7 @@ from tlstudio.core.batch_size import choose_batch_size
 from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.dataset_index import DatasetIndex
-from tlstudio.core.device import autocast_dtype, describe_device, precision_name, resolve_device
+from tlstudio.core.device import autocast_dtype, describe_device, embedding_batch, precision_name, resolve_device
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import (
     Cancelled,
@@ -171,7 +171,7 @@ class Trainer:
         if device.type == "cpu" and not plan.backbone_frozen:
             emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing the whole backbone (feature extractor) trains in seconds.", "warning"))
         model.to(device)
-        channels_last = device.type == "cuda" and spec.is_cnn
+        channels_last = spec.is_cnn  # faster for CNNs on CUDA and, measured, on the CPU too (EfficientNet-Lite0: ~2x)
         if channels_last:
             model.to(memory_format=torch.channels_last)
 
@@ -188,7 +188,7 @@ class Trainer:
         if plan.backbone_frozen and cfg.feature_cache:
             feats = cached_features(
                 FeatureRequest(spec.name, self._weights_id(spec), pre, cfg.augment, PRESETS[cfg.augment].views, cfg.seed, precision_name(amp)),
-                model.backbone, store, train_rows, val_rows, device, max(batch_size, 64), amp, channels_last, self.cache_dir, emit, stop,
+                model.backbone, store, train_rows, val_rows, device, embedding_batch(device, batch_size), amp, channels_last, self.cache_dir, emit, stop,
             )
             if feats.reused:
                 emit(Message("Reused the cached features of an earlier run: only the head trains."))

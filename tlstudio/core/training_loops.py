@@ -18,7 +18,7 @@ from tlstudio.core import backbones as bb
 from tlstudio.core.augment import Augmenter, normalize_batch
 from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.device import default_loader_workers
+from tlstudio.core.device import default_loader_workers, embedding_batch
 from tlstudio.core.events import StopToken
 from tlstudio.core.pixel_store import PixelStore
 from tlstudio.core.preprocess import Preprocessing
@@ -117,7 +117,7 @@ class ImageLoop(Loop):
     def _logits(self, rows: Sequence[int]) -> Iterator[tuple[torch.Tensor, list[int]]]:
         ctx = self.ctx
         ctx.model.eval()
-        bs = max(ctx.batch_size, 64)
+        bs = embedding_batch(ctx.device, ctx.batch_size)
         for start in range(0, len(rows), bs):
             ctx.stop.check()
             chunk = rows[start : start + bs]
