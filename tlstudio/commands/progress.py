@@ -17,7 +17,7 @@ def _duration(seconds: float) -> str:
 class TerminalProgress:
     def __init__(self, stream: Optional[TextIO] = None):
         self.stream = stream if stream is not None else sys.stderr  # resolved now: sys.stderr may be swapped (tests)
-        self.live = stream.isatty()
+        self.live = self.stream.isatty()
         self.phase = ""
         self.epoch_text = ""
         self._last_draw = 0.0
