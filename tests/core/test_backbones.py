@@ -139,7 +139,7 @@ def test_freeze_none_trains_everything(fresh):
 
 def test_frozen_stages_keep_batchnorm_statistics_in_train_mode(fresh):
     plan = bb.apply_freeze(fresh, 2)
-    bb.set_train_mode(fresh, plan)
+    bb.set_train_mode(fresh, plan, train_batchnorm=True)
     frozen_items, trainable_items = fresh.stage_modules()[:2], fresh.stage_modules()[2:]
     frozen_bns = [m for items in frozen_items for it in items if isinstance(it, nn.Module) for m in it.modules() if isinstance(m, nn.BatchNorm2d)]
     trainable_bns = [m for items in trainable_items for it in items if isinstance(it, nn.Module) for m in it.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -152,6 +152,19 @@ def test_frozen_stages_keep_batchnorm_statistics_in_train_mode(fresh):
     for m, (mean, var) in zip(frozen_bns, before):
         assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
     assert not torch.equal(trainable_bns[-1].running_mean, trained_before)
+
+
+def test_by_default_no_batchnorm_statistics_change_but_trainable_weights_still_train(fresh):
+    plan = bb.apply_freeze(fresh, 2)
+    bb.set_train_mode(fresh, plan)
+    bns = [m for m in fresh.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in bns]
+    with torch.no_grad():
+        fresh(torch.randn(2, 3, 64, 64) * 3 + 1)
+    assert all(torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var) for m, (mean, var) in zip(bns, before))
+    trainable_stage = fresh.stage_modules()[-1][0]
+    assert trainable_stage.training or any(m.training for m in trainable_stage.modules())
+    assert all(p.requires_grad for p in trainable_stage.parameters())
 
 
 @pytest.mark.parametrize("value, expected", [("all", 5), ("none", 0), ("2", 2), (" ALL ", 5), (0, 0), (5, 5)])

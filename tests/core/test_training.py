@@ -167,3 +167,16 @@ def test_a_test_split_gets_its_own_metrics_and_predictions(colours, tmp_path):
     assert result.metrics["test"]["n"] > 0
     splits = {p["split"] for p in json.loads((tmp_path / "run" / "predictions.json").read_text())}
     assert splits == {"val", "test"}
+
+
+def test_partial_fine_tune_starts_from_a_head_fitted_on_frozen_features(colours, tmp_path):
+    events = Recorder()
+    cfg = frozen_config(colours, freeze_depth="7", epochs=1)
+    Trainer(cfg, tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
+    assert any("first fitted on frozen features" in m.text for m in events.of(Message))
+    first_epoch = events.of(EpochEnded)[0]
+    assert first_epoch.train_acc >= 0.8  # a random head would start near chance (1/3)
+
+    off = Recorder()
+    Trainer(frozen_config(colours, freeze_depth="7", epochs=1, warm_start_head=False), tmp_path / "run2", cache_dir=tmp_path / "cache").run(off)
+    assert not any("first fitted" in m.text for m in off.of(Message))

@@ -46,6 +46,7 @@ from tlstudio.core.events import (
     ignore_events,
 )
 from tlstudio.core.features import FeatureRequest, cached_features
+from tlstudio.core.head_warm_start import warm_start_head
 from tlstudio.core.metrics import classification_metrics
 from tlstudio.core.pixel_store import build_pixel_store
 from tlstudio.core.preprocess import preprocessing_for
@@ -99,6 +100,10 @@ def param_groups(model: Classifier, lr: float, backbone_scale: float, weight_dec
         if no_decay:
             groups.append({"params": no_decay, "lr": group_lr, "weight_decay": 0.0})
     return groups
+
+
+def plan_head_params(model: Classifier) -> int:
+    return sum(p.numel() for p in model.head.parameters())
 
 
 class Trainer:
@@ -194,6 +199,13 @@ class Trainer:
                 emit(Message("Reused the cached features of an earlier run: only the head trains."))
             loop: Loop = FeatureLoop(ctx, train_rows, val_rows, feats.train, feats.val)
         else:
+            if cfg.warm_start_head and cfg.feature_cache and plan.trainable_params > plan_head_params(model):
+                probe = cached_features(
+                    FeatureRequest(spec.name, self._weights_id(spec), pre, "none", 1, cfg.seed, precision_name(amp)),
+                    model.backbone, store, train_rows, val_rows, device, embedding_batch(device, batch_size), amp, channels_last, self.cache_dir, emit, stop,
+                )
+                warm_start_head(model.head, probe.train[0], labels[train_rows], criterion, cfg.lr, cfg.weight_decay, batch_size, cfg.seed, device, stop)
+                emit(Message("The new head was first fitted on frozen features, so fine-tuning starts from a sensible head."))
             loop = ImageLoop(ctx, train_rows, val_rows)
 
         best_state, best_epoch, history = self._fit(ctx, loop)
@@ -259,7 +271,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(param_groups(ctx.model, cfg.lr, cfg.backbone_lr_scale, cfg.weight_decay))
         steps_per_epoch = loop.steps_per_epoch()
         total_steps = steps_per_epoch * cfg.epochs
-        warmup = min(total_steps // 2, int(round(cfg.warmup_epochs * steps_per_epoch)))
+        warmup = min(total_steps // 10, int(round(cfg.warmup_epochs * steps_per_epoch)))  # short runs must not spend a third warming up
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
         scaler = torch.amp.GradScaler("cuda", enabled=ctx.amp == torch.float16)
 
@@ -272,7 +284,7 @@ class Trainer:
         steps_done = 0
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            bb.set_train_mode(ctx.model.backbone, ctx.plan)
+            bb.set_train_mode(ctx.model.backbone, ctx.plan, cfg.train_batchnorm)
             ctx.model.head.train()
             loss_sum = correct = seen = 0.0
             for step, (x, y) in enumerate(loop.train_batches(epoch), start=1):
