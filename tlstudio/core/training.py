@@ -361,15 +361,12 @@ class Trainer:
 
     def _export(self, ctx: "LoopContext", index: DatasetIndex, val_rows: Sequence[int], val_probs: np.ndarray, summary: dict) -> dict:
         from tlstudio.core.export import export_torchscript, verify_in_fresh_process
-        from tlstudio.core.images import load_rgb_array
-
         held = list(range(min(VERIFY_IMAGES, len(val_rows))))
         self._emit(PhaseStarted("exporting", len(held)))
         network = copy.deepcopy(ctx.model).float().cpu().eval().to(memory_format=torch.contiguous_format)
         unverified = self.files.root / "model.unverified.pt"
         export_torchscript(network, ctx.pre, ctx.classes, summary, unverified)
-        # The held images go in at 1.5x the evaluation size, so the file's own resize is exercised too.
-        images = [load_rgb_array(index.abspath(index.samples[val_rows[i]]), short_side=round(ctx.pre.resize_size * 1.5)) for i in held]
+        images = [_held_image(index.abspath(index.samples[val_rows[i]]), ctx.pre.resize_size) for i in held]
         result = verify_in_fresh_process(unverified, images, val_probs[held])
         report = {"path": str(self.files.model), "verified": result.ok, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
         if not result.ok:
@@ -377,3 +374,16 @@ class Trainer:
         unverified.replace(self.files.model)
         self._emit(Message(f"Exported {self.files.model}: a fresh process agreed on {result.agreement:.1%} of {result.n} held images."))
         return report
+
+
+def _held_image(path, resize_size: int) -> np.ndarray:
+    """An image as a user would feed the exported file: near its own size, so the file's resize runs too.
+
+    Very large images are first shrunk to twice the evaluation size, which keeps 200 of them in memory.
+    """
+    from tlstudio.core.images import load_rgb_array, open_image
+
+    image = open_image(path, min_side=resize_size)
+    if min(image.size) > 2 * resize_size:
+        return load_rgb_array(path, short_side=2 * resize_size)
+    return np.array(image, dtype=np.uint8)

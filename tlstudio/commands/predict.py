@@ -1,0 +1,59 @@
+"""`tlstudio predict MODEL_PT PATH...`: classify images with an exported model file, using nothing but that file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+
+from tlstudio.commands.progress import TerminalProgress
+from tlstudio.core.atomic import write_text
+from tlstudio.core.errors import UserError
+from tlstudio.core.events import ignore_events
+from tlstudio.core.predict import ExportedModel, Prediction
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="classify images with an exported model.pt", description=__doc__)
+    p.add_argument("model", metavar="MODEL_PT", help="the model.pt that 'tlstudio train' exported")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="image files, or folders searched recursively")
+    p.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")
+    p.add_argument("--top-k", type=int, default=1, metavar="K", help="how many classes to show per image (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.top_k < 1:
+        raise UserError(f"--top-k {args.top_k} must be at least 1.")
+    model = ExportedModel.load(args.model)
+    names = model.class_names
+    k = min(args.top_k, len(names))
+    on_event = TerminalProgress(sys.stderr) if sys.stderr.isatty() else ignore_events
+    predictions = model.predict_paths(args.paths, on_event=on_event)
+    if not predictions:
+        raise UserError("no image files found in " + ", ".join(f"'{p}'" for p in args.paths) + ".")
+    for p in predictions:
+        shown = "  ".join(f"{name} {prob:.3f}" for name, prob in p.top(k, names)) if p.ok else f"skipped: {p.error}"
+        print(f"{p.path}\t{shown}")
+    if args.csv:
+        write_text(args.csv, _csv(predictions, names, k))
+        print(f"wrote {args.csv}", file=sys.stderr)
+    failed = sum(not p.ok for p in predictions)
+    if failed:
+        print(f"{failed} of {len(predictions)} files could not be read as images (listed above as skipped).", file=sys.stderr)
+    return 0 if failed < len(predictions) else 1
+
+
+def _csv(predictions: list[Prediction], names: list[str], k: int) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    header = ["path"]
+    for i in range(1, k + 1):
+        header += [f"class_{i}", f"probability_{i}"]
+    writer.writerow(header + ["error"])
+    for p in predictions:
+        row = [p.path]
+        for name, prob in p.top(k, names) if p.ok else [("", "")] * k:
+            row += [name, f"{prob:.6f}" if prob != "" else ""]
+        writer.writerow(row + [p.error])
+    return buf.getvalue()

@@ -1,0 +1,170 @@
+"""The exported model: one TorchScript file that runs in plain PyTorch, with its preprocessing inside.
+
+Contract (DESIGN.md): ``forward`` takes RGB images as uint8 [0, 255] or float [0, 1], shaped NCHW
+(or CHW for one image), of any size; it resizes the short side to ``resize_size`` (antialiased
+bilinear), centre-crops ``input_size``, normalises with ``mean``/``std`` and returns class
+probabilities [N, classes]. The file carries ``class_names``, ``input_size``, ``resize_size``,
+``mean`` and ``std`` as attributes and the training summary as the extra file ``tlstudio.json``.
+"""
+
+# No "from __future__ import annotations": TorchScript reads the class annotations at runtime.
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tlstudio.core.atomic import atomic_path
+from tlstudio.core.errors import UserError
+from tlstudio.core.preprocess import Preprocessing
+
+INFO_FILE = "tlstudio.json"
+FORMAT = "tlstudio-model-1"
+
+
+class ExportedClassifier(nn.Module):
+    """Preprocessing + traced network + softmax, scripted as one module."""
+
+    class_names: List[str]
+    input_size: int
+    resize_size: int
+    mean: List[float]
+    std: List[float]
+
+    def __init__(self, network: torch.jit.ScriptModule, pre: Preprocessing, classes: Sequence[str]):
+        super().__init__()
+        self.network = network
+        self.class_names = [str(c) for c in classes]
+        self.input_size = int(pre.input_size)
+        self.resize_size = int(pre.resize_size)
+        self.mean = [float(v) for v in pre.mean]
+        self.std = [float(v) for v in pre.std]
+        self.register_buffer("mean_t", torch.tensor(self.mean).view(1, 3, 1, 1))
+        self.register_buffer("std_t", torch.tensor(self.std).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError("expected RGB images shaped [N, 3, H, W] or [3, H, W]")
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        else:
+            x = x.float()
+        h, w = x.shape[2], x.shape[3]
+        short = min(h, w)
+        if short != self.resize_size:
+            new_h = max(1, int(round(h * self.resize_size / short)))
+            new_w = max(1, int(round(w * self.resize_size / short)))
+            if h <= w:
+                new_h = self.resize_size
+            if w <= h:
+                new_w = self.resize_size
+            x = F.interpolate(x, size=[new_h, new_w], mode="bilinear", align_corners=False, antialias=True)
+            x = x.clamp(0.0, 1.0)
+            h, w = new_h, new_w
+        # Same offsets as training: centre square of side resize_size, then its centre crop.
+        top = (h - self.resize_size) // 2 + (self.resize_size - self.input_size) // 2
+        left = (w - self.resize_size) // 2 + (self.resize_size - self.input_size) // 2
+        x = x[:, :, top : top + self.input_size, left : left + self.input_size]
+        x = (x - self.mean_t) / self.std_t
+        return torch.softmax(self.network(x.contiguous()).float(), dim=1)
+
+
+@contextmanager
+def torchscript_quietly():
+    # TorchScript is the export contract (plain torch.jit.load on any machine); torch's notice that
+    # it prefers torch.export is not something the user can act on.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated", category=FutureWarning)
+        yield
+
+
+def export_torchscript(network: nn.Module, pre: Preprocessing, classes: Sequence[str], summary: dict, dest: str | os.PathLike) -> Path:
+    """Write ``network`` (normalised images -> logits) as a self-contained TorchScript file at ``dest``."""
+    network = network.float().cpu().eval()
+    example = torch.zeros(2, 3, pre.input_size, pre.input_size)
+    with torch.no_grad(), torchscript_quietly():
+        traced = torch.jit.trace(network, example, check_trace=False)
+        # A trace that baked in the batch size would fail here rather than on the user's machine.
+        for n in (1, 3):
+            got = traced(torch.zeros(n, 3, pre.input_size, pre.input_size))
+            if got.shape[0] != n:
+                raise RuntimeError(f"the traced network returned {got.shape[0]} rows for a batch of {n}")
+        module = torch.jit.script(ExportedClassifier(traced, pre, classes))
+    info = {"format": FORMAT, "class_names": list(map(str, classes)), "preprocessing": pre.to_dict(), "summary": summary, "torch": torch.__version__}
+    dest = Path(dest)
+    with atomic_path(dest) as tmp, torchscript_quietly():
+        torch.jit.save(module, str(tmp), _extra_files={INFO_FILE: json.dumps(info, ensure_ascii=False)})
+    return dest
+
+
+def read_export_info(path: str | os.PathLike) -> dict:
+    """The information a tlstudio model file carries (class names, preprocessing, training summary)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file '{path}' does not exist. Pass the model.pt that 'tlstudio train' wrote.")
+    extra = {INFO_FILE: ""}
+    try:
+        with torchscript_quietly():
+            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not a model file we can read"
+        raise UserError(f"'{path}' is not a TorchScript model file ({type(exc).__name__}). Pass the model.pt that tlstudio exported.") from None
+    if not extra[INFO_FILE]:
+        raise UserError(f"'{path}' is a TorchScript file but not one tlstudio exported (it has no {INFO_FILE}).")
+    return json.loads(extra[INFO_FILE])
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    agreement: float  # fraction of images with the same top-1 class
+    n: int
+    max_abs_diff: float  # largest probability difference
+    message: str
+
+
+# The child imports nothing but torch: it is what a user's machine has.
+_CHILD = r"""
+import json, sys, torch
+model = torch.jit.load(sys.argv[1], map_location="cpu")
+images = torch.load(sys.argv[2], weights_only=True)
+with torch.no_grad():
+    probs = [model(img.permute(2, 0, 1).unsqueeze(0))[0].tolist() for img in images]
+print(json.dumps({"class_names": list(model.class_names), "probs": probs}))
+"""
+
+
+def verify_in_fresh_process(
+    model_path: str | os.PathLike, images: Sequence[np.ndarray], expected_probs: np.ndarray, min_agreement: float = 0.99, timeout: float = 600
+) -> VerifyResult:
+    """Load ``model_path`` in a new Python process on CPU, run it on ``images`` (HxWx3 uint8) and compare."""
+    expected = np.asarray(expected_probs, dtype=np.float64)
+    if len(images) == 0:
+        return VerifyResult(True, 1.0, 0, 0.0, "no held images to compare")
+    with tempfile.TemporaryDirectory(prefix="tlstudio-verify-") as tmp:
+        held = Path(tmp) / "images.pt"
+        torch.save([torch.from_numpy(np.ascontiguousarray(a)) for a in images], held)
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(model_path), str(held)], capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        return VerifyResult(False, 0.0, len(images), float("inf"), f"a fresh process could not run the file: {tail[0]}")
+    got = np.asarray(json.loads(proc.stdout.strip().splitlines()[-1])["probs"], dtype=np.float64)
+    agreement = float((got.argmax(1) == expected.argmax(1)).mean())
+    diff = float(np.abs(got - expected).max())
+    ok = agreement >= min_agreement
+    verdict = "agreed" if ok else "disagreed"
+    return VerifyResult(ok, agreement, len(images), diff, f"{verdict} on {agreement:.1%} of {len(images)} images (largest probability difference {diff:.3f})")

@@ -1,0 +1,118 @@
+"""Run an exported model file on images: the CLI's `predict` and the studio's "Try it" both come here.
+
+Only the file is used: its class names and preprocessing travel inside it. Images are opened with
+the one safe opener and shrunk to the file's resize size exactly as training's evaluation did, so a
+prediction here equals the app's for the same picture.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from tlstudio.core.data import IGNORED_NAMES, IMAGE_EXTENSIONS
+from tlstudio.core.errors import UserError
+from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
+from tlstudio.core.export import torchscript_quietly, read_export_info
+from tlstudio.core.images import ImageRejected, load_rgb_array
+from tlstudio.core.throttle import Throttle
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    probs: tuple[float, ...] = ()  # one per class, in the model's class order; empty when the file failed
+    error: str = ""  # why the file could not be used
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def top(self, k: int, class_names: Sequence[str]) -> list[tuple[str, float]]:
+        order = np.argsort(-np.asarray(self.probs))[:k]
+        return [(class_names[i], float(self.probs[i])) for i in order]
+
+
+@dataclass
+class ExportedModel:
+    """A loaded tlstudio model file."""
+
+    path: Path
+    info: dict = field(repr=False)
+    module: torch.jit.ScriptModule = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ExportedModel":
+        path = Path(path)
+        info = read_export_info(path)  # refuses files that are not tlstudio models, with a clear message
+        with torchscript_quietly():
+            module = torch.jit.load(str(path), map_location="cpu")
+        return cls(path, info, module.eval())
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.module.class_names)
+
+    @property
+    def resize_size(self) -> int:
+        return int(self.module.resize_size)
+
+    def predict_array(self, rgb: np.ndarray) -> np.ndarray:
+        """Probabilities for one HxWx3 uint8 image."""
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        with torch.inference_mode():
+            return self.module(x)[0].float().numpy()
+
+    def predict_file(self, path: str | os.PathLike) -> Prediction:
+        try:
+            rgb = load_rgb_array(path, short_side=self.resize_size)
+        except ImageRejected as exc:
+            return Prediction(str(path), error=exc.reason)
+        except OSError as exc:
+            return Prediction(str(path), error=exc.strerror or str(exc))
+        return Prediction(str(path), tuple(float(p) for p in self.predict_array(rgb)))
+
+    def predict_paths(
+        self, paths: Iterable[str | os.PathLike], on_event: EventCallback = ignore_events, stop: Optional[StopToken] = None
+    ) -> list[Prediction]:
+        """Every image in ``paths`` (files, or folders searched recursively), in order."""
+        stop = as_token(stop)
+        files = expand_paths(paths)
+        on_event(PhaseStarted("predicting", len(files)))
+        throttle = Throttle()
+        out = []
+        for i, path in enumerate(files, 1):
+            stop.check()
+            out.append(self.predict_file(path))
+            if throttle.ready() or i == len(files):
+                on_event(Progress(i, len(files), path.name))
+        return out
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders become their image files, searched recursively and sorted, clutter skipped."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            out.append(path)
+        elif path.is_dir():
+            out.extend(_images_under(path))
+        else:
+            raise UserError(f"'{path}' does not exist. Pass image files or folders of images.")
+    return out
+
+
+def _images_under(folder: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # os.walk does not follow symlinked folders: no loops
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in IGNORED_NAMES)
+        for name in sorted(filenames):
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append(Path(dirpath) / name)
+    return found
