@@ -1,0 +1,79 @@
+"""The Model step: the catalog, the freeze-depth slider with its parameter count, downloads with progress and Cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from tlstudio.core import backbones as bb  # noqa: E402
+from tlstudio.core.events import PhaseStarted, Progress  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+def test_the_catalog_lists_every_backbone_with_the_bundled_one_selected(window):
+    table = window.model_panel.table
+    specs = bb.list_backbones()
+    assert table.rowCount() == len(specs)
+    assert [table.item(r, 0).text() for r in range(table.rowCount())] == [s.title for s in specs]
+    assert table.current() == "efficientnet_lite0"
+    assert table.availability("efficientnet_lite0") == "bundled"
+    assert "bundled" in table.item(0, 4).text()
+
+
+def test_the_freeze_slider_goes_from_the_head_only_to_everything(qtbot, window):
+    panel = window.model_panel
+    freeze = panel.freeze
+    spec = bb.get_backbone("efficientnet_lite0")
+    n = len(spec.stages)
+    qtbot.waitUntil(lambda: freeze.trainable_params() is not None, timeout=60_000)
+    head = (spec.feature_dim + 1) * window.studio.num_classes
+
+    assert freeze.slider.value() == 0 and window.studio.config.freeze_depth == "all"
+    assert freeze.trainable_params() == head
+    assert "Start here" in freeze.hint.text() and "the less data you have, the more you freeze" in freeze.hint.text()
+
+    freeze.slider.setValue(2)
+    assert window.studio.config.freeze_depth == str(n - 2)
+    assert head < freeze.trainable_params()
+
+    freeze.slider.setValue(n)
+    assert window.studio.config.freeze_depth == "none"
+    total = sum(p.numel() for p in bb.build_backbone("efficientnet_lite0", pretrained=False).parameters())
+    assert freeze.trainable_params() == total + head
+    assert "frozen" not in freeze.stages.text().split("<br>")[1]
+
+
+def test_a_download_shows_progress_and_can_be_cancelled(qtbot, window, monkeypatch):
+    from tlstudio.core import weights
+
+    started = threading.Event()
+
+    def slow_download(spec, on_event, stop):
+        on_event(PhaseStarted("downloading", 1000))
+        done = 0
+        while True:  # a stand-in for a slow network: one chunk per stop check
+            stop.check()
+            done = min(done + 1, 999)
+            on_event(Progress(done, 1000, f"{done / 10:.1f} of 100.0 MB"))
+            started.set()
+            threading.Event().wait(0.005)  # the worker thread waits, not the test
+
+    monkeypatch.setattr(weights, "download", slow_download)
+    monkeypatch.setattr(weights, "availability", lambda spec: "bundled" if spec.source == "bundled" else weights.NEEDS_DOWNLOAD)
+    panel = window.model_panel
+    panel.refresh_availability()
+    panel.select_backbone("resnet18")
+    assert panel.download_button.isEnabled()
+    panel.download_button.click()
+    assert not panel.cancel_button.isHidden()
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=10_000)
+    assert "MB" in panel.progress.format()
+
+    with qtbot.waitSignal(panel.weights_changed, timeout=10_000):
+        panel.cancel_button.click()
+    assert "cancelled" in panel.status.text()
+    assert panel.cancel_button.isHidden() and panel.download_button.isEnabled()

@@ -1,0 +1,79 @@
+"""Stop, pause and closing the window while training: asked for, honoured within a batch, no thread left behind."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from tests.gui.conftest import scan  # noqa: E402
+from tlstudio.core import project as pj  # noqa: E402
+from tlstudio.core.events import StepEnded  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+def image_loop(config) -> None:
+    """Every stage trains, so batches run through the whole network (no feature cache): a slow, stoppable run."""
+    config.freeze_depth = "none"
+    config.epochs = 50
+    config.batch_size = 4
+    config.augment = "none"
+
+
+def start_and_wait_for_a_step(qtbot, window):
+    """Press Start; return (job, list of StepEnded seen) once the first batch has ended."""
+    steps: list[StepEnded] = []
+    window.train_panel.start_button.click()
+    job = window.train_panel.job
+    assert job is not None
+    job.event.connect(lambda e: steps.append(e) if isinstance(e, StepEnded) else None)
+    qtbot.waitUntil(lambda: bool(steps), timeout=120_000)
+    return job, steps
+
+
+def test_stop_returns_within_a_batch_and_keeps_a_cancelled_run(qtbot, window, colours):
+    scan(qtbot, window, colours)
+    image_loop(window.studio.config)
+    job, steps = start_and_wait_for_a_step(qtbot, window)
+
+    # Pause holds the run; Resume lets it go on.
+    window.train_panel.pause_button.click()
+    assert job.paused and window.train_panel.pause_button.text() == "Resume"
+    window.train_panel.pause_button.click()
+    assert not job.paused
+
+    seen_at_stop = len(steps)
+    with qtbot.waitSignal(window.train_panel.run_finished, timeout=60_000) as blocker:
+        window.train_panel.stop_button.click()
+    result = blocker.args[0]
+    assert result.cancelled
+    assert result.summary["epochs_completed"] <= 1
+    # Step events are throttled (and one may be queued already), so at most the batch in flight ends after Stop.
+    assert len(steps) - seen_at_stop <= 2
+    assert not job.is_running() and job.thread.isFinished()
+    assert window.studio.project.record(result.run_dir.name).status == pj.CANCELLED
+    assert window.train_panel.start_button.isEnabled()
+
+
+def test_closing_during_training_asks_stops_the_worker_and_exits_cleanly(qtbot, window, colours, qtlog):
+    scan(qtbot, window, colours)
+    image_loop(window.studio.config)
+    job, _ = start_and_wait_for_a_step(qtbot, window)
+    questions = []
+
+    # Saying "no" keeps the window open and the training going.
+    window.confirm = lambda title, question: questions.append(question) or False
+    window.close()
+    assert window.isVisible() and job.is_running() and not job.token.stopped
+    assert "Stop training" in questions[0]
+
+    # Saying "yes" stops the worker within a batch, then the window closes by itself.
+    window.confirm = lambda title, question: True
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=60_000)
+    assert job.thread.isFinished() and not window.studio.jobs.busy()
+    assert job.result is not None and job.result.cancelled
+    assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
+    # The layout was saved on the way out.
+    assert window.settings.value("window/geometry") is not None

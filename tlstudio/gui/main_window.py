@@ -1,0 +1,248 @@
+"""The main window: composes the five step panels, the menus and the status bar. No work happens here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QStackedWidget,
+    QWidget,
+)
+
+from tlstudio import __version__
+from tlstudio.core.paths import resources_dir
+from tlstudio.core.project import is_project
+
+from tlstudio.gui.notifier import Notifier
+from tlstudio.gui.panels.data_panel import DataPanel
+from tlstudio.gui.panels.evaluate_panel import EvaluatePanel
+from tlstudio.gui.panels.export_panel import ExportPanel
+from tlstudio.gui.panels.model_panel import ModelPanel
+from tlstudio.gui.panels.train_panel import TrainPanel
+from tlstudio.gui.project_actions import ProjectActions
+from tlstudio.gui.recent import RecentList, RecentMenu
+from tlstudio.gui.studio import Studio
+
+STEPS = ("Data", "Model", "Train", "Evaluate", "Export")
+STEP_TIPS = (
+    "Choose the folder of pictures and check what was found",
+    "Choose the pretrained backbone and how much of it trains",
+    "Train and watch the curves",
+    "See how the model does on pictures it never trained on",
+    "Save the model file and see how to use it",
+)
+
+
+def device_in_words() -> str:
+    from tlstudio.core.device import describe_device, resolve_device
+
+    return describe_device(resolve_device("auto"))
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Optional[QSettings] = None, notifier: Optional[Notifier] = None, studio: Optional[Studio] = None):
+        super().__init__()
+        self.settings = settings if settings is not None else QSettings()
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.notifier.set_parent_widget(self)
+        self.studio = studio if studio is not None else Studio(self.notifier)
+        self.confirm = self._ask  # (title, question) -> bool; tests replace it so no modal dialog blocks them
+        self._closing = False
+        self.recent_folders = RecentList(self.settings, "recent/folders")
+        self.project_actions = ProjectActions(self.studio, RecentList(self.settings, "recent/projects"), self)
+
+        self.data_panel = DataPanel(self.studio)
+        self.model_panel = ModelPanel(self.studio)
+        self.train_panel = TrainPanel(self.studio)
+        self.evaluate_panel = EvaluatePanel(self.studio)
+        self.export_panel = ExportPanel(self.studio)
+        self.panels = (self.data_panel, self.model_panel, self.train_panel, self.evaluate_panel, self.export_panel)
+
+        self.steps = QListWidget()
+        self.steps.setObjectName("steps")
+        self.steps.setIconSize(QSize(20, 20))
+        self.stack = QStackedWidget()
+        for i, (name, panel) in enumerate(zip(STEPS, self.panels, strict=True)):
+            item = QListWidgetItem(f"{i + 1}  {name}")
+            item.setToolTip(f"{STEP_TIPS[i]} (Ctrl+{i + 1})")
+            self.steps.addItem(item)
+            self.stack.addWidget(panel)
+        self.steps.setFixedWidth(150)
+        self.steps.currentRowChanged.connect(self.stack.setCurrentIndex)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(6, 6, 6, 6)
+        row.addWidget(self.steps)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self._build_menus()
+        self._build_status_bar()
+        self.setAcceptDrops(True)
+        self.setWindowIcon(QIcon(str(resources_dir() / "tlstudio.svg")))
+
+        self.studio.project_changed.connect(self._update_title)
+        self.studio.jobs.progress.connect(self._on_job_progress)
+        self.data_panel.folder_opened.connect(self.recent_folders.add)
+        self._update_title()
+        self._restore_layout()
+
+    # ------------------------------------------------------------ composition
+    def _build_menus(self) -> None:
+        pa = self.project_actions
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&New Project…", pa.new_project, QKeySequence.StandardKey.New)
+        self._action(file_menu, "&Open Project…", lambda: pa.open_project(), QKeySequence.StandardKey.Open)
+        file_menu.addMenu(pa.recent_menu)
+        self._action(file_menu, "&Save Project", pa.save_project, QKeySequence.StandardKey.Save)
+        self._action(file_menu, "Save Project &As…", pa.save_project_as, QKeySequence.StandardKey.SaveAs)
+        file_menu.addSeparator()
+        self._action(file_menu, "Choose Image &Folder…", self._choose_folder, QKeySequence("Ctrl+Shift+O"))
+        file_menu.addMenu(RecentMenu("Recent Image Fo&lders", self.recent_folders, self.open_data_folder, self))
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit).setMenuRole(QAction.MenuRole.QuitRole)
+
+        go = self.menuBar().addMenu("&Go")
+        for i, name in enumerate(STEPS):
+            self._action(go, f"&{i + 1} {name}", lambda _c=False, i=i: self.go_to(i), QKeySequence(f"Ctrl+{i + 1}"))
+
+        training = self.menuBar().addMenu("&Training")
+        self._action(training, "&Start", self.train_panel.start, QKeySequence("Ctrl+R"))
+        self._action(training, "&Pause / Resume", self.train_panel.toggle_pause, QKeySequence("Ctrl+P"))
+        self._action(training, "S&top", self.train_panel.stop, QKeySequence("Ctrl+."))
+
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About tlstudio", self.about).setMenuRole(QAction.MenuRole.AboutRole)
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(lambda _checked=False: slot())
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        return action
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.job_label = QLabel("Ready")
+        self.job_progress = QProgressBar()
+        self.job_progress.setMaximumWidth(180)
+        self.job_progress.setVisible(False)
+        self.device_label = QLabel(f"Compute: {device_in_words()}")
+        self.device_label.setToolTip("Where training runs. Change it on the Train step.")
+        bar.addWidget(self.job_label, 1)
+        bar.addPermanentWidget(self.job_progress)
+        bar.addPermanentWidget(self.device_label)
+
+    # ------------------------------------------------------------ public
+    def go_to(self, step: int | str) -> None:
+        self.steps.setCurrentRow(STEPS.index(step) if isinstance(step, str) else step)
+
+    def current_step(self) -> str:
+        return STEPS[self.steps.currentRow()]
+
+    def open_data_folder(self, path: str) -> None:
+        self.data_panel.open_folder(path)
+        self.go_to("Data")
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About tlstudio",
+            f"<h3>tlstudio {__version__}</h3><p>No-code transfer learning on images: point it at a folder of pictures, "
+            "one sub-folder per class, train a classifier on a pretrained backbone, and export a TorchScript file "
+            "that runs anywhere PyTorch runs.</p><p>Everything works offline.</p>",
+        )
+
+    # ------------------------------------------------------------ reactions
+    def _choose_folder(self) -> None:
+        self.go_to("Data")
+        self.data_panel.choose_folder()
+
+    def _on_job_progress(self, text: str, done: int, total: int) -> None:
+        self.job_label.setText(text)
+        busy = self.studio.jobs.busy()
+        self.job_progress.setVisible(busy)
+        if busy:
+            self.job_progress.setRange(0, max(0, total))
+            self.job_progress.setValue(min(done, total) if total else 0)
+
+    def _update_title(self) -> None:
+        project = self.studio.project
+        name = "Untitled" if project is None or self.studio.scratch else project.name
+        self.setWindowTitle(f"{name} — tlstudio")
+
+    # ------------------------------------------------------------ drag and drop: a folder of images or a project
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(Path(u.toLocalFile()).is_dir() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        folders = [Path(u.toLocalFile()) for u in event.mimeData().urls() if Path(u.toLocalFile()).is_dir()]
+        if not folders:
+            return
+        event.acceptProposedAction()
+        if is_project(folders[0]):
+            self.project_actions.open_project(str(folders[0]))
+        else:
+            self.open_data_folder(str(folders[0]))
+
+    # ------------------------------------------------------------ layout persistence and closing
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1200, 780)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        for splitter in self.findChildren(QSplitter):
+            saved = self.settings.value(f"window/{splitter.objectName()}") if splitter.objectName() else None
+            if saved is not None:
+                splitter.restoreState(saved)
+        self.go_to(int(self.settings.value("window/step", 0)))
+
+    def _save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/step", self.steps.currentRow())
+        for splitter in self.findChildren(QSplitter):
+            if splitter.objectName():
+                self.settings.setValue(f"window/{splitter.objectName()}", splitter.saveState())
+        self.settings.sync()
+
+    def _ask(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self, title, question, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        jobs = self.studio.jobs
+        if jobs.busy():
+            if not self._closing:
+                if jobs.busy("train") and not self.confirm(
+                    "Training is running", "Stop training and close tlstudio?\n\nThe best model so far is kept in the project."
+                ):
+                    event.ignore()
+                    return
+                # Ask every job to stop and close once they have: the window stays responsive meanwhile.
+                self._closing = True
+                self.job_label.setText("Stopping before closing…")
+                jobs.all_finished.connect(self.close, Qt.ConnectionType.QueuedConnection)
+                jobs.stop_all()
+            event.ignore()
+            return
+        self._save_layout()
+        self.studio.autosave()
+        self.data_panel.shutdown()
+        event.accept()

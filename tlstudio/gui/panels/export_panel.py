@@ -1,0 +1,195 @@
+"""Step 5, Export: save the run's verified TorchScript file where the user wants it, and show how to use it.
+
+The trainer already exported the best epoch's model as ``runs/<id>/model.pt`` and only kept
+it after a fresh process loaded it and agreed with the trained model. Exporting here copies
+that verified file (temp file + ``os.replace``, so a full disk never leaves half a file) and
+reads its embedded class names back from the copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+
+from tlstudio.core.errors import UserError
+
+from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.run_picker import RunPicker
+from tlstudio.gui.workers import Job
+
+SNIPPET = '''\
+import torch
+from torchvision.io import ImageReadMode, read_image
+
+model = torch.jit.load("{name}")      # no tlstudio needed, only PyTorch
+img = read_image("picture.jpg", mode=ImageReadMode.RGB)  # uint8, 3 x H x W, any size
+with torch.no_grad():
+    probs = model(img[None])[0]          # resizing and normalising happen inside
+best = int(probs.argmax())
+print(model.class_names[best], f"{{float(probs[best]):.1%}}")
+'''
+
+
+def copy_model(source: Path, dest: Path) -> dict:
+    """Copy ``source`` to ``dest`` atomically and return the file's embedded information."""
+    if not source.is_file():
+        raise UserError(f"the run has no model file ({source}). Train again with 'Export the model file at the end' switched on.")
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        try:
+            shutil.copy2(source, tmp)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"could not save '{dest}': {exc.strerror or exc}. Choose another folder.") from None
+    from tlstudio.core.export import read_export_info
+
+    return read_export_info(dest)
+
+
+class ExportPanel(QWidget):
+    exported = Signal(str)  # the path written
+
+    def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.studio = studio
+        self.job: Optional[Job] = None
+        self.last_path = ""
+
+        self.runs = RunPicker(studio)
+        self.verification = QLabel()
+        self.verification.setWordWrap(True)
+        self.classes = QLabel()
+        self.classes.setWordWrap(True)
+        self.export_button = QPushButton("Export Model File…")
+        self.export_button.setObjectName("primary")
+        self.export_button.setToolTip("Save the best model of this run as a TorchScript file that runs anywhere PyTorch runs.")
+        self.export_button.clicked.connect(self.choose_destination)
+        self.result = QLabel()
+        self.result.setWordWrap(True)
+        self.snippet = QPlainTextEdit()
+        self.snippet.setReadOnly(True)
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.TypeWriter)
+        self.snippet.setFont(font)
+        self.copy_button = QPushButton("Copy Code")
+        self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.snippet.toPlainText()))
+
+        file_box = QGroupBox("Model file")
+        fl = QVBoxLayout(file_box)
+        fl.addWidget(self.verification)
+        fl.addWidget(self.classes)
+        row = QHBoxLayout()
+        row.addWidget(self.export_button)
+        row.addWidget(self.result, 1)
+        fl.addLayout(row)
+        code_box = QGroupBox("Use it from plain PyTorch")
+        cl = QVBoxLayout(code_box)
+        cl.addWidget(self.snippet)
+        copy_row = QHBoxLayout()
+        copy_row.addStretch(1)
+        copy_row.addWidget(self.copy_button)
+        cl.addLayout(copy_row)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Run:"))
+        top.addWidget(self.runs, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(file_box)
+        layout.addWidget(code_box, 1)
+
+        studio.current_run_changed.connect(self.show_run)
+        studio.runs_changed.connect(self.refresh)
+        self.show_run(studio.current_run)
+
+    def refresh(self) -> None:
+        self.show_run(self.studio.current_run)
+
+    def show_run(self, run_id: str) -> None:
+        run = self.studio.run(run_id)
+        self.result.setText("")
+        self._set_snippet("model.pt")
+        if run is None:
+            self.verification.setText("Train a model on the Train step first; its best epoch can then be exported here.")
+            self.classes.setText("")
+            self.export_button.setEnabled(False)
+            return
+        classes = run.metrics.get("classes") or run.record.summary.get("classes") or []
+        self.classes.setText("Classes, in output order: " + ", ".join(f"<b>{c}</b>" for c in classes) if classes else "")
+        report = run.record.summary.get("export") or {}
+        if run.has_model and report.get("verified"):
+            self.verification.setText(
+                f"&#10004; <b>Verified</b>: a fresh Python process loaded the file and agreed with the trained model on "
+                f"{report.get('agreement', 0):.1%} of {report.get('images', 0)} held pictures "
+                f"(largest difference in probability {report.get('max_abs_diff', 0):.1e})."
+            )
+        elif run.has_model:
+            self.verification.setText("This run has a model file (verified when it was written).")
+        else:
+            self.verification.setText(
+                "This run has no model file: it was stopped early, or trained with 'Export the model file at the end' off. "
+                "Train again with it on to export."
+            )
+        self.export_button.setEnabled(run.has_model and self.job is None)
+
+    def choose_destination(self) -> None:
+        run = self.studio.run(self.studio.current_run)
+        if run is None:
+            return
+        name = f"{self.studio.project.name}-{run.record.backbone or 'model'}.pt".replace(" ", "_")
+        start = str(Path(self.last_path).parent / name) if self.last_path else str(Path.home() / name)
+        path, _ = QFileDialog.getSaveFileName(self, "Export the model file", start, "TorchScript model (*.pt)")
+        if path:
+            self.export_to(path)
+
+    def export_to(self, path: str | Path) -> Optional[Job]:
+        """Copy the current run's verified model file to ``path`` in the background."""
+        run = self.studio.run(self.studio.current_run)
+        if run is None or self.job is not None:
+            return None
+        source, dest = run.files.model, Path(path)
+        if dest.suffix != ".pt":
+            dest = dest.with_name(dest.name + ".pt")
+
+        def work(on_event, stop):
+            return dest, copy_model(source, dest)
+
+        job = self.studio.jobs.start("export", "Exporting the model file", work)
+        self.job = job
+        self.export_button.setEnabled(False)
+        self.result.setText("Saving…")
+        job.succeeded.connect(self._on_exported)
+        job.failed.connect(self._on_export_failed)
+        job.finished.connect(self._on_finished)
+        return job
+
+    def _on_export_failed(self, info) -> None:
+        self.result.setText(f"Not saved: {info.message}")
+
+    def _on_exported(self, done: tuple[Path, dict]) -> None:
+        dest, info = done
+        self.last_path = str(dest)
+        names = info.get("class_names") or info.get("classes") or []
+        self.result.setText(f"Saved to <b>{dest}</b>" + (f" (classes: {', '.join(names)})." if names else "."))
+        self._set_snippet(dest.name)
+        self.exported.emit(str(dest))
+
+    def _on_finished(self) -> None:
+        self.job = None
+        run = self.studio.run(self.studio.current_run)
+        self.export_button.setEnabled(run is not None and run.has_model)
+
+    def _set_snippet(self, name: str) -> None:
+        self.snippet.setPlainText(SNIPPET.format(name=name))

@@ -1,0 +1,238 @@
+"""Step 2, Model: pick a backbone from the catalog, get its weights, choose how much of it trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from tlstudio.core import backbones as bb
+from tlstudio.core import weights
+from tlstudio.core.events import PhaseStarted, Progress
+
+from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.backbone_table import BackboneTable
+from tlstudio.gui.widgets.freeze_control import FreezeControl
+from tlstudio.gui.workers import Job
+
+# backbone name -> (backbone parameters, trainable backbone parameters for each freeze depth 0..n).
+# Counting needs the architecture built once (random weights, off the GUI thread); it never changes.
+_PARAM_COUNTS: dict[str, tuple[int, list[int]]] = {}
+
+
+def count_parameters(name: str) -> tuple[str, int, list[int]]:
+    """(name, backbone parameters, trainable backbone parameters for freeze depth 0..n)."""
+    backbone = bb.build_backbone(name, pretrained=False)
+    n = len(backbone.spec.stages)
+    per_depth = [bb.apply_freeze(backbone, depth).trainable_params for depth in range(n + 1)]
+    return name, sum(p.numel() for p in backbone.parameters()), per_depth
+
+
+class ModelPanel(QWidget):
+    weights_changed = Signal(str)  # a download or an import finished for this backbone
+
+    def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.studio = studio
+        self.specs = bb.list_backbones()
+        self.download_job: Optional[Job] = None
+        self._counting: set[str] = set()
+
+        self.table = BackboneTable(self.specs)
+        self.download_button = QPushButton("Download Weights")
+        self.download_button.setToolTip("Fetch the ImageNet weights of this backbone once; afterwards it works offline.")
+        self.download_button.clicked.connect(self.download_selected)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_download)
+        self.import_button = QPushButton("Import Weights File…")
+        self.import_button.setToolTip(
+            "For machines without internet: choose the .pth or .safetensors file of this backbone,\n"
+            "copied from a computer that has it (in its ~/.cache/torch/hub/checkpoints folder)."
+        )
+        self.import_button.clicked.connect(self.choose_weights_file)
+        self.progress = QProgressBar()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.freeze = FreezeControl()
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.download_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress, 1)
+        buttons.addStretch(1)
+        buttons.addWidget(self.import_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Choose the pretrained backbone. The bundled one works offline and trains fast; bigger ones can be more accurate."))
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.freeze)
+
+        self.table.selected.connect(self._on_selected)
+        self.freeze.changed.connect(self._on_freeze_changed)
+        studio.project_changed.connect(self._load_from_project)
+        studio.index_changed.connect(self._on_index_changed)
+        self.refresh_availability()
+        self._load_from_project()
+
+    # ------------------------------------------------------------ public
+    def select_backbone(self, name: str) -> None:
+        self.table.select(name)
+
+    def backbone(self) -> str:
+        return self.studio.config.backbone
+
+    def set_freeze_depth(self, value: str) -> None:
+        spec = bb.get_backbone(self.backbone())
+        self.freeze.set_depth(bb.parse_freeze_depth(value, spec))
+
+    def refresh_availability(self) -> None:
+        for spec in self.specs:
+            self.table.set_availability(spec.name, weights.availability(spec))
+        self._update_buttons()
+
+    def download_selected(self) -> None:
+        spec = bb.get_backbone(self.backbone())
+        if self.download_job is not None:
+            return
+
+        def work(on_event, stop):
+            return weights.download(spec, on_event, stop)
+
+        job = self.studio.jobs.start("download", f"Downloading {spec.title}", work)
+        self.download_job = job
+        # Bound slots (never lambdas holding widgets): they disconnect by themselves if the panel goes first.
+        job.event.connect(self._on_download_event)
+        job.succeeded.connect(self._on_downloaded)
+        job.cancelled.connect(self._on_download_cancelled)
+        job.failed.connect(self._on_download_failed)
+        job.finished.connect(self._on_weights_job_finished)
+        self.progress.setRange(0, 0)
+        self._set_status(f"Downloading the weights of {spec.title}…")
+        self._update_buttons()
+
+    def cancel_download(self) -> None:
+        if self.download_job is not None:
+            self.download_job.stop()
+
+    def choose_weights_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a weights file", str(Path.home()), "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)")
+        if path:
+            self.import_weights_file(path)
+
+    def import_weights_file(self, path: str | Path) -> Job:
+        spec = bb.get_backbone(self.backbone())
+        def work(on_event, stop):
+            return weights.import_weights(path, spec)
+
+        job = self.studio.jobs.start("import", f"Importing {Path(path).name} for {spec.title}", work)
+        job.succeeded.connect(self._on_imported)
+        job.finished.connect(self._on_weights_job_finished)
+        return job
+
+    # ------------------------------------------------------------ reactions
+    def _on_selected(self, name: str) -> None:
+        self.studio.set_backbone(name)
+        spec = bb.get_backbone(name)
+        depth = bb.parse_freeze_depth(self.studio.config.freeze_depth, spec) if self._depth_fits(spec) else len(spec.stages)
+        self.freeze.on_cpu = self._on_cpu()
+        self.freeze.set_backbone(spec, depth, self._head_params())
+        self.studio.config.freeze_depth = self.freeze.depth_text()
+        self._count_parameters(name)
+        self._update_buttons()
+        self._set_status(spec.notes)
+
+    def _on_freeze_changed(self, value: str) -> None:
+        self.studio.config.freeze_depth = value
+
+    def _count_parameters(self, name: str) -> None:
+        if name in _PARAM_COUNTS:
+            self.freeze.set_counts(*_PARAM_COUNTS[name])
+            return
+        if name in self._counting:
+            return
+        self._counting.add(name)
+
+        def work(on_event, stop):
+            return count_parameters(name)
+
+        job = self.studio.jobs.start("params", "Counting parameters", work)
+        job.succeeded.connect(self._on_counted)
+
+    def _on_counted(self, counted: tuple[str, int, list[int]]) -> None:
+        name, total, per_depth = counted
+        _PARAM_COUNTS[name] = (total, per_depth)
+        self._counting.discard(name)
+        if name == self.backbone():
+            self.freeze.set_counts(total, per_depth)
+
+    def _on_index_changed(self, _index) -> None:
+        self.freeze.set_head_params(self._head_params())
+
+    def _on_download_event(self, event) -> None:
+        if isinstance(event, PhaseStarted):
+            self.progress.setRange(0, max(0, event.total))
+        elif isinstance(event, Progress):
+            if event.total:
+                self.progress.setRange(0, 1000)
+                self.progress.setValue(int(1000 * event.done / event.total))
+            self.progress.setFormat(event.detail or "%p%")
+
+    def _on_downloaded(self, _path) -> None:
+        self._set_status(f"{bb.get_backbone(self.backbone()).title} is ready and works offline from now on.")
+
+    def _on_download_cancelled(self) -> None:
+        self._set_status("Download cancelled. Nothing was kept.")
+
+    def _on_download_failed(self, info) -> None:
+        self._set_status(f"Download failed: {info.message}")
+
+    def _on_imported(self, dest) -> None:
+        self._set_status(f"Imported the weights; stored as {dest}.")
+
+    def _on_weights_job_finished(self) -> None:
+        if self.sender() is self.download_job:
+            self.download_job = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.refresh_availability()
+        self.weights_changed.emit(self.backbone())
+
+    def _load_from_project(self) -> None:
+        name = self.studio.config.backbone
+        if self.table.current() == name:
+            self._on_selected(name)  # same row: selecting it again would not signal
+        else:
+            self.table.select(name)
+
+    # ------------------------------------------------------------ helpers
+    def _depth_fits(self, spec: bb.BackboneSpec) -> bool:
+        try:
+            bb.parse_freeze_depth(self.studio.config.freeze_depth, spec)
+            return True
+        except Exception:  # noqa: BLE001 - a depth from another backbone: fall back to "all"
+            return False
+
+    def _head_params(self) -> int:
+        spec = bb.get_backbone(self.backbone())
+        return (spec.feature_dim + 1) * self.studio.num_classes
+
+    def _on_cpu(self) -> bool:
+        import torch
+
+        return self.studio.config.device == "cpu" or not torch.cuda.is_available()
+
+    def _update_buttons(self) -> None:
+        name = self.backbone()
+        downloading = self.download_job is not None
+        needs = self.table.availability(name) == weights.NEEDS_DOWNLOAD
+        self.download_button.setEnabled(needs and not downloading)
+        self.cancel_button.setVisible(downloading)
+        self.progress.setVisible(downloading)
+        self.import_button.setEnabled(bb.get_backbone(name).source != "bundled" and not downloading)
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)

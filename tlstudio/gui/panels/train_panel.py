@@ -1,0 +1,277 @@
+"""Step 3, Train: settings, Start / Pause / Stop, live curves, speed and time left, and a log of what happens."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.core import project as pj
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.errors import UserError
+from tlstudio.core.events import EpochEnded, Message, PhaseStarted, Progress, StepEnded
+
+from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.live_plots import LivePlots
+from tlstudio.gui.widgets.run_picker import RunPicker
+from tlstudio.gui.widgets.train_settings import TrainSettings
+from tlstudio.gui.workers import Job, freeze_long_lived_objects, reserve_a_core_for_the_window
+
+PHASE_TEXT = {
+    "scanning": "Reading the folder",
+    "decoding": "Decoding the pictures once",
+    "caching features": "Computing the backbone's features once",
+    "training": "Training",
+    "evaluating": "Checking the model on the validation pictures",
+    "exporting": "Exporting and verifying the model file",
+}
+
+
+def duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class TrainPanel(QWidget):
+    run_started = Signal(str)  # run id
+    run_finished = Signal(object)  # the TrainResult, or None when the run failed
+
+    def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.studio = studio
+        self.job: Optional[Job] = None
+        self.run_id = ""
+
+        self.runs = RunPicker(studio)
+        self.settings = TrainSettings(studio.config)
+        self.start_button = QPushButton("Start Training")
+        self.start_button.setObjectName("primary")
+        self.start_button.setToolTip("Train on the chosen folder with the chosen backbone. The window stays usable meanwhile.")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Hold training after the current batch; Resume continues exactly where it stopped.")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("End training after the current batch. The best model so far is kept.")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+
+        self.phase = QLabel("Ready.")
+        self.phase.setWordWrap(True)  # a long message must not widen the window
+        self.epoch_label = QLabel("Epoch –")
+        self.speed_label = QLabel("")
+        self.eta_label = QLabel("")
+        self.progress = QProgressBar()
+        self.plots = LivePlots()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log.setPlaceholderText("What happens during training is written here.")
+
+        settings_box = QGroupBox("Settings")
+        settings_box.setMaximumWidth(310)
+        box = QVBoxLayout(settings_box)
+        box.addWidget(self.settings)
+        box.addWidget(self.start_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.pause_button)
+        buttons.addWidget(self.stop_button)
+        box.addLayout(buttons)
+        box.addStretch(1)
+
+        stats = QHBoxLayout()
+        for w in (self.epoch_label, self.speed_label, self.eta_label):
+            stats.addWidget(w)
+            stats.addSpacing(16)
+        stats.addWidget(self.progress, 1)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.phase)
+        rl.addLayout(stats)
+        rl.addWidget(self.plots, 3)
+        rl.addWidget(self.log, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("trainSplitter")
+        self.splitter.addWidget(settings_box)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Run:"))
+        top.addWidget(self.runs, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+
+        studio.project_changed.connect(self._on_project_changed)
+        studio.current_run_changed.connect(self._show_run)
+        self._set_running(False)
+        self._show_run(studio.current_run)
+
+    # ------------------------------------------------------------ buttons
+    def start(self) -> Optional[Job]:
+        if self.job is not None:
+            return None
+        try:
+            config, files = self._prepare_run()
+        except UserError as exc:
+            self.studio.notifier.exception(exc, "Starting training")
+            return None
+        index, cache = self.studio.index, self.studio.project.cache_dir
+
+        def work(on_event, stop):
+            from tlstudio.core.training import Trainer
+
+            reserve_a_core_for_the_window()
+            return Trainer(config, files.root, cache_dir=cache, index=index).run(on_event, stop)
+
+        self.run_id = files.root.name
+        self.plots.clear()
+        self.log.clear()
+        self._log(f"Run {self.run_id}: {config.backbone}, freeze depth {config.freeze_depth}, {config.epochs} epochs.")
+        self.studio.runs_changed.emit()
+        self.studio.set_current_run(self.run_id)
+        freeze_long_lived_objects()  # no 300 ms garbage collection pause in the window during the run
+        job = self.studio.jobs.start("train", "Training", work)
+        self.job = job
+        job.event.connect(self._on_event)
+        job.succeeded.connect(self._on_succeeded)
+        job.failed.connect(self._on_failed)
+        job.finished.connect(self._on_finished)
+        self._set_running(True)
+        self.run_started.emit(self.run_id)
+        return job
+
+    def toggle_pause(self) -> None:
+        if self.job is None:
+            return
+        if self.job.paused:
+            self.job.resume()
+            self.pause_button.setText("Pause")
+            self._log("Resumed.")
+        else:
+            self.job.pause()
+            self.pause_button.setText("Resume")
+            self._log("Paused after the current batch. Click Resume to continue.")
+
+    def stop(self) -> None:
+        if self.job is not None:
+            self.job.stop()
+            self.stop_button.setEnabled(False)
+            self.pause_button.setEnabled(False)
+            self._log("Stopping after the current batch…")
+
+    def _prepare_run(self):
+        index = self.studio.index
+        if index is None:
+            raise UserError("there are no pictures to train on yet. Choose an image folder on the Data step first.")
+        config = TrainConfig.from_dict(self.studio.config.to_dict())
+        config.data_dir = index.root
+        config.validate()
+        project = self.studio.ensure_project()
+        self.studio.autosave()
+        return config, project.new_run(config)
+
+    # ------------------------------------------------------------ events from the trainer (GUI thread)
+    def _on_event(self, event) -> None:
+        if isinstance(event, StepEnded):
+            self.plots.add_step(event.epoch - 1 + event.step / max(1, event.steps_per_epoch), event.loss)
+            self.speed_label.setText(f"{event.images_per_s:,.0f} images/s")
+        elif isinstance(event, Progress):
+            if event.total:
+                self.progress.setRange(0, event.total)
+                self.progress.setValue(event.done)
+        elif isinstance(event, EpochEnded):
+            self.plots.add_epoch(event.epoch, event.train_loss, event.train_acc, event.val_loss, event.val_acc)
+            self.epoch_label.setText(f"Epoch {event.epoch} of {event.epochs}")
+            self.speed_label.setText(f"{event.images_per_s:,.0f} images/s")
+            self.eta_label.setText(f"about {duration(event.eta_s)} left" if event.epoch < event.epochs else "")
+            best = "  (best so far)" if event.is_best else ""
+            self._log(
+                f"Epoch {event.epoch}/{event.epochs}: loss {event.train_loss:.3f}, accuracy {event.train_acc:.1%}; "
+                f"validation loss {event.val_loss:.3f}, accuracy {event.val_acc:.1%}; {duration(event.seconds)}{best}"
+            )
+        elif isinstance(event, PhaseStarted):
+            text = PHASE_TEXT.get(event.name, event.name.capitalize())
+            self.phase.setText(f"<b>{text}…</b>")
+            self.progress.setRange(0, max(0, event.total))
+            self.progress.setValue(0)
+            self._log(f"{text}" + (f" ({event.total:,})" if event.total else "") + "…")
+        elif isinstance(event, Message):
+            self._log(("Warning: " if event.level == "warning" else "") + event.text)
+
+    def _on_succeeded(self, result) -> None:
+        status = pj.CANCELLED if result.cancelled else pj.FINISHED
+        self.studio.project.finish_run(self.run_id, status, result.summary)
+        if result.cancelled:
+            done = result.summary.get("epochs_completed", 0)
+            self._log(f"Stopped after {done} complete epoch(s). The last completed epoch's checkpoint is kept.")
+            self.phase.setText("<b>Stopped.</b>")
+        else:
+            s = result.summary
+            self._log(f"Done in {duration(s.get('seconds', 0))}: validation accuracy {s.get('val_accuracy', 0):.1%} (best epoch {s.get('best_epoch')}).")
+            self.phase.setText(f"<b>Done.</b> Validation accuracy {s.get('val_accuracy', 0):.1%}. See Evaluate and Export.")
+
+    def _on_failed(self, info) -> None:
+        self.studio.project.finish_run(self.run_id, pj.FAILED, message=info.message)
+        self._log(f"Training stopped with an error: {info.message}")
+        self.phase.setText("<b>Training failed.</b> The message explains why.")
+
+    def _on_finished(self) -> None:
+        job, self.job = self.job, None
+        self.plots.flush()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if job is not None and job.result is not None and not job.result.cancelled else 0)
+        self._set_running(False)
+        self.eta_label.setText("")
+        self.studio.runs_changed.emit()
+        self.run_finished.emit(job.result if job is not None else None)
+
+    # ------------------------------------------------------------ showing a saved run
+    def _on_project_changed(self) -> None:
+        self.settings.load(self.studio.config)
+
+    def _show_run(self, run_id: str) -> None:
+        if self.job is not None:
+            return  # the live run owns the curves
+        run = self.studio.run(run_id)
+        if run is None:
+            self.plots.clear()
+            return
+        self.plots.load_history(run.history)
+        if run.history:
+            last = run.history[-1]
+            self.epoch_label.setText(f"Epoch {last['epoch']} of {run.config.epochs if run.config else last['epoch']}")
+        self.phase.setText(f"Run {run.id}: {run.record.status}.")
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.pause_button.setText("Pause")
+        self.stop_button.setEnabled(running)
+        self.settings.set_enabled_for_run(running)
+        self.runs.setEnabled(not running)
+
+    def _log(self, text: str) -> None:
+        self.log.appendPlainText(text)
+        self.log.moveCursor(QTextCursor.MoveOperation.End)

@@ -1,0 +1,112 @@
+"""The training settings form. Each control edits the studio's TrainConfig in place, with defaults that work."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+
+from tlstudio.core.config import TrainConfig
+
+AUGMENT = {
+    "none": "None: the pictures as they are",
+    "light": "Light: small crops and flips (recommended)",
+    "strong": "Strong: bigger crops, rotations, colour changes",
+}
+WEIGHTING = {"auto": "Automatic: rarer classes count more", "none": "Off: every picture counts the same"}
+
+
+def device_choices() -> dict[str, str]:
+    import torch
+
+    choices = {"auto": "Automatic (GPU when there is one)", "cpu": "CPU"}
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            choices[f"cuda:{i}"] = f"GPU {i}: {torch.cuda.get_device_name(i)}"
+    return choices
+
+
+class TrainSettings(QWidget):
+    def __init__(self, config: TrainConfig, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.config = config
+
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setToolTip(
+            "How many times training goes through all training pictures. 20 is a good start;\n"
+            "the best epoch (on the validation pictures) is kept, so more epochs rarely hurt."
+        )
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(0, 4096)
+        self.batch_size.setSpecialValueText("automatic")
+        self.batch_size.setToolTip(
+            "How many pictures are learned from at once. 32 suits most cases; lower it if the GPU runs out of memory.\n"
+            "0 (automatic) picks the largest batch that fits the GPU."
+        )
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(0.00001, 0.5)
+        self.lr.setSingleStep(0.0001)
+        self.lr.setToolTip(
+            "How big each learning step is (for the new head; unfrozen backbone stages use a tenth of it).\n"
+            "0.001 works for most data. Lower it if the loss jumps around; raise it if it barely moves."
+        )
+        self.augment = QComboBox()
+        for key, text in AUGMENT.items():
+            self.augment.addItem(text, key)
+        self.augment.setToolTip("Randomly varied copies of the training pictures, so the model learns the subject rather than the exact picture.")
+        self.weighting = QComboBox()
+        for key, text in WEIGHTING.items():
+            self.weighting.addItem(text, key)
+        self.weighting.setToolTip("When some classes have far fewer pictures, give each of their pictures more weight so they are not ignored.")
+        self.device = QComboBox()
+        for key, text in device_choices().items():
+            self.device.addItem(text, key)
+        self.device.setToolTip("Where training runs. A GPU is many times faster; on a CPU, train only the new head.")
+        self.export = QCheckBox("Export the model file at the end")
+        self.export.setToolTip("Write model.pt (TorchScript) and check it in a fresh process; takes a few seconds more.")
+
+        for combo in (self.augment, self.weighting, self.device):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
+        form = QFormLayout(self)
+        form.addRow("Epochs:", self.epochs)
+        form.addRow("Batch size:", self.batch_size)
+        form.addRow("Learning rate:", self.lr)
+        form.addRow("Augmentation:", self.augment)
+        form.addRow("Class weighting:", self.weighting)
+        form.addRow("Device:", self.device)
+        form.addRow(self.export)
+
+        self.load(config)
+        self.epochs.valueChanged.connect(lambda v: setattr(self.config, "epochs", v))
+        self.batch_size.valueChanged.connect(lambda v: setattr(self.config, "batch_size", v))
+        self.lr.valueChanged.connect(lambda v: setattr(self.config, "lr", float(v)))
+        self.augment.currentIndexChanged.connect(lambda _i: setattr(self.config, "augment", self.augment.currentData()))
+        self.weighting.currentIndexChanged.connect(lambda _i: setattr(self.config, "class_weights", self.weighting.currentData()))
+        self.device.currentIndexChanged.connect(lambda _i: setattr(self.config, "device", self.device.currentData()))
+        self.export.toggled.connect(lambda on: setattr(self.config, "export", bool(on)))
+
+    def load(self, config: TrainConfig) -> None:
+        """Show ``config`` (a reopened project's) and edit it from now on."""
+        self.config = config
+        widgets = (self.epochs, self.batch_size, self.lr, self.augment, self.weighting, self.device, self.export)
+        for w in widgets:
+            w.blockSignals(True)
+        self.epochs.setValue(config.epochs)
+        self.batch_size.setValue(config.batch_size)
+        self.lr.setValue(config.lr)
+        for combo, value in ((self.augment, config.augment), (self.weighting, config.class_weights), (self.device, config.device)):
+            i = combo.findData(value)
+            if i < 0:  # e.g. a GPU this machine does not have
+                combo.addItem(value, value)
+                i = combo.findData(value)
+            combo.setCurrentIndex(i)
+        self.export.setChecked(config.export)
+        for w in widgets:
+            w.blockSignals(False)
+
+    def set_enabled_for_run(self, running: bool) -> None:
+        for w in (self.epochs, self.batch_size, self.lr, self.augment, self.weighting, self.device, self.export):
+            w.setEnabled(not running)

@@ -1,0 +1,250 @@
+"""Long core calls off the GUI thread: a QObject worker moved to a QThread, one ``Job`` per call.
+
+The work is a plain callable ``fn(on_event, stop) -> result`` that only touches plain data
+(the core's scan, download, train, export). Its events become queued signals carrying the
+core's frozen event dataclasses; its result, error or cancellation arrive the same way.
+Stopping only asks (``StopToken.stop()``), the core checks between batches or files, and
+the thread ends on its own: never ``QThread.terminate()``.
+
+``Jobs`` keeps every live job (so no QThread is ever destroyed while running), sends every
+failure to the one notifier, and reports the current job's progress for the status bar.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Optional
+
+from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+
+from tlstudio.core.events import Cancelled, EpochEnded, Failed, Finished, PhaseStarted, Progress, StepEnded, StopToken
+
+from tlstudio.gui.notifier import ErrorInfo, Notifier
+
+Work = Callable[[Callable[[Any], None], StopToken], Any]
+
+# Per-item events reach the GUI at most this often; phase changes, epochs and the last item always do.
+THROTTLE_S = 0.05
+
+
+class _Worker(QObject):
+    event = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(object)  # ErrorInfo
+    cancelled = Signal()
+    done = Signal()
+
+    def __init__(self, fn: Work, token: StopToken):
+        super().__init__()
+        self._fn, self._token = fn, token
+        self._last_emit = float("-inf")
+
+    def _on_event(self, event: Any) -> None:
+        # Called on the worker thread: only emit, never touch a widget.
+        if isinstance(event, Failed):
+            return  # the exception that follows carries it to the notifier once
+        if isinstance(event, (Progress, StepEnded)):
+            last = isinstance(event, Progress) and event.total and event.done >= event.total
+            now = time.monotonic()
+            if not last and now - self._last_emit < THROTTLE_S:
+                return
+            self._last_emit = now
+        self.event.emit(event)
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self._fn(self._on_event, self._token)
+        except Cancelled:
+            self.cancelled.emit()
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the notifier, not kill the thread
+            self.failed.emit(ErrorInfo.from_exception(exc))
+        else:
+            self.succeeded.emit(result)
+        finally:
+            self.done.emit()
+
+
+class Job(QObject):
+    """One core call on its own thread. Lives on the GUI thread; all its signals arrive there."""
+
+    event = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(object)  # ErrorInfo
+    cancelled = Signal()
+    finished = Signal()  # always last, after the thread has ended
+
+    def __init__(self, name: str, title: str, fn: Work):
+        super().__init__()
+        self.name, self.title = name, title
+        self.token = StopToken()
+        self.result: Any = None
+        self.error: Optional[ErrorInfo] = None
+        self.was_cancelled = False
+        self._thread = QThread()
+        self._thread.setObjectName(f"tlstudio-{name}")
+        self._worker = _Worker(fn, self.token)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)  # quit() is thread-safe
+        self._worker.event.connect(self._on_event)
+        self._worker.succeeded.connect(self._on_succeeded)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.cancelled.connect(self._on_cancelled)
+        self._thread.finished.connect(self._on_thread_finished)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the work to stop at its next check (within one batch or file)."""
+        self.token.stop()
+
+    def pause(self) -> None:
+        self.token.pause()
+
+    def resume(self) -> None:
+        self.token.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self.token.paused
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    def wait(self, ms: int = -1) -> bool:
+        """Block until the thread has ended. Only for shutdown paths; the window waits on ``finished`` instead."""
+        return self._thread.wait() if ms < 0 else self._thread.wait(ms)
+
+    @property
+    def thread(self) -> QThread:
+        return self._thread
+
+    @Slot(object)
+    def _on_event(self, event: Any) -> None:
+        self.event.emit(event)
+
+    @Slot(object)
+    def _on_succeeded(self, result: Any) -> None:
+        self.result = result
+        self.succeeded.emit(result)
+
+    @Slot(object)
+    def _on_failed(self, info: ErrorInfo) -> None:
+        self.error = info
+        self.failed.emit(info)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self.was_cancelled = True
+        self.cancelled.emit()
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        self._thread.wait()  # ``finished`` is emitted just before the thread really ends
+        self._worker.deleteLater()
+        self.finished.emit()
+
+
+class Jobs(QObject):
+    """Every live job. Failures go to the notifier; the newest job's progress goes to ``progress``."""
+
+    progress = Signal(str, int, int)  # text, done, total (total 0: unknown)
+    busy_changed = Signal(bool)
+    all_finished = Signal()
+
+    def __init__(self, notifier: Notifier):
+        super().__init__()
+        self.notifier = notifier
+        self._live: list[Job] = []
+        self._phase: dict[Job, str] = {}
+
+    def start(self, name: str, title: str, fn: Work) -> Job:
+        job = Job(name, title, fn)
+        self._live.append(job)
+        # Bound slots, not lambdas: no reference cycle keeps a finished Job alive.
+        job.event.connect(self._on_event)
+        job.failed.connect(self._on_failed)
+        job.finished.connect(self._on_finished)
+        job.start()
+        if len(self._live) == 1:
+            self.busy_changed.emit(True)
+        self.progress.emit(f"{title}…", 0, 0)
+        return job
+
+    def live(self, name: Optional[str] = None) -> list[Job]:
+        return [j for j in self._live if name is None or j.name == name]
+
+    def busy(self, name: Optional[str] = None) -> bool:
+        return bool(self.live(name))
+
+    def stop_all(self) -> None:
+        for job in self._live:
+            job.stop()
+
+    def wait_all(self, ms: int = 30_000) -> bool:
+        """Stop and join every thread (application shutdown). True when all ended in time."""
+        self.stop_all()
+        deadline = time.monotonic() + ms / 1000
+        return all(j.wait(max(0, int((deadline - time.monotonic()) * 1000))) for j in list(self._live))
+
+    @Slot(object)
+    def _on_failed(self, info: ErrorInfo) -> None:
+        job = self.sender()
+        self.notifier.error(info, job.title if isinstance(job, Job) else "")
+
+    @Slot(object)
+    def _on_event(self, event: Any) -> None:
+        job = self.sender()
+        if isinstance(event, PhaseStarted):
+            self._phase[job] = event.name
+            self.progress.emit(f"{job.title}: {event.name}", 0, event.total)
+        elif isinstance(event, Progress):
+            phase = self._phase.get(job, "")
+            detail = f" ({event.detail})" if event.detail else ""
+            self.progress.emit(f"{job.title}: {phase}{detail}", event.done, event.total)
+        elif isinstance(event, EpochEnded):
+            self.progress.emit(f"{job.title}: epoch {event.epoch} of {event.epochs}", event.epoch, event.epochs)
+        elif isinstance(event, Finished) and event.cancelled:
+            self.progress.emit(f"{job.title}: stopped", 0, 0)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        job = self.sender()
+        if job in self._live:
+            self._live.remove(job)
+        self._phase.pop(job, None)
+        if not self._live:
+            self.progress.emit("Ready", 0, 0)
+            self.busy_changed.emit(False)
+            self.all_finished.emit()
+
+
+def reserve_a_core_for_the_window() -> int:
+    """Let torch use every core but one, so the window keeps a core to draw on. Returns the thread count.
+
+    torch's intra-op pool is process-wide; training in a worker thread with all cores busy
+    makes the GUI thread wait for a core, and on a 2-core machine that shows as stutter.
+    """
+    import torch
+
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def freeze_long_lived_objects() -> None:
+    """Move every object alive now out of the cyclic garbage collector's reach (``gc.freeze``).
+
+    A full collection holds the GIL for as long as it takes to walk every tracked object;
+    with torch, timm and Qt loaded that is ~400,000 objects and 250-300 ms, long enough to
+    freeze the window when it happens in the training thread. The objects alive before a run
+    (modules, widgets, the catalog) live as long as the app anyway; freezing them is cheap and
+    keeps later collections short. Cost: a reference cycle that is already garbage now is never freed.
+    """
+    import gc
+
+    gc.freeze()
