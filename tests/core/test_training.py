@@ -55,6 +55,7 @@ def test_frozen_run_learns_writes_every_file_and_exports_a_verified_model(colour
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["n"] == len(json.loads((run / "predictions.json").read_text()))
     assert TrainConfig.from_json((run / "config.json").read_text()).epochs == 10
     assert (run / "checkpoints" / "best.pt").exists() and (run / "checkpoints" / "last.pt").exists()
+    assert json.loads((run / "summary.json").read_text())["export"]["verified"]
     export = result.summary["export"]
     assert export["verified"] and export["agreement"] >= 0.99
     assert torch.jit.load(str(run / "model.pt")).class_names == ["blue", "green", "red"]

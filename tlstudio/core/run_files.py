@@ -20,6 +20,7 @@ class RunFiles:
     history = property(lambda self: self.root / "history.jsonl")
     metrics = property(lambda self: self.root / "metrics.json")
     predictions = property(lambda self: self.root / "predictions.json")
+    summary = property(lambda self: self.root / "summary.json")
     checkpoints = property(lambda self: self.root / "checkpoints")
     best = property(lambda self: self.root / "checkpoints" / "best.pt")
     last = property(lambda self: self.root / "checkpoints" / "last.pt")

@@ -244,6 +244,7 @@ class Trainer:
         if cfg.export:
             summary["export"] = self._export(ctx, index, val_rows, val_probs, summary)
         summary["seconds"] = round(time.perf_counter() - started, 2)
+        self.files.write_json(self.files.summary, summary)
         return TrainResult(self.files.root, summary=summary, metrics=metrics)
 
     def _dataset(self) -> DatasetIndex:
