@@ -1,0 +1,86 @@
+"""The engine on real photographs (ants vs bees): the figures a user would see, and a model file that runs anywhere.
+
+Slow (about a minute on 2 CPU cores) and skipped when ../shared/datasets/hymenoptera is absent.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.events import Message
+from tlstudio.core.training import Trainer
+
+pytestmark = pytest.mark.slow
+
+
+class Messages(list):
+    def __call__(self, event):
+        if isinstance(event, Message):
+            self.append(event.text)
+
+
+@pytest.fixture(scope="module")
+def frozen_run(tmp_path_factory):
+    from tests.conftest import HYMENOPTERA
+
+    if not (HYMENOPTERA / "train").is_dir():
+        pytest.skip("../shared/datasets/hymenoptera is not present")
+    root = tmp_path_factory.mktemp("hymenoptera")
+    cfg = TrainConfig(data_dir=str(HYMENOPTERA), backbone="efficientnet_lite0", freeze_depth="all", epochs=20, device="cpu")
+    result = Trainer(cfg, root / "frozen", cache_dir=root / "cache").run()
+    return cfg, root, result
+
+
+def test_feature_extractor_reaches_95_percent(frozen_run):
+    _, root, result = frozen_run
+    metrics = json.loads((root / "frozen" / "metrics.json").read_text())
+    assert metrics["classes"] == ["ants", "bees"] and metrics["n"] == 153
+    assert metrics["accuracy"] >= 0.95, metrics["accuracy"]
+    assert result.summary["feature_cache"] and result.summary["export"]["verified"]
+
+
+def test_the_same_run_again_reuses_the_feature_cache_with_the_same_result(frozen_run):
+    cfg, root, first = frozen_run
+    messages = Messages()
+    again = Trainer(TrainConfig(**{**cfg.to_dict(), "export": False}), root / "again", cache_dir=root / "cache").run(messages)
+    assert any("Reused the cached features" in m for m in messages)
+    assert again.summary["val_accuracy"] == first.summary["val_accuracy"]
+
+
+def test_partial_fine_tune_of_the_last_two_stages_reaches_93_percent(frozen_run):
+    from tests.conftest import HYMENOPTERA
+
+    _, root, _ = frozen_run
+    cfg = TrainConfig(data_dir=str(HYMENOPTERA), backbone="efficientnet_lite0", freeze_depth="7", epochs=3, image_size=160, device="cpu", export=False)
+    result = Trainer(cfg, root / "partial", cache_dir=root / "cache").run()
+    assert result.summary["frozen_stages"][-1] == "stage 6" and len(result.summary["frozen_stages"]) == 7
+    assert result.summary["val_accuracy"] >= 0.93, result.summary["val_accuracy"]
+
+
+def test_model_file_in_plain_torch_agrees_with_the_app_on_read_image(frozen_run):
+    """What a user does on another machine: torch.jit.load, torchvision.io.read_image, top-1."""
+    from tests.conftest import HYMENOPTERA
+
+    _, root, _ = frozen_run
+    run = root / "frozen"
+    predictions = json.loads((run / "predictions.json").read_text())
+    paths = [str(Path(HYMENOPTERA) / p["path"]) for p in predictions]
+    code = (
+        "import json, sys, torch, torchvision\n"
+        "from torchvision.io import read_image, ImageReadMode\n"
+        "m = torch.jit.load(sys.argv[1], map_location='cpu')\n"
+        "paths = json.load(sys.stdin)\n"
+        "with torch.no_grad():\n"
+        "    top = [int(m(read_image(p, ImageReadMode.RGB).unsqueeze(0)).argmax(1)) for p in paths]\n"
+        "print(json.dumps({'class_names': list(m.class_names), 'top': top}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(run / "model.pt")], input=json.dumps(paths), capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout)
+    assert got["class_names"] == ["ants", "bees"]
+    agree = sum(t == p["pred"] for t, p in zip(got["top"], predictions, strict=True)) / len(predictions)
+    print(f"\nplain-torch read_image top-1 agreement with the app: {agree:.1%} of {len(predictions)}")
+    assert agree >= 0.99
