@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--verify-export-child"]:  # the export check's fresh process, in a frozen bundle
+        from tlstudio.core.export import run_child
+
+        return run_child()
     if not argv or argv[0].startswith("--gui"):
         from tlstudio.gui.app import run_app  # imported late: the CLI must work without a display
 

@@ -140,3 +140,18 @@ def test_files_that_are_not_tlstudio_models_are_refused_clearly(tmp_path):
         torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(other))
     with pytest.raises(UserError, match="not one tlstudio exported"):
         read_export_info(other)
+
+
+def test_verification_works_inside_a_frozen_bundle_too(exported, tmp_path, monkeypatch):
+    """In a PyInstaller bundle sys.executable is tlstudio itself: the check runs through its hidden child flag."""
+    _, _, path = exported
+    launcher = tmp_path / "tlstudio-bundle"
+    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tlstudio "$@"\n')
+    launcher.chmod(0o755)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(launcher))
+    images = [photo(120, 160, seed=3)]
+    with torch.no_grad():
+        probs = load(path)(torch.from_numpy(images[0]).permute(2, 0, 1)[None]).numpy()
+    result = verify_in_fresh_process(path, images, probs)
+    assert result.ok and result.max_abs_diff < 1e-5, result.message

@@ -139,12 +139,28 @@ class VerifyResult:
 # The child imports nothing but torch: it is what a user's machine has.
 _CHILD = r"""
 import json, sys, torch
-model = torch.jit.load(sys.argv[1], map_location="cpu")
-images = torch.load(sys.argv[2], weights_only=True)
+model_path, images_path = sys.argv[-2:]
+model = torch.jit.load(model_path, map_location="cpu")
+images = torch.load(images_path, weights_only=True)
 with torch.no_grad():
     probs = [model(img.permute(2, 0, 1).unsqueeze(0))[0].tolist() for img in images]
 print(json.dumps({"class_names": list(model.class_names), "probs": probs}))
 """
+
+
+CHILD_FLAG = "--verify-export-child"
+
+
+def _child_command(model_path, held) -> list[str]:
+    if getattr(sys, "frozen", False):  # a PyInstaller bundle: the executable is tlstudio itself, not python
+        return [sys.executable, CHILD_FLAG, str(model_path), str(held)]
+    return [sys.executable, "-c", _CHILD, str(model_path), str(held)]
+
+
+def run_child() -> int:
+    """The verifying child inside a frozen bundle: ``tlstudio --verify-export-child MODEL IMAGES``."""
+    exec(compile(_CHILD, "<verify-export>", "exec"), {"__name__": "__verify__"})
+    return 0
 
 
 def verify_in_fresh_process(
@@ -158,7 +174,7 @@ def verify_in_fresh_process(
         held = Path(tmp) / "images.pt"
         torch.save([torch.from_numpy(np.ascontiguousarray(a)) for a in images], held)
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(model_path), str(held)], capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(_child_command(model_path, held), capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         return VerifyResult(False, 0.0, len(images), float("inf"), f"a fresh process could not run the file: {tail[0]}")
