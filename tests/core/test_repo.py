@@ -19,3 +19,4 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_has_install_and_start_command():
     assert any(cmd.endswith(".venv/bin/tlstudio") for cmd in _readme_commands())
+
