@@ -24,6 +24,9 @@ def data(tmp_path):
         (["--image-size", "16"], "--image-size 16"),
         (["--backbone", "vit_b_16", "--image-size", "160"], "only takes 224 px"),
         (["--val-split", "1.5"], "--val-split"),
+        (["--from-scratch", "--freeze-depth", "all"], "frozen learns nothing"),
+        (["--from-scratch", "--freeze-depth", "3"], "--from-scratch --freeze-depth 3"),
+        (["--from-scratch", "--freeze-depth", "most"], "Omit --freeze-depth"),
     ],
 )
 def test_bad_argument_exits_2_with_one_line(data, tmp_path, capsys, extra, words):
@@ -45,3 +48,26 @@ def test_train_prints_a_json_summary(data, tmp_path, capsys):
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["backbone"] == "efficientnet_lite0" and summary["epochs"] == 2 and summary["feature_cache"]
+
+
+def test_from_scratch_writes_a_random_init_config_and_explains_itself(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", str(data), "--out", str(run), "--from-scratch", "--epochs", "1", "--image-size", "64", "--no-export", "--cache", str(tmp_path / "cache"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["pretrained"] is False and config["freeze_depth"] == "none" and config["backbone_lr_scale"] == 1.0
+    summary = json.loads(captured.out)
+    assert summary["pretrained"] is False and not summary["feature_cache"]
+    explained = [line for line in captured.err.splitlines() if line.startswith("from scratch:")]
+    assert len(explained) == 1 and "random weights" in explained[0] and "every layer trains" in explained[0]
+
+
+def test_from_scratch_with_freeze_depth_none_is_fine(data, tmp_path):
+    from tlstudio.cli import build_parser
+    from tlstudio.commands.train import config_from_args
+
+    args = build_parser().parse_args(["train", str(data), "--out", str(tmp_path / "run"), "--from-scratch", "--freeze-depth", "none"])
+    cfg = config_from_args(args)
+    assert not cfg.pretrained and cfg.freeze_depth == "none"
+    assert config_from_args(build_parser().parse_args(["train", str(data), "--out", str(tmp_path / "run")])).freeze_depth == "all"

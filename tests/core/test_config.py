@@ -14,6 +14,29 @@ def test_unknown_keys_from_older_files_are_dropped_and_version_migrates():
     assert cfg.freeze_depth == "2" and cfg.schema_version == SCHEMA_VERSION
 
 
+def test_schema_1_config_without_pretrained_migrates_to_pretrained():
+    old = {"schema_version": 1, "data_dir": "d", "backbone": "resnet18", "freeze_depth": "all", "epochs": 5}
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.pretrained is True and cfg.schema_version == SCHEMA_VERSION == 2
+    assert (cfg.backbone, cfg.freeze_depth, cfg.epochs) == ("resnet18", "all", 5)
+    assert TrainConfig.from_dict({"data_dir": "d"}).pretrained is True  # no version at all: the oldest files
+
+
+def test_pretrained_false_round_trips_and_is_not_overwritten_by_migration():
+    cfg = TrainConfig(data_dir="d", pretrained=False, freeze_depth="none", backbone_lr_scale=1.0)
+    again = TrainConfig.from_json(cfg.to_json())
+    assert again == cfg and again.pretrained is False
+    assert '"pretrained": false' in cfg.to_json()
+
+
+@pytest.mark.parametrize("depth", ["all", "3"])
+def test_a_frozen_random_backbone_is_refused(depth):
+    with pytest.raises(UserError, match="--from-scratch.*Omit --freeze-depth"):
+        TrainConfig(pretrained=False, freeze_depth=depth).validate()
+    TrainConfig(pretrained=False, freeze_depth="none").validate()
+    TrainConfig(pretrained=False, freeze_depth="0").validate()
+
+
 def test_newer_schema_is_refused_with_advice():
     with pytest.raises(UserError, match="newer tlstudio"):
         TrainConfig.from_dict({"schema_version": SCHEMA_VERSION + 1})

@@ -1,9 +1,14 @@
-"""`tlstudio train DATA_DIR --backbone NAME --freeze-depth all|none|K --epochs N --out RUN_DIR`."""
+"""`tlstudio train DATA_DIR --backbone NAME --freeze-depth all|none|K --epochs N --out RUN_DIR`.
+
+`--from-scratch` trains the same network from random weights with every layer training: the
+baseline that shows what the pretrained weights add (see tlstudio.core.baseline).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from tlstudio.commands.progress import TerminalProgress
@@ -39,10 +44,15 @@ def register(subparsers) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR", help="folder with one sub-folder per class (or train/ and val/ folders)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="where the run's files go (config, history, metrics, checkpoints, model.pt)")
     p.add_argument("--backbone", default=d.backbone, help=f"pretrained backbone (see 'tlstudio backbones'; default {d.backbone})")
-    p.add_argument("--freeze-depth", default=d.freeze_depth, help="'all' trains only the new head, 'none' fine-tunes everything, K freezes the first K stages (default all)")
+    p.add_argument("--freeze-depth", default=None, help=f"'all' trains only the new head, 'none' fine-tunes everything, K freezes the first K stages (default {d.freeze_depth}; none with --from-scratch)")
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="start from random weights instead of ImageNet ones and train everything: the baseline that shows what transfer learning adds",
+    )
     p.add_argument("--epochs", type=_positive_int, default=d.epochs)
     p.add_argument("--batch-size", type=_batch_size, default=d.batch_size, help="images per step, or 'auto' on a GPU (default 32)")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate of the new head; the backbone gets a tenth (default {d.lr})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate of the new head; a pretrained backbone gets a tenth, one from scratch all of it (default {d.lr})")
     p.add_argument("--image-size", type=_positive_int, default=None, help="input size in pixels (default: the backbone's own)")
     p.add_argument("--augment", choices=AUGMENT_PRESETS, default=d.augment)
     p.add_argument("--class-weights", choices=CLASS_WEIGHTING, default=d.class_weights, help="'auto' weights rare classes up when classes are imbalanced")
@@ -59,10 +69,21 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args) -> TrainConfig:
-    return TrainConfig(
+    from_scratch = getattr(args, "from_scratch", False)
+    freeze = args.freeze_depth
+    text = str(freeze).strip().lower()
+    if from_scratch and freeze is not None and text not in ("none", "0"):
+        if text == "all":
+            why = "a randomly initialised backbone that stays frozen learns nothing, only a head on random features would train"
+        elif text.isdigit():
+            why = "frozen stages would keep their random weights and never learn"
+        else:
+            why = "with --from-scratch it can only be 'none'"
+        raise UserError(f"--from-scratch --freeze-depth {freeze}: {why}. Omit --freeze-depth: from scratch, everything trains.")
+    config = TrainConfig(
         data_dir=str(Path(args.data_dir)),
         backbone=args.backbone,
-        freeze_depth=str(args.freeze_depth),
+        freeze_depth=str(freeze if freeze is not None else TrainConfig.freeze_depth),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -77,6 +98,11 @@ def config_from_args(args) -> TrainConfig:
         feature_cache=not args.no_cache,
         export=not args.no_export,
     ).validate()
+    if from_scratch:
+        from tlstudio.core.baseline import baseline_config
+
+        config = baseline_config(config)
+    return config
 
 
 def run(args) -> int:
@@ -95,6 +121,12 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out '{out}' is a file. Give a folder for the run's files.")
+    if not config.pretrained:
+        print(
+            "from scratch: the backbone starts from random weights and every layer trains; "
+            "compare its accuracy with a pretrained run's to see what transfer learning adds.",
+            file=sys.stderr,
+        )
     trainer = Trainer(config, out, cache_dir=args.cache or cache_dir())
     result = trainer.run(TerminalProgress())
     if args.json:

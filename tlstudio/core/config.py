@@ -12,7 +12,7 @@ from typing import Optional
 
 from tlstudio.core.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights)
 AUGMENT_PRESETS = ("none", "light", "strong")
 CLASS_WEIGHTING = ("auto", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -22,6 +22,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 class TrainConfig:
     data_dir: str = ""
     backbone: str = "efficientnet_lite0"
+    pretrained: bool = True  # False: random initialisation (seeded), the baseline that shows what transfer learning adds
     freeze_depth: str = "all"  # "all" | "none" | "K" (the first K stages frozen)
     epochs: int = 20
     batch_size: int = 32  # 0 = find the largest batch that fits the GPU
@@ -70,6 +71,13 @@ class TrainConfig:
             raise bad("--device", f"must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
         if self.workers is not None and self.workers < 0:
             raise bad("--workers", f"must be 0 or more, not {self.workers}.")
+        if not self.pretrained and str(self.freeze_depth).strip().lower() not in ("none", "0"):
+            what = "a frozen random backbone learns nothing" if str(self.freeze_depth).strip().lower() == "all" else "frozen random stages stay random"
+            raise bad(
+                "--from-scratch",
+                f"starts the backbone from random weights and {what} (--freeze-depth {self.freeze_depth}). "
+                "Omit --freeze-depth: from scratch, everything trains.",
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -97,5 +105,7 @@ def migrate(d: dict) -> dict:
             f"this run was written by a newer tlstudio (config schema {version}, this one reads up to {SCHEMA_VERSION}). Update tlstudio."
         )
     d["freeze_depth"] = str(d.get("freeze_depth", "all"))
+    if version < 2:
+        d["pretrained"] = True  # schema 1 had no choice: every run started from the ImageNet weights
     d["schema_version"] = SCHEMA_VERSION
     return d

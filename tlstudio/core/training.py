@@ -7,11 +7,18 @@ bar, the GUI worker and the tests are all plain listeners.
 Phases: scanning -> decoding (decode-once pixel store) -> caching features (frozen
 backbone only) -> training -> evaluating -> exporting (TorchScript, verified in a
 fresh process).
+
+``config.pretrained`` picks the initialisation: the ImageNet weights, or a random one
+seeded by ``config.seed`` (the from-scratch baseline, see ``tlstudio.core.baseline``).
+Feature caches are keyed by the initialisation, and a random backbone never warm-starts
+the head (its features say nothing yet) and always re-estimates BatchNorm statistics
+(it has no ImageNet statistics to keep).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import time
 import traceback
@@ -113,14 +120,17 @@ class Trainer:
         out_dir: str | Path,
         cache_dir: Optional[str | Path] = None,
         index: Optional[DatasetIndex] = None,
-        pretrained: bool = True,
+        pretrained: Optional[bool] = None,
         state_dict_loader=None,
     ):
+        """``pretrained`` overrides ``config.pretrained`` (None: follow the config). Tests pass False to use
+        random weights with any freeze depth and never touch a weights file; the run's summary records what
+        was really used."""
         self.config = config.validate()
         self.files = RunFiles(out_dir)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.index = index
-        self.pretrained = pretrained
+        self.pretrained = config.pretrained if pretrained is None else bool(pretrained)
         self.state_dict_loader = state_dict_loader
         self._emit: EventCallback = ignore_events
         self._stop = StopToken()
@@ -157,6 +167,8 @@ class Trainer:
         depth = bb.parse_freeze_depth(cfg.freeze_depth, spec)
         pre = preprocessing_for(spec, cfg.image_size)
         self.files.prepare()
+        for stale in (self.files.metrics, self.files.summary, self.files.predictions):
+            stale.unlink(missing_ok=True)  # an earlier run's results must not pass for this run's (a reused --out folder)
         self.files.write_json(self.files.config, cfg.to_dict())
 
         index = self._dataset()
@@ -169,12 +181,17 @@ class Trainer:
         classes = index.classes
 
         store = build_pixel_store(index.root, index.samples, pre.resize_size, self.cache_dir, emit, stop, workers=None)
-        model = Classifier(bb.build_backbone(spec.name, self.pretrained, self.state_dict_loader), len(classes), cfg.dropout)
+        model = self.build_model(len(classes))
         plan = bb.apply_freeze(model.backbone, depth, model.head)
         emit(Message(f"{spec.title}: {plan.describe()}."))
+        if not self.pretrained:
+            emit(Message(f"From scratch: the backbone starts from random weights (seed {cfg.seed}), without anything learnt on ImageNet; BatchNorm statistics are estimated from your images."))
         emit(Message(f"Device: {describe_device(device)}."))
         if device.type == "cpu" and not plan.backbone_frozen:
-            emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing the whole backbone (feature extractor) trains in seconds.", "warning"))
+            if self.pretrained:
+                emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing the whole backbone (feature extractor) trains in seconds.", "warning"))
+            else:
+                emit(Message("Training from scratch on the CPU is slow: every layer learns from every image.", "warning"))
         model.to(device)
         channels_last = spec.is_cnn  # faster for CNNs on CUDA and, measured, on the CPU too (EfficientNet-Lite0: ~2x)
         if channels_last:
@@ -192,16 +209,17 @@ class Trainer:
 
         if plan.backbone_frozen and cfg.feature_cache:
             feats = cached_features(
-                FeatureRequest(spec.name, self._weights_id(spec), pre, cfg.augment, PRESETS[cfg.augment].views, cfg.seed, precision_name(amp)),
+                FeatureRequest(spec.name, self._weights_id(spec, model.backbone), pre, cfg.augment, PRESETS[cfg.augment].views, cfg.seed, precision_name(amp)),
                 model.backbone, store, train_rows, val_rows, device, embedding_batch(device, batch_size), amp, channels_last, self.cache_dir, emit, stop,
             )
             if feats.reused:
                 emit(Message("Reused the cached features of an earlier run: only the head trains."))
             loop: Loop = FeatureLoop(ctx, train_rows, val_rows, feats.train, feats.val)
         else:
-            if cfg.warm_start_head and cfg.feature_cache and plan.trainable_params > plan_head_params(model):
+            # Random features say nothing yet: a head fitted on them would only be a worse random start.
+            if cfg.warm_start_head and cfg.feature_cache and self.pretrained and plan.trainable_params > plan_head_params(model):
                 probe = cached_features(
-                    FeatureRequest(spec.name, self._weights_id(spec), pre, "none", 1, cfg.seed, precision_name(amp)),
+                    FeatureRequest(spec.name, self._weights_id(spec, model.backbone), pre, "none", 1, cfg.seed, precision_name(amp)),
                     model.backbone, store, train_rows, val_rows, device, embedding_batch(device, batch_size), amp, channels_last, self.cache_dir, emit, stop,
                 )
                 warm_start_head(model.head, probe.train[0], labels[train_rows], criterion, cfg.lr, cfg.weight_decay, batch_size, cfg.seed, device, stop)
@@ -226,6 +244,7 @@ class Trainer:
         train_seconds = time.perf_counter() - started
         summary = {
             "backbone": spec.name,
+            "pretrained": self.pretrained,
             "freeze_depth": cfg.freeze_depth,
             "frozen_stages": plan.frozen,
             "trainable_params": plan.trainable_params,
@@ -256,9 +275,24 @@ class Trainer:
         self.files.write_json(self.files.dataset, self.index.to_dict())
         return self.index
 
-    def _weights_id(self, spec: bb.BackboneSpec) -> str:
+    def build_model(self, num_classes: int) -> Classifier:
+        """The model before its first step: the backbone with ImageNet weights when pretrained, else a random
+        initialisation seeded by ``config.seed`` (the same seed gives the same weights), and a new head."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        backbone = bb.build_backbone(cfg.backbone, self.pretrained, self.state_dict_loader)
+        return Classifier(backbone, num_classes, cfg.dropout)
+
+    @property
+    def train_batchnorm(self) -> bool:
+        """A random backbone has no ImageNet BatchNorm statistics worth keeping: it always estimates its own."""
+        return self.config.train_batchnorm or not self.pretrained
+
+    def _weights_id(self, spec: bb.BackboneSpec, backbone: Optional[nn.Module] = None) -> str:
+        """What the backbone's weights are, for the feature cache key: the weights file, or the random
+        initialisation (its seed and a digest of the tensors, so another library version's init never matches)."""
         if not self.pretrained:
-            return f"random:{self.config.seed}"
+            return f"random:{self.config.seed}:{_state_digest(backbone) if backbone is not None else 'unknown'}"
         if self.state_dict_loader is not None:
             return f"custom:{getattr(self.state_dict_loader, '__name__', 'loader')}"
         from tlstudio.core.weights import weights_file
@@ -285,7 +319,7 @@ class Trainer:
         steps_done = 0
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            bb.set_train_mode(ctx.model.backbone, ctx.plan, cfg.train_batchnorm)
+            bb.set_train_mode(ctx.model.backbone, ctx.plan, self.train_batchnorm)
             ctx.model.head.train()
             loss_sum = correct = seen = 0.0
             for step, (x, y) in enumerate(loop.train_batches(epoch), start=1):
@@ -375,6 +409,16 @@ class Trainer:
         unverified.replace(self.files.model)
         self._emit(Message(f"Exported {self.files.model}: a fresh process agreed on {result.agreement:.1%} of {result.n} held images."))
         return report
+
+
+def _state_digest(module: nn.Module) -> str:
+    """A short digest of a module's tensors (names, shapes and values), computed on the CPU."""
+    h = hashlib.blake2b(digest_size=8)
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _held_image(path, resize_size: int) -> np.ndarray:
