@@ -245,4 +245,5 @@ class MainWindow(QMainWindow):
         self._save_layout()
         self.studio.autosave()
         self.data_panel.shutdown()
+        self.evaluate_panel.shutdown()
         event.accept()

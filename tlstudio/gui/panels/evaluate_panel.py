@@ -1,50 +1,70 @@
-"""Step 4, Evaluate: how the chosen run does on the validation pictures (metrics.json).
+"""Step 4, Evaluate: where the chosen run's model is right and where it is wrong, on pictures it never trained on.
 
-For now: accuracy, balanced accuracy, the confusion matrix and the per-class table.
-Issue #5 grows this panel (mistakes gallery, thresholds); keep it self-contained.
+Everything comes from the run's folder: ``metrics.json`` (accuracy, per-class numbers, confusion
+matrix), ``predictions.json`` (one line per validation picture: true class, answer, probabilities),
+``history.jsonl`` (curves), ``model.pt`` (Try it) and the best checkpoint (heat maps). Tabs:
+
+- Overview: the confusion matrix as a heat map (click a cell: its pictures) and the per-class table;
+- Mistakes: the wrong answers the model was surest about first (highest loss, -log p(true class));
+- Try it: new pictures through the exported model file;
+- Compare runs: every run of the project in a table, with the validation curves of the ticked ones.
+
+Beside the first three, "Where did the model look?" explains whichever picture was selected last.
+Thumbnails, predictions and heat maps are all computed off the GUI thread.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import math
+from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QGroupBox,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from tlstudio.core.errors import UserError
+from tlstudio.core.project import RunInfo
 
 from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.activation_view import ActivationView
+from tlstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
+from tlstudio.gui.widgets.image_gallery import GalleryItem, ImageGallery
+from tlstudio.gui.widgets.per_class_table import PerClassTable
+from tlstudio.gui.widgets.run_comparison_view import RunComparisonView
 from tlstudio.gui.widgets.run_picker import RunPicker
+from tlstudio.gui.widgets.try_it import NO_MODEL, TryItView
+
+PICK_A_CELL = "Click a cell of the confusion matrix to see its pictures."
+NO_RUN = "Train a model on the Train step to see how it does here."
 
 
-def _table(rows: int, cols: int) -> QTableWidget:
-    t = QTableWidget(rows, cols)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-    return t
+def loss_of(p: dict) -> float:
+    """The cross-entropy of one prediction: -log of the probability given to the true class."""
+    return -math.log(max(float(p["probs"][p["label"]]), 1e-12))
 
 
-def _cell(text: str, align_right: bool = True) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    if align_right:
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    return item
+def _box(title: str, widget: QWidget, tip: str = "") -> QGroupBox:
+    box = QGroupBox(title)
+    box.setToolTip(tip)
+    layout = QVBoxLayout(box)
+    layout.addWidget(widget)
+    return box
 
 
 class EvaluatePanel(QWidget):
     def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.studio = studio
+        self.run: Optional[RunInfo] = None
+        self.classes: list[str] = []
+        self.predictions: list[dict] = []  # the validation pictures of predictions.json, with "abspath" added
+        self._shown_key: tuple = ()
+        self.missing = ""  # why the run's pictures cannot be shown, or ""
+        self._watched: Optional[QWidget] = None  # the window whose closing settles the thumbnail decoders
+
         self.runs = RunPicker(studio)
         self.accuracy = QLabel()
         self.accuracy.setObjectName("bigNumber")
@@ -52,15 +72,13 @@ class EvaluatePanel(QWidget):
         self.balanced.setObjectName("bigNumber")
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.confusion = _table(0, 0)
-        self.confusion.setToolTip("Rows: the true class. Columns: what the model said. The diagonal holds the correct answers.")
-        self.per_class = _table(0, 4)
-        self.per_class.setHorizontalHeaderLabels(["Precision", "Recall", "F1", "Pictures"])
-        self.per_class.setToolTip(
-            "Precision: of the pictures the model put in this class, the share that belong there.\n"
-            "Recall: of the pictures of this class, the share the model found.\n"
-            "F1: one number combining both. Pictures: how many validation pictures the class has."
-        )
+        self.confusion = ConfusionMatrixView()
+        self.per_class = PerClassTable()
+        self.gallery = ImageGallery(PICK_A_CELL)
+        self.mistakes = ImageGallery()
+        self.try_it = TryItView(studio)
+        self.comparison = RunComparisonView()
+        self.activation = ActivationView(studio)
 
         numbers = QHBoxLayout()
         for title, label, tip in (
@@ -72,75 +90,213 @@ class EvaluatePanel(QWidget):
             QVBoxLayout(box).addWidget(label)
             numbers.addWidget(box)
         numbers.addWidget(self.note, 2)
-        cm_box = QGroupBox("Confusion matrix (rows: true class, columns: predicted)")
-        QVBoxLayout(cm_box).addWidget(self.confusion)
-        pc_box = QGroupBox("Per class")
-        QVBoxLayout(pc_box).addWidget(self.per_class)
-        tables = QHBoxLayout()
-        tables.addWidget(cm_box, 1)
-        tables.addWidget(pc_box, 1)
+
+        tables = QSplitter(Qt.Orientation.Horizontal)
+        tables.setObjectName("evaluateTablesSplit")
+        cm_hint = QLabel("Rows: the true class. Columns: the model's answer. Each cell: how many pictures, and their share of the row. "
+                         "Click a cell to see its pictures.")
+        cm_hint.setObjectName("hint")
+        cm_hint.setWordWrap(True)
+        cm_box = _box("Confusion matrix", self.confusion)
+        cm_box.layout().addWidget(cm_hint)
+        tables.addWidget(cm_box)
+        tables.addWidget(_box("Per class", self.per_class, "Click a column title to sort."))
+        tables.setStretchFactor(0, 1)
+        tables.setSizes([320, 380])
+        overview = QSplitter(Qt.Orientation.Vertical)
+        overview.setObjectName("evaluateOverviewSplit")
+        overview.addWidget(tables)
+        overview.addWidget(_box("Pictures of the chosen cell", self.gallery))
+        overview.setSizes([300, 260])
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(overview, "Overview")
+        self.tabs.addTab(self.mistakes, "Mistakes")
+        self.tabs.addTab(self.try_it, "Try it")
+        self.tabs.addTab(self.comparison, "Compare runs")
+        for i, tip in enumerate((
+            "The confusion matrix and the per-class numbers.",
+            "The wrong answers the model was most sure about. They often reveal a wrong label or a confusing picture.",
+            "Drop new pictures to see what the exported model says about them.",
+            "Every run of this project side by side, with their validation curves.",
+        )):
+            self.tabs.setTabToolTip(i, tip)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.side = QWidget()
+        side = QVBoxLayout(self.side)
+        side.setContentsMargins(6, 0, 0, 0)
+        side.addWidget(self.activation)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.setObjectName("evaluateSplit")
+        self.split.addWidget(self.tabs)
+        self.split.addWidget(self.side)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 1)
+        self.split.setSizes([700, 320])
+
         top = QHBoxLayout()
         top.addWidget(QLabel("Run:"))
         top.addWidget(self.runs, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(numbers)
-        layout.addLayout(tables, 1)
+        layout.addWidget(self.split, 1)
 
+        self.confusion.cell_chosen.connect(self.show_cell)
+        for gallery in (self.gallery, self.mistakes, self.try_it):
+            gallery.image_selected.connect(self.activation.show_image)
         studio.current_run_changed.connect(self.show_run)
         studio.runs_changed.connect(self.refresh)
         self.show_run(studio.current_run)
 
+    # ------------------------------------------------------------ runs
     def refresh(self) -> None:
-        self.show_run(self.studio.current_run)
+        """The run list changed (a run started or ended): update the comparison, and the shown run if its files changed."""
+        self.comparison.set_runs(self.studio.runs(), self.studio.current_run)
+        run = self.studio.run(self.studio.current_run)
+        if self._key(run) != self._shown_key:
+            self.show_run(self.studio.current_run)
+
+    @staticmethod
+    def _key(run: Optional[RunInfo]) -> tuple:
+        if run is None:
+            return ("",)
+        try:
+            stamp = run.files.metrics.stat().st_mtime_ns
+        except OSError:
+            stamp = 0
+        return (run.id, run.record.status, stamp, run.has_model)
 
     def show_run(self, run_id: str) -> None:
         run = self.studio.run(run_id)
+        self.run, self._shown_key = run, self._key(run)
+        self.comparison.set_runs(self.studio.runs(), run_id)
         metrics = run.metrics if run is not None else {}
         if not metrics:
+            self.classes, self.predictions, self.missing = [], [], ""
             self.accuracy.setText("–")
             self.balanced.setText("–")
-            self.note.setText("No results yet: the run needs to finish training." if run else "Train a model on the Train step to see how it does here.")
-            self.confusion.setRowCount(0)
-            self.confusion.setColumnCount(0)
-            self.per_class.setRowCount(0)
+            self.note.setText("No results yet: the run needs to finish training." if run else NO_RUN)
+            self.confusion.set_matrix([], [])
+            self.per_class.show_metrics([], {})
+            self.gallery.show_items([], "", PICK_A_CELL)
+            self.mistakes.show_items([], "", "The mistakes of a finished run show here.")
+            self.tabs.setTabText(1, "Mistakes")
+            self.try_it.set_model_file("", NO_MODEL if run else NO_RUN)
+            self.activation.set_run("", [], "Choose a finished run to see where its model looked.")
             return
+        self.classes = list(metrics["classes"])
         self.accuracy.setText(f"{metrics['accuracy']:.1%}")
         self.balanced.setText(f"{metrics['balanced_accuracy']:.1%}")
         self.note.setText(
             f"On {metrics.get('n', 0)} validation pictures the model never trained on"
             + (f", with the weights of epoch {metrics['best_epoch']} (the best one)." if metrics.get("best_epoch") else ".")
         )
-        self._fill_confusion(metrics["classes"], metrics["confusion_matrix"])
-        self._fill_per_class(metrics["classes"], metrics["per_class"])
+        self.confusion.set_matrix(self.classes, metrics["confusion_matrix"])
+        self.per_class.show_metrics(self.classes, metrics["per_class"])
+        self.missing = self._load_predictions(run)
+        self.gallery.show_items([], "", self.missing or PICK_A_CELL)
+        self._show_mistakes(self.missing)
+        self.try_it.set_model_file(run.files.model if run.has_model else "", NO_MODEL)
+        best = run.files.best.is_file()
+        self.activation.set_run(
+            run.files.root, self.classes,
+            "" if best else "This run kept no trained model (checkpoints/best.pt), so it cannot show where the model looked. Train again.",
+        )
 
-    def _fill_confusion(self, classes: list[str], cm: list[list[int]]) -> None:
-        t = self.confusion
-        t.setRowCount(len(classes))
-        t.setColumnCount(len(classes))
-        t.setHorizontalHeaderLabels(classes)
-        t.setVerticalHeaderLabels(classes)
-        peak = max([max(row) for row in cm] or [1]) or 1
-        for i, row in enumerate(cm):
-            for j, n in enumerate(row):
-                item = _cell(str(n))
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                # Shade by count: green on the diagonal (right), red off it (mistakes).
-                strength = int(40 + 160 * n / peak) if n else 0
-                if n:
-                    colour = QColor(40, 160, 80, strength) if i == j else QColor(210, 60, 60, strength)
-                    item.setBackground(QBrush(colour))
-                t.setItem(i, j, item)
+    def _load_predictions(self, run: RunInfo) -> str:
+        """Read predictions.json; returns why the pictures cannot be shown, or ""."""
+        self.predictions = []
+        path = run.files.predictions
+        if not path.is_file():
+            return "This run has no per-picture results (predictions.json), so its pictures cannot be shown. Train again to see them."
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.studio.notifier.exception(UserError(f"the run's per-picture results '{path}' could not be read ({exc})."), "Showing the run's pictures")
+            return "The run's per-picture results could not be read."
+        root = Path(run.config.data_dir if run.config is not None and run.config.data_dir else self.studio.project.data_dir)
+        n = len(self.classes)
+        for p in rows:
+            if p.get("split") == "val" and 0 <= p.get("label", -1) < n and 0 <= p.get("pred", -1) < n and len(p.get("probs", ())) == n:
+                self.predictions.append({**p, "abspath": str(root / p["path"])})
+        if rows and not any(Path(p["abspath"]).exists() for p in self.predictions[:20]):
+            return f"The pictures are no longer in '{root}'. Move the folder back, or train again on its new place."
+        return ""
 
-    def _fill_per_class(self, classes: list[str], per_class: dict) -> None:
-        t = self.per_class
-        t.setRowCount(len(classes))
-        t.setVerticalHeaderLabels(classes)
-        for i, name in enumerate(classes):
-            m = per_class[name]
-            for j, text in enumerate((f"{m['precision']:.1%}", f"{m['recall']:.1%}", f"{m['f1']:.1%}", str(m["support"]))):
-                t.setItem(i, j, _cell(text))
+    # ------------------------------------------------------------ galleries
+    def show_cell(self, i: int, j: int) -> None:
+        """Show the pictures of confusion-matrix cell (true class i, answer j), most confident first."""
+        if not (0 <= i < len(self.classes) and 0 <= j < len(self.classes)):
+            return
+        if self.missing:
+            self.gallery.show_items([], "", self.missing)
+            return
+        true, said = html.escape(self.classes[i]), html.escape(self.classes[j])
+        rows = sorted((p for p in self.predictions if p["label"] == i and p["pred"] == j), key=lambda p: -p["probs"][j])
+        items = []
+        for p in rows:
+            conf = p["probs"][j]
+            caption = f"{conf:.0%} sure" if i == j else f"said {self.classes[j]}\n{conf:.0%} sure"
+            items.append(GalleryItem(p["abspath"], caption, self._tooltip(p)))
+        n = len(items)
+        if i == j:
+            title = f"<b>{n}</b> '{true}' picture{'s' if n != 1 else ''} recognised correctly, most confident first."
+        else:
+            title = f"<b>{n}</b> '{true}' picture{'s' if n != 1 else ''} taken for '{said}', most confident first."
+        self.gallery.show_items(items, title, "No pictures in this cell." if self.run else PICK_A_CELL)
+
+    def _show_mistakes(self, missing: str) -> None:
+        wrong = sorted((p for p in self.predictions if p["label"] != p["pred"]), key=loss_of, reverse=True)
+        items = []
+        for p in wrong:
+            true, said = self.classes[p["label"]], self.classes[p["pred"]]
+            caption = f"{true} → {said}\n{p['probs'][p['pred']]:.0%} sure"
+            items.append(GalleryItem(p["abspath"], caption, self._tooltip(p), loss_of(p)))
+        total = len(self.predictions)
+        if missing:
+            items, title, empty = [], "", missing
+        elif not wrong:
+            title, empty = "", f"No mistakes: the model classified all {total} validation pictures correctly."
+        else:
+            title = (
+                f"<b>{len(wrong)}</b> of {total} validation pictures are wrong. The ones the model was surest about come first: "
+                "they often show a wrong label, or what confuses the model."
+            )
+            empty = ""
+        self.mistakes.show_items(items, title, empty)
+        self.tabs.setTabText(1, f"Mistakes ({len(wrong)})" if wrong else "Mistakes")
+
+    def _tooltip(self, p: dict) -> str:
+        true, said = self.classes[p["label"]], self.classes[p["pred"]]
+        lines = [Path(p["path"]).name, f"True class: {true}", f"The model said: {said} ({p['probs'][p['pred']]:.1%})"]
+        if p["label"] != p["pred"]:
+            lines.append(f"It gave the true class {p['probs'][p['label']]:.1%} (loss {loss_of(p):.2f}: higher is more wrong)")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------ other
+    def _tab_changed(self, index: int) -> None:
+        self.side.setVisible(self.tabs.widget(index) is not self.comparison)
 
     def confusion_values(self) -> list[list[int]]:
-        t = self.confusion
-        return [[int(t.item(i, j).text()) for j in range(t.columnCount())] for i in range(t.rowCount())]
+        return self.confusion.values()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        window = self.window()
+        if window is not self and window is not self._watched:
+            window.installEventFilter(self)
+            self._watched = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._watched and event.type() == QEvent.Type.Close:
+            # No decode may still be running when the window goes; harmless if the close is refused.
+            for widget in (self.gallery, self.mistakes, self.try_it):
+                widget.settle()
+        return False
+
+    def shutdown(self) -> None:
+        """Stop the thumbnail decoders for good (the application is quitting)."""
+        for widget in (self.gallery, self.mistakes, self.try_it):
+            widget.shutdown()

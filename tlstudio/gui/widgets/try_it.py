@@ -1,0 +1,346 @@
+""""Try it": drop new pictures (or folders of them) and see what the run's exported model says.
+
+Only the run's ``model.pt`` is used, through ``tlstudio.core.predict.ExportedModel`` (the CLI's
+``predict`` runs the same code), so what is shown here is what the file will say anywhere.
+Loading the file and predicting happen in a background job; the file is loaded once per run and
+kept. Each result row shows a lazily loaded thumbnail and the top classes as probability bars,
+drawn by a delegate, so a folder of a thousand pictures costs a thousand small rows, not widgets.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QFont, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.thumbnails import ThumbnailLoader, ThumbnailModel
+from tlstudio.gui.workers import Job
+
+TOP_K = 3
+THUMB = 64
+BAR_TOP, BAR_OTHER, BAR_BACK = QColor(31, 95, 191), QColor(140, 165, 205), QColor(232, 236, 242)
+NO_MODEL = (
+    "This run has no model file, so it cannot try new pictures. Train again with "
+    "'Export the model file at the end' switched on (Train step), then come back here."
+)
+
+
+@dataclass(frozen=True)
+class TryResult:
+    path: str
+    top: list[tuple[str, float]]  # best first; empty when the file could not be used
+    error: str = ""
+
+
+class ExportedModels:
+    """Exported model files, each loaded once (until the file changes). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[str, tuple[int, Any]] = {}
+
+    def get(self, path: str | os.PathLike):
+        from tlstudio.core.predict import ExportedModel
+
+        from tlstudio.core.errors import UserError
+
+        path = os.path.abspath(path)
+        try:
+            stamp = os.stat(path).st_mtime_ns
+        except OSError:
+            raise UserError(f"the run's model file '{path}' is not there any more. Train again with the export switched on.") from None
+        with self._lock:
+            cached = self._models.get(path)
+            if cached is None or cached[0] != stamp:
+                self._models = {path: (stamp, ExportedModel.load(path))}  # one run's model at a time is plenty
+            return self._models[path][1]
+
+
+def local_paths(mime) -> list[str]:
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()] if mime.hasUrls() else []
+
+
+class DropZone(QFrame):
+    dropped = Signal(list)  # local paths: files and folders
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.setObjectName("dropZone")
+        self.setAcceptDrops(True)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("QFrame#dropZone { border: 2px dashed #8a9bb8; border-radius: 8px; }"
+                           "QFrame#dropZone[hover=\"true\"] { border-color: #1f5fbf; background: #eef3fb; }")
+        self.setMinimumHeight(90)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.isEnabled() and local_paths(event.mimeData()):
+            event.acceptProposedAction()
+            self._hover(True)
+
+    def dragLeaveEvent(self, event) -> None:
+        self._hover(False)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self._hover(False)
+        paths = local_paths(event.mimeData())
+        if not self.isEnabled() or not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.dropped.emit(paths)
+
+    def _hover(self, on: bool) -> None:
+        self.setProperty("hover", on)
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+
+class ResultModel(ThumbnailModel):
+    def __init__(self, results: Sequence[TryResult], loader: ThumbnailLoader, parent: Optional[QObject] = None):
+        super().__init__([r.path for r in results], loader, parent)
+        self.results = list(results)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        result = self.results[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return Path(result.path).name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if result.error:
+                return f"{result.path}\nCould not be used: {result.error}"
+            return result.path + "\n" + "\n".join(f"{name}: {p:.1%}" for name, p in result.top)
+        if role == Qt.ItemDataRole.UserRole:
+            return result
+        return super().data(index, role)
+
+
+class ResultDelegate(QStyledItemDelegate):
+    """Thumbnail, file name, then one bar per top class with its probability."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        line = option.fontMetrics.height() + 4
+        return QSize(320, max(THUMB + 8, 8 + line * (1 + TOP_K)))
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        result: TryResult = index.data(Qt.ItemDataRole.UserRole)
+        if result is None:
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        widget = option.widget
+        style = widget.style() if widget is not None else None
+        if style is not None:
+            style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, opt, painter, widget)
+        painter.save()
+        rect = option.rect.adjusted(4, 4, -4, -4)
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(pixmap, QPixmap) and not pixmap.isNull():
+            painter.drawPixmap(QRect(rect.left(), rect.top(), THUMB, THUMB), pixmap)
+        x = rect.left() + THUMB + 10
+        width = rect.right() - x
+        fm = option.fontMetrics
+        line = fm.height() + 4
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(option.palette.text().color())
+        painter.drawText(QRect(x, rect.top(), width, line), Qt.AlignmentFlag.AlignVCenter,
+                         fm.elidedText(Path(result.path).name, Qt.TextElideMode.ElideMiddle, width))
+        painter.setFont(option.font)
+        if result.error:
+            painter.setPen(QColor(170, 30, 30))
+            painter.drawText(QRect(x, rect.top() + line, width, 2 * line), Qt.TextFlag.TextWordWrap, f"Could not be used: {result.error}")
+            painter.restore()
+            return
+        name_w = min(140, max(60, width // 3))
+        pct_w = fm.horizontalAdvance("100.0%") + 6
+        bar_w = max(20, width - name_w - pct_w - 8)
+        for k, (name, p) in enumerate(result.top):
+            y = rect.top() + line * (k + 1)
+            painter.setPen(option.palette.text().color())
+            painter.drawText(QRect(x, y, name_w, line), Qt.AlignmentFlag.AlignVCenter, fm.elidedText(name, Qt.TextElideMode.ElideRight, name_w))
+            bar = QRect(x + name_w + 4, y + 3, bar_w, line - 6)
+            painter.fillRect(bar, BAR_BACK)
+            painter.fillRect(QRect(bar.left(), bar.top(), round(bar_w * max(0.0, min(1.0, p))), bar.height()), BAR_TOP if k == 0 else BAR_OTHER)
+            painter.drawText(QRect(bar.right() + 4, y, pct_w, line), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, f"{p:.1%}")
+        painter.restore()
+
+
+class TryItView(QWidget):
+    predicted = Signal(list)  # [TryResult], once shown
+    image_selected = Signal(str)
+
+    def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.studio = studio
+        self.models = ExportedModels()
+        self.model_path = ""
+        self.job: Optional[Job] = None
+        self.loader = ThumbnailLoader(size=THUMB, parent=self)
+        self.model: Optional[ResultModel] = None
+
+        self.zone = DropZone()
+        self.zone.setToolTip("Drag pictures or folders of pictures from your file manager and drop them here.")
+        self.zone.dropped.connect(self.predict)
+        self.open_files = QPushButton("Open Images…")
+        self.open_files.setToolTip("Choose picture files the model has never seen.")
+        self.open_files.clicked.connect(self._choose_files)
+        self.open_folder = QPushButton("Open Folder…")
+        self.open_folder.setToolTip("Choose a folder: every picture in it (and its sub-folders) is tried.")
+        self.open_folder.clicked.connect(self._choose_folder)
+        prompt = QLabel("Drop pictures or folders here to see what the model says about them.")
+        prompt.setWordWrap(True)
+        prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.open_files)
+        buttons.addWidget(self.open_folder)
+        buttons.addStretch(1)
+        zone_layout = QVBoxLayout(self.zone)
+        zone_layout.addWidget(prompt)
+        zone_layout.addLayout(buttons)
+
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.list = QListView()
+        self.list.setItemDelegate(ResultDelegate(self.list))
+        self.list.setUniformItemSizes(True)
+        self.list.setSelectionMode(QListView.SelectionMode.SingleSelection)
+        self.list.setToolTip("The model's top classes for each picture. Click a picture to see where the model looked.")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.zone)
+        layout.addWidget(self.status)
+        layout.addWidget(self.list, 1)
+        self._show([])
+        self.set_model_file("", "Choose a finished run first.")
+
+    # ------------------------------------------------------------ what the panel calls
+    def set_model_file(self, path: str | Path, why_not: str = NO_MODEL) -> None:
+        """Use the exported model at ``path``; with no such file, say ``why_not`` instead."""
+        self.model_path = str(path) if path and Path(path).is_file() else ""
+        if self.job is not None:
+            self.job.stop()  # its answer belongs to another model; it is ignored when it comes
+            self.job = None
+        self._show([])
+        usable = bool(self.model_path)
+        for w in (self.zone, self.open_files, self.open_folder):
+            w.setEnabled(usable)
+        self.status.setText("" if usable else why_not)
+
+    def predict(self, paths: list[str]) -> Optional[Job]:
+        """Run the model file on ``paths`` (files or folders) in the background; the drop and the buttons call this."""
+        if not self.model_path or not paths:
+            return None
+        if self.job is not None:
+            self.job.stop()  # only the newest drop counts
+        models, model_path, paths = self.models, self.model_path, [str(p) for p in paths]
+
+        def work(on_event, stop):
+            model = models.get(model_path)
+            return model.class_names, model.predict_paths(paths, on_event, stop)
+
+        job = self.studio.jobs.start("try", "Trying the model on new pictures", work)
+        self.job = job
+        job.event.connect(self._on_event)
+        job.succeeded.connect(self._on_predicted)
+        job.failed.connect(self._on_failed)
+        job.finished.connect(self._on_finished)
+        self.status.setText(f"Asking the model about {len(paths)} item{'s' if len(paths) != 1 else ''}…")
+        return job
+
+    def results(self) -> list[TryResult]:
+        return list(self.model.results) if self.model is not None else []
+
+    def select(self, row: int) -> None:
+        if self.model is not None and 0 <= row < self.model.rowCount():
+            self.list.setCurrentIndex(self.model.index(row))
+
+    def settle(self) -> None:
+        """Drop queued thumbnail decodes and wait for the one in progress (the window is closing)."""
+        self.loader.forget()
+        self.loader.pool.waitForDone()
+
+    def shutdown(self) -> None:
+        self.loader.shutdown()
+
+    # ------------------------------------------------------------ results
+    def _on_predicted(self, answer) -> None:
+        if self.sender() is not self.job:
+            return  # a replaced job: its pictures are no longer wanted
+        names, predictions = answer
+        results = [TryResult(p.path, [] if p.error else p.top(min(TOP_K, len(names)), names), p.error) for p in predictions]
+        self._show(results)
+        bad = sum(1 for r in results if r.error)
+        if not results:
+            self.status.setText("No pictures were found in what you chose.")
+        else:
+            self.status.setText(
+                f"{len(results)} picture{'s' if len(results) != 1 else ''} tried"
+                + (f"; {bad} could not be used (hover over them to see why)." if bad else ".")
+            )
+        self.predicted.emit(results)
+
+    def _on_event(self, event) -> None:
+        from tlstudio.core.events import Progress
+
+        if self.sender() is self.job and isinstance(event, Progress) and event.total:
+            self.status.setText(f"Tried {event.done} of {event.total} pictures…")
+
+    def _on_failed(self, info) -> None:
+        if self.sender() is self.job:
+            self.status.setText(f"The pictures could not be tried: {info.message}")
+
+    def _on_finished(self) -> None:
+        if self.sender() is self.job:
+            self.job = None
+
+    def _show(self, results: list[TryResult]) -> None:
+        self.loader.forget()
+        old, old_selection = self.model, self.list.selectionModel()
+        self.model = ResultModel(results, self.loader, self)
+        self.list.setModel(self.model)
+        self.list.selectionModel().currentChanged.connect(self._on_current)
+        if old is not None:
+            old.deleteLater()
+        if old_selection is not None:
+            old_selection.deleteLater()
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid() and self.model is not None and not self.model.results[current.row()].error:
+            self.image_selected.emit(self.model.results[current.row()].path)
+
+    # ------------------------------------------------------------ dialogs
+    def _choose_files(self) -> None:
+        from tlstudio.core.data import IMAGE_EXTENSIONS
+
+        pattern = " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))
+        paths, _ = QFileDialog.getOpenFileNames(self, "Choose pictures to try", str(Path.home()), f"Images ({pattern});;All files (*)")
+        if paths:
+            self.predict(paths)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a folder of pictures to try", str(Path.home()))
+        if path:
+            self.predict([path])
