@@ -52,7 +52,7 @@ def default_workers() -> int:
 
 
 class PixelStore:
-    """Read-only access to the decoded squares; cheap to pickle into DataLoader workers when memory-mapped."""
+    """Read-only access to the decoded squares; cheap to pickle into DataLoader workers when it has a cache file."""
 
     def __init__(self, pixels: np.ndarray, key: str, size: int, path: Optional[Path] = None, built: bool = False):
         self.pixels = pixels
@@ -70,6 +70,20 @@ class PixelStore:
     @property
     def nbytes(self) -> int:
         return int(self.pixels.nbytes)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if self.path is not None:
+            # DataLoader workers started by spawn or forkserver (Windows, macOS, Python >= 3.14 on Linux)
+            # receive the Dataset by pickle: send the cache file's name, not a copy of every pixel. Each
+            # worker maps the same file, and the OS shares its pages between the processes.
+            state["pixels"] = tuple(self.pixels.shape)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.pixels, tuple):
+            self.pixels = np.memmap(self.path, dtype=np.uint8, mode="r", shape=self.pixels)
 
 
 def _square(path: Path, size: int) -> np.ndarray:
