@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from typing import Optional, Sequence
 
 from tlstudio import __version__
@@ -64,6 +66,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("tlstudio: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: one readable line; the traceback on request
+        print(f"tlstudio: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("TLSTUDIO_DEBUG"):
+            traceback.print_exc()
+        else:
+            print("tlstudio: this is a bug in tlstudio; run again with TLSTUDIO_DEBUG=1 to see the traceback for a report.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -71,3 +71,21 @@ def test_from_scratch_with_freeze_depth_none_is_fine(data, tmp_path):
     cfg = config_from_args(args)
     assert not cfg.pretrained and cfg.freeze_depth == "none"
     assert config_from_args(build_parser().parse_args(["train", str(data), "--out", str(tmp_path / "run")])).freeze_depth == "all"
+
+
+def test_an_internal_error_is_one_line_and_exit_1_with_the_traceback_on_request(data, tmp_path, capsys, monkeypatch):
+    from tlstudio.core.training import Trainer
+
+    def broken(self, on_event=None, stop=None):
+        raise RuntimeError("the exported model disagreed with the trained model")
+
+    monkeypatch.setattr(Trainer, "run", broken)
+    args = ["train", str(data), "--out", str(tmp_path / "run"), "--epochs", "1"]
+    monkeypatch.delenv("TLSTUDIO_DEBUG", raising=False)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "tlstudio: internal error: RuntimeError: the exported model disagreed" in err
+    assert "Traceback" not in err and "TLSTUDIO_DEBUG=1" in err
+    monkeypatch.setenv("TLSTUDIO_DEBUG", "1")
+    assert main(args) == 1
+    assert "Traceback" in capsys.readouterr().err
