@@ -11,7 +11,7 @@ import torch
 
 from tests.synthetic import make_colour_dataset
 from tlstudio.core import backbones as bb
-from tlstudio.core.baseline import SHARED_SETTINGS, baseline_config, uplift
+from tlstudio.core.baseline import SHARED_SETTINGS, baseline_config, baseline_pairs, uplift
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import Message, PhaseStarted
@@ -192,3 +192,33 @@ def test_uplift_refuses_runs_without_metrics_or_the_wrong_way_round(runs, tmp_pa
     (unfinished / "metrics.json").write_text("{not json")
     with pytest.raises(UserError, match="metrics.json could not be read"):
         uplift(pre_dir, unfinished)
+
+
+# ------------------------------------------------------------------ which run is the baseline of which
+def fake_run(folder: Path, cfg: TrainConfig, accuracy=0.5) -> Path:
+    """A run folder with just the settings and final figures that ``baseline_pairs`` reads."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(cfg.to_json())
+    if accuracy is not None:
+        (folder / "metrics.json").write_text(json.dumps({"accuracy": accuracy, "balanced_accuracy": accuracy}))
+    return folder
+
+
+def test_baseline_pairs_link_pretrained_runs_to_their_closest_finished_scratch_run(tmp_path):
+    cfg = frozen_config(tmp_path / "data")
+    frozen = fake_run(tmp_path / "1-frozen", cfg)
+    tuned = fake_run(tmp_path / "2-tuned", replace(cfg, freeze_depth="2"))
+    shorter = fake_run(tmp_path / "3-scratch-shorter", replace(baseline_config(cfg), epochs=1))
+    exact = fake_run(tmp_path / "4-scratch-exact", baseline_config(cfg))
+    fake_run(tmp_path / "5-scratch-stopped", baseline_config(cfg), accuracy=None)  # no final metrics: never a baseline
+    fake_run(tmp_path / "6-scratch-other-data", baseline_config(replace(cfg, data_dir=str(tmp_path / "other"))))
+    other_backbone = fake_run(tmp_path / "7-other-backbone", replace(cfg, backbone="resnet18"))
+    runs = sorted(p for p in tmp_path.iterdir())
+
+    pairs = baseline_pairs(runs)
+    assert pairs == {frozen: exact, tuned: exact}  # one baseline serves both; the exact one beats the shorter
+    assert other_backbone not in pairs
+
+    pairs = baseline_pairs([frozen, shorter])
+    assert pairs == {frozen: shorter}  # the only one, with its difference left for uplift()["mismatches"] to name
+    assert baseline_pairs([frozen, tmp_path / "missing"]) == {}

@@ -71,6 +71,15 @@ def test_same_second_runs_get_distinct_ids(tmp_path):
     assert a.root != b.root and b.root.name.endswith("-2")
 
 
+def test_a_run_not_remembered_leaves_the_projects_settings_alone(tmp_path):
+    p = Project.create(tmp_path / "P")
+    p.new_run(TrainConfig(epochs=7))
+    p.new_run(TrainConfig(epochs=3, pretrained=False, freeze_depth="none"), remember=False)  # e.g. a from-scratch baseline
+    again = Project.open(p.root)
+    assert again.train_config().epochs == 7 and again.train_config().pretrained
+    assert len(again.runs) == 2
+
+
 def test_a_run_left_running_by_a_crash_reads_as_interrupted(tmp_path):
     p = Project.create(tmp_path / "P")
     files = p.new_run(TrainConfig())

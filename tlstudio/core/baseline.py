@@ -2,13 +2,15 @@
 
 ``baseline_config(cfg)`` gives the same run without ImageNet weights; train both, then
 ``uplift(pretrained_run_dir, baseline_run_dir)`` reads their files and says how much the
-pretrained backbone added, with both histories for side-by-side curves.
+pretrained backbone added, with both histories for side-by-side curves. ``baseline_pairs(run_dirs)``
+finds which run is the baseline of which.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterable
 
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
@@ -49,6 +51,51 @@ def baseline_config(cfg: TrainConfig) -> TrainConfig:
         train_batchnorm=True,
         warm_start_head=False,
     ).validate()
+
+
+def _mismatches(a: TrainConfig, b: TrainConfig) -> dict[str, list]:
+    """{setting: [a's value, b's value]} for each of SHARED_SETTINGS on which the two configs differ."""
+    out = {}
+    for name in SHARED_SETTINGS:
+        x, y = getattr(a, name), getattr(b, name)
+        if name == "data_dir":
+            x, y = str(Path(x)), str(Path(y))
+        if x != y:
+            out[name] = [x, y]
+    return out
+
+
+def _has_final_metrics(run: RunData) -> bool:
+    return run.exists and not any(p.startswith("metrics.json") for p in run.problems) and all(
+        isinstance(run.metrics.get(key), (int, float)) for key in ("accuracy", "balanced_accuracy")
+    )
+
+
+def baseline_pairs(run_dirs: Iterable[str | Path]) -> dict[Path, Path]:
+    """{pretrained run: its from-scratch baseline} among ``run_dirs`` (oldest first), for every run that has one.
+
+    The link is read from the runs' own settings, so no extra file can go stale and a baseline trained
+    any way (the GUI's button, ``tlstudio train --from-scratch``, by hand) counts. A baseline is a
+    finished from-scratch run on the same data folder and backbone as a finished pretrained run; of
+    several, the one with the fewest differing SHARED_SETTINGS wins, then the newest. One baseline
+    can serve several pretrained runs (say frozen and fine-tuned), since ``baseline_config`` gives
+    them all the same from-scratch run.
+    """
+    runs = [read_run(d) for d in run_dirs]
+    done = [run for run in runs if run.config is not None and _has_final_metrics(run)]
+    scratch = [(i, run) for i, run in enumerate(done) if run.pretrained is False]
+    pairs = {}
+    for pre in done:
+        if pre.pretrained is not True:
+            continue
+        same = [
+            (len(_mismatches(pre.config, base.config)), -i, base)
+            for i, base in scratch
+            if str(Path(base.config.data_dir)) == str(Path(pre.config.data_dir)) and base.config.backbone == pre.config.backbone
+        ]
+        if same:
+            pairs[pre.root] = min(same, key=lambda t: t[:2])[2].root
+    return pairs
 
 
 def _finished(run_dir: str | Path, role: str) -> RunData:
@@ -96,14 +143,7 @@ def uplift(pretrained_run_dir: str | Path, baseline_run_dir: str | Path) -> dict
     if base.pretrained is True:
         raise UserError(f"'{base.root}' started from ImageNet weights: the baseline must be trained from scratch (tlstudio train ... --from-scratch).")
 
-    mismatches = {}
-    if pre.config is not None and base.config is not None:
-        for name in SHARED_SETTINGS:
-            a, b = getattr(pre.config, name), getattr(base.config, name)
-            if name == "data_dir":
-                a, b = str(Path(a)), str(Path(b))
-            if a != b:
-                mismatches[name] = [a, b]
+    mismatches = _mismatches(pre.config, base.config) if pre.config is not None and base.config is not None else {}
 
     epochs, (pre_curves, base_curves) = align([pre.history, base.history])
     p_acc, b_acc = float(pre.metrics["accuracy"]), float(base.metrics["accuracy"])

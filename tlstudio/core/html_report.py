@@ -63,7 +63,7 @@ def write_report(run_dir: str | Path, out_path: str | Path) -> Path:
     try:
         atomic.write_text(out, page)
     except OSError as exc:
-        raise UserError(f"could not write the report to '{out}' ({exc.strerror or exc}); choose another --out.") from None
+        raise UserError(f"could not write the report to '{out}' ({exc.strerror or exc}); choose another place to save it.") from None
     return out
 
 

@@ -227,15 +227,20 @@ class Project:
         return cfg
 
     # ------------------------------------------------------------ runs
-    def new_run(self, config: TrainConfig, now: Optional[datetime] = None) -> RunFiles:
-        """Record a new run (status running), remember its config as the project's last one, and return its files."""
+    def new_run(self, config: TrainConfig, now: Optional[datetime] = None, remember: bool = True) -> RunFiles:
+        """Record a new run (status running) and return its files.
+
+        With ``remember`` its config becomes the project's last one; a run the user did not set up
+        (the from-scratch baseline of another run) passes False and leaves their settings alone.
+        """
         base = new_run_id(config.backbone, now)
         run_id, n = base, 2
         while (self.runs_dir / run_id).exists() or any(r.id == run_id for r in self.runs):
             run_id, n = f"{base}-{n}", n + 1
         files = RunFiles(self.runs_dir / run_id)
         files.root.mkdir(parents=True)
-        self.config = config.to_dict()
+        if remember:
+            self.config = config.to_dict()
         self.runs.append(RunRecord(run_id, RUNNING, datetime.now().isoformat(timespec="seconds"), config.backbone))
         self.save()
         return files

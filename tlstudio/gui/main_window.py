@@ -95,6 +95,8 @@ class MainWindow(QMainWindow):
         self.studio.project_changed.connect(self._update_title)
         self.studio.jobs.progress.connect(self._on_job_progress)
         self.data_panel.folder_opened.connect(self.recent_folders.add)
+        self.evaluate_panel.actions.baseline_requested.connect(self.train_baseline)
+        self.evaluate_panel.actions.report_written.connect(self._on_report_written)
         self._update_title()
         self._restore_layout()
 
@@ -151,6 +153,11 @@ class MainWindow(QMainWindow):
     def current_step(self) -> str:
         return STEPS[self.steps.currentRow()]
 
+    def train_baseline(self, config) -> None:
+        """Train a run's from-scratch baseline (its TrainConfig) on the Train step, where its curves and controls are."""
+        if self.train_panel.start(config) is not None:
+            self.go_to("Train")
+
     def open_data_folder(self, path: str) -> None:
         self.data_panel.open_folder(path)
         self.go_to("Data")
@@ -176,6 +183,9 @@ class MainWindow(QMainWindow):
         if busy:
             self.job_progress.setRange(0, max(0, total))
             self.job_progress.setValue(min(done, total) if total else 0)
+
+    def _on_report_written(self, path: str) -> None:
+        self.statusBar().showMessage(f"Report saved to {path}", 15_000)
 
     def _update_title(self) -> None:
         project = self.studio.project

@@ -153,6 +153,7 @@ class Jobs(QObject):
 
     progress = Signal(str, int, int)  # text, done, total (total 0: unknown)
     busy_changed = Signal(bool)
+    live_changed = Signal()  # a job started or ended: ``busy(name)`` may have changed
     all_finished = Signal()
 
     def __init__(self, notifier: Notifier):
@@ -171,6 +172,7 @@ class Jobs(QObject):
         job.start()
         if len(self._live) == 1:
             self.busy_changed.emit(True)
+        self.live_changed.emit()
         self.progress.emit(f"{title}…", 0, 0)
         return job
 
@@ -216,6 +218,7 @@ class Jobs(QObject):
         if job in self._live:
             self._live.remove(job)
         self._phase.pop(job, None)
+        self.live_changed.emit()
         if not self._live:
             self.progress.emit("Ready", 0, 0)
             self.busy_changed.emit(False)

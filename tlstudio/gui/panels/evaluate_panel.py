@@ -7,7 +7,10 @@ matrix), ``predictions.json`` (one line per validation picture: true class, answ
 - Overview: the confusion matrix as a heat map (click a cell: its pictures) and the per-class table;
 - Mistakes: the wrong answers the model was surest about first (highest loss, -log p(true class));
 - Try it: new pictures through the exported model file;
-- Compare runs: every run of the project in a table, with the validation curves of the ticked ones.
+- Compare runs: every run of the project in a table, with the validation curves of the ticked ones, and
+  what transfer learning added when a pretrained run has a from-scratch baseline.
+
+Above the tabs, the run's actions: train its from-scratch baseline (on the Train step), export its report.
 
 Beside the first three, "Where did the model look?" explains whichever picture was selected last.
 Thumbnails, predictions and heat maps are all computed off the GUI thread.
@@ -25,6 +28,7 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from tlstudio.core.baseline import baseline_pairs, uplift
 from tlstudio.core.errors import UserError
 from tlstudio.core.project import RunInfo
 
@@ -33,12 +37,18 @@ from tlstudio.gui.widgets.activation_view import ActivationView
 from tlstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
 from tlstudio.gui.widgets.image_gallery import GalleryItem, ImageGallery
 from tlstudio.gui.widgets.per_class_table import PerClassTable
+from tlstudio.gui.widgets.run_actions import RunActions
 from tlstudio.gui.widgets.run_comparison_view import RunComparisonView
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.widgets.try_it import NO_MODEL, TryItView
 
 PICK_A_CELL = "Click a cell of the confusion matrix to see its pictures."
 NO_RUN = "Train a model on the Train step to see how it does here."
+NO_BASELINE = (
+    "Did the ImageNet weights help? “Train a Baseline from Scratch” trains this run's settings again from random "
+    "weights; what transfer learning added then shows here."
+)
+NO_PRETRAINED = "This run started from random weights. Train a pretrained run on the same data and backbone to see what transfer learning adds."
 
 
 def loss_of(p: dict) -> float:
@@ -66,6 +76,7 @@ class EvaluatePanel(QWidget):
         self._watched: Optional[QWidget] = None  # the window whose closing settles the thumbnail decoders
 
         self.runs = RunPicker(studio)
+        self.actions = RunActions(studio)
         self.accuracy = QLabel()
         self.accuracy.setObjectName("bigNumber")
         self.balanced = QLabel()
@@ -138,6 +149,7 @@ class EvaluatePanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Run:"))
         top.addWidget(self.runs, 1)
+        top.addWidget(self.actions)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(numbers)
@@ -153,10 +165,13 @@ class EvaluatePanel(QWidget):
     # ------------------------------------------------------------ runs
     def refresh(self) -> None:
         """The run list changed (a run started or ended): update the comparison, and the shown run if its files changed."""
-        self.comparison.set_runs(self.studio.runs(), self.studio.current_run)
         run = self.studio.run(self.studio.current_run)
         if self._key(run) != self._shown_key:
             self.show_run(self.studio.current_run)
+            return
+        runs = self.studio.runs()
+        self.comparison.set_runs(runs, self.studio.current_run)
+        self._show_uplift(run, runs)
 
     @staticmethod
     def _key(run: Optional[RunInfo]) -> tuple:
@@ -171,7 +186,10 @@ class EvaluatePanel(QWidget):
     def show_run(self, run_id: str) -> None:
         run = self.studio.run(run_id)
         self.run, self._shown_key = run, self._key(run)
-        self.comparison.set_runs(self.studio.runs(), run_id)
+        runs = self.studio.runs()
+        self.comparison.set_runs(runs, run_id)
+        self._show_uplift(run, runs)
+        self.actions.set_run(run)
         metrics = run.metrics if run is not None else {}
         if not metrics:
             self.classes, self.predictions, self.missing = [], [], ""
@@ -224,6 +242,29 @@ class EvaluatePanel(QWidget):
         if rows and not any(Path(p["abspath"]).exists() for p in self.predictions[:20]):
             return f"The pictures are no longer in '{root}'. Move the folder back, or train again on its new place."
         return ""
+
+    def _show_uplift(self, run: Optional[RunInfo], runs: list[RunInfo]) -> None:
+        """What transfer learning added, when ``run`` is a finished pretrained run with a baseline, or one's baseline."""
+        if run is None or run.config is None or not run.metrics:
+            self.comparison.show_uplift(None)
+            return
+        pairs = baseline_pairs([r.files.root for r in runs])
+        root = run.files.root
+        if root in pairs:
+            pretrained, baseline = root, pairs[root]
+        else:  # a baseline: compare it with the newest pretrained run it serves
+            pretrained, baseline = next((p for p, b in reversed(pairs.items()) if b == root), None), root
+        if pretrained is None:
+            self.comparison.show_uplift(None, NO_BASELINE if run.config.pretrained else NO_PRETRAINED)
+            return
+        try:
+            self.comparison.show_uplift(uplift(pretrained, baseline))
+        except UserError as exc:
+            self.comparison.show_uplift(None, html.escape(f"What transfer learning added cannot be shown: {exc}"))
+
+    def export_report(self, path: str | Path):
+        """Write the shown run's HTML report to ``path`` in the background (what Export Report… does after its dialog)."""
+        return self.actions.export_report(path)
 
     # ------------------------------------------------------------ galleries
     def show_cell(self, i: int, j: int) -> None:

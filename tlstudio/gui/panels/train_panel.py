@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
@@ -71,7 +72,7 @@ class TrainPanel(QWidget):
         self.pause_button.setToolTip("Hold training after the current batch; Resume continues exactly where it stopped.")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("End training after the current batch. The best model so far is kept.")
-        self.start_button.clicked.connect(self.start)
+        self.start_button.clicked.connect(lambda _checked=False: self.start())
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
 
@@ -129,15 +130,22 @@ class TrainPanel(QWidget):
         self._show_run(studio.current_run)
 
     # ------------------------------------------------------------ buttons
-    def start(self) -> Optional[Job]:
+    def start(self, config: Optional[TrainConfig] = None) -> Optional[Job]:
+        """Train with the settings on the left, or with ``config`` (the from-scratch baseline of a run).
+
+        An explicit ``config`` is used as it is, data folder included, and does not become the
+        project's settings: the Settings box keeps what the user chose.
+        """
         if self.job is not None:
             return None
+        explicit = config is not None
         try:
-            config, files = self._prepare_run()
+            config, files = self._prepare_run(config)
         except UserError as exc:
             self.studio.notifier.exception(exc, "Starting training")
             return None
-        index, cache = self.studio.index, self.studio.project.cache_dir
+        index = self._index_for(config) if explicit else self.studio.index
+        cache = self.studio.project.cache_dir
 
         def work(on_event, stop):
             from tlstudio.core.training import Trainer
@@ -148,7 +156,10 @@ class TrainPanel(QWidget):
         self.run_id = files.root.name
         self.plots.clear()
         self.log.clear()
-        self._log(f"Run {self.run_id}: {config.backbone}, freeze depth {config.freeze_depth}, {config.epochs} epochs.")
+        start = f"freeze depth {config.freeze_depth}" if config.pretrained else "from random weights, everything trains"
+        self._log(f"Run {self.run_id}: {config.backbone}, {start}, {config.epochs} epochs.")
+        if explicit:
+            self._log("The Settings box is not used for this run: its settings are in the run's config.json.")
         self.studio.runs_changed.emit()
         self.studio.set_current_run(self.run_id)
         freeze_long_lived_objects()  # no 300 ms garbage collection pause in the window during the run
@@ -181,7 +192,12 @@ class TrainPanel(QWidget):
             self.pause_button.setEnabled(False)
             self._log("Stopping after the current batch…")
 
-    def _prepare_run(self):
+    def _prepare_run(self, config: Optional[TrainConfig] = None):
+        if config is not None:
+            config = TrainConfig.from_dict(config.to_dict()).validate()  # a copy: the run owns its config
+            project = self.studio.ensure_project()
+            self.studio.autosave()
+            return config, project.new_run(config, remember=False)
         index = self.studio.index
         if index is None:
             raise UserError("there are no pictures to train on yet. Choose an image folder on the Data step first.")
@@ -191,6 +207,14 @@ class TrainPanel(QWidget):
         project = self.studio.ensure_project()
         self.studio.autosave()
         return config, project.new_run(config)
+
+    def _index_for(self, config: TrainConfig):
+        """The scanned folder when it is the one ``config`` trains on, split the same way; else None (the trainer scans)."""
+        index = self.studio.index
+        if index is None or Path(index.root) != Path(config.data_dir):
+            return None
+        same_split = (index.val_split, index.test_split, index.seed) == (config.val_split, config.test_split, config.seed)
+        return index if same_split else None
 
     # ------------------------------------------------------------ events from the trainer (GUI thread)
     def _on_event(self, event) -> None:

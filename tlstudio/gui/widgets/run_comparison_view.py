@@ -1,5 +1,8 @@
 """Compare runs: a sortable table of every run of the project, and the validation curves of the ticked ones.
 
+Above them, when the shown run has a from-scratch baseline (or is one), a plain sentence says what
+transfer learning added (``uplift_words``), and both runs are ticked so their curves sit side by side.
+
 The rows and curves come from ``tlstudio.core.run_comparison`` (``run_table`` / ``curves``), which
 reads each run folder defensively: a stopped, failed or damaged run still gets a row saying so.
 Each run keeps one colour (by its place in the project's run list) in the table's swatch and in
@@ -9,6 +12,8 @@ which stays distinguishable for colour-blind users; past eight runs the dash pat
 
 from __future__ import annotations
 
+import html
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -58,6 +63,34 @@ def freeze_words(depth) -> str:
     return f"first {depth} stages" if depth else "–"
 
 
+def _points(fraction: float) -> str:
+    return f"{100 * fraction:+.1f} points"
+
+
+def uplift_words(u: dict) -> str:
+    """What the pretrained weights added over training from scratch, in one plain sentence (rich text).
+
+    ``u`` is ``tlstudio.core.baseline.uplift``'s answer; differing settings are named, since they make
+    the comparison unfair.
+    """
+    acc, bal = u["accuracy_uplift"], u["balanced_accuracy_uplift"]
+    lead = f"Transfer learning added <b>{_points(acc)}</b>" if acc >= 0 else f"Transfer learning did not help here: <b>{_points(acc)}</b>"
+    text = (
+        f"{lead} of accuracy (pretrained {u['pretrained_accuracy']:.1%} vs from scratch {u['baseline_accuracy']:.1%}), "
+        f"balanced accuracy {_points(bal)} ({u['pretrained_balanced_accuracy']:.1%} vs {u['baseline_balanced_accuracy']:.1%})"
+    )
+    if u.get("pretrained_seconds") is not None and u.get("baseline_seconds") is not None:
+        text += f"; trained in {duration(u['pretrained_seconds'])} vs {duration(u['baseline_seconds'])}"
+    text += "."
+    if u.get("mismatches"):
+        differ = ", ".join(f"{name.replace('_', ' ')} ({html.escape(str(a))} vs {html.escape(str(b))})" for name, (a, b) in u["mismatches"].items())
+        text += (
+            f"<br>Not quite a fair comparison: the two runs differ in {differ}. "
+            "“Train a baseline from scratch” on the pretrained run gives one that differs only in the starting weights."
+        )
+    return text
+
+
 def _number(value, text: str) -> QTableWidgetItem:
     return NumberItem(text, float(value) if isinstance(value, (int, float)) else -1.0)  # unknown sorts below every number
 
@@ -93,6 +126,8 @@ class RunComparisonView(QWidget):
         self.rows: list[dict] = []
         self.series: dict = {}
         self.current = ""
+        self.uplift_data: Optional[dict] = None  # what the uplift line shows, or None
+        self._uplift_pair: tuple[str, str] = ("", "")
         self._ticked: set[str] = set()
         self._seen: set[str] = set()
         self.curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
@@ -121,6 +156,11 @@ class RunComparisonView(QWidget):
         row.addWidget(self.acc_plot)
         row.addWidget(self.loss_plot)
 
+        self.uplift = QLabel()
+        self.uplift.setObjectName("uplift")
+        self.uplift.setWordWrap(True)
+        self.uplift.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.uplift.setVisible(False)
         self.note = QLabel("Tick runs in the table to compare their validation curves. Click a column title to sort.")
         self.note.setObjectName("hint")
         self.note.setWordWrap(True)
@@ -131,6 +171,7 @@ class RunComparisonView(QWidget):
         split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.uplift)
         layout.addWidget(self.note)
         layout.addWidget(split, 1)
 
@@ -198,6 +239,22 @@ class RunComparisonView(QWidget):
         self._draw()
         self.ticked_changed.emit()
 
+    def show_uplift(self, u: Optional[dict], hint: str = "") -> None:
+        """The uplift of a pretrained run over its baseline (``uplift``'s dict), or ``hint`` when there is none."""
+        self.uplift_data = u
+        text = uplift_words(u) if u is not None else hint
+        self.uplift.setText(text)
+        self.uplift.setVisible(bool(text))
+        if u is None:
+            self.uplift.setToolTip("")
+            return
+        pair = (Path(u["pretrained_run"]).name, Path(u["baseline_run"]).name)
+        self.uplift.setToolTip(f"Pretrained run: {pair[0]}\nIts from-scratch baseline: {pair[1]}")
+        if pair != self._uplift_pair:  # tick both once; the user may untick them afterwards
+            self._uplift_pair = pair
+            for run_id in pair:
+                self.set_ticked(run_id, True)
+
     # ------------------------------------------------------------ curves
     def _draw(self) -> None:
         for acc, loss in self.curves.values():
@@ -215,7 +272,7 @@ class RunComparisonView(QWidget):
             colour, dash = self._colour(i)
             kw = dict(pen=pg.mkPen(colour, width=2, style=dash), symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None, connect="finite")
             self.curves[run.id] = (
-                self.acc_plot.plot(epochs, acc, name=_short(run), **kw),
+                self.acc_plot.plot(epochs, acc, name=_short(run, self.rows[i].get("init")), **kw),
                 self.loss_plot.plot(epochs, loss, **kw),
             )
         self.acc_plot.setYRange(0, 1.02, padding=0)  # accuracies compare best on the full scale
@@ -249,7 +306,8 @@ class RunComparisonView(QWidget):
         return out
 
 
-def _short(run: RunInfo) -> str:
-    """A legend entry: the run's time and backbone, without the date."""
+def _short(run: RunInfo, init: Optional[str] = None) -> str:
+    """A legend entry: the run's time and backbone, without the date; a from-scratch run says so."""
     parts = run.id.split("_", 2)
-    return f"{parts[1].replace('-', ':')} {parts[2]}" if len(parts) == 3 else run.id
+    name = f"{parts[1].replace('-', ':')} {parts[2]}" if len(parts) == 3 else run.id
+    return f"{name} (from scratch)" if init == "scratch" else name

@@ -1,0 +1,140 @@
+"""The Evaluate step's two buttons about the shown run: train its from-scratch baseline, export its HTML report.
+
+The baseline is not trained here: ``baseline_requested`` carries its config (the run's own
+``config.json`` through ``baseline_config``) and the window hands it to the Train step, where the
+live curves, Pause and Stop work as for any run. The report is written by a background job; a
+failure reaches the notifier through ``Jobs``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget
+
+from tlstudio.core import project as pj
+from tlstudio.core.baseline import baseline_config
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.errors import UserError
+from tlstudio.core.project import RunInfo
+
+from tlstudio.gui.studio import Studio
+from tlstudio.gui.workers import Job
+
+log = logging.getLogger("tlstudio.gui")
+
+BASELINE_TIP = (
+    "Train this run's settings again from random weights instead of ImageNet ones, with everything trainable. "
+    "The difference between the two runs is what transfer learning added; Compare runs shows it."
+)
+REPORT_TIP = "Save one web page about this run (curves, confusion matrix, per-class figures, worst mistakes) to send to a colleague."
+
+
+class RunActions(QWidget):
+    baseline_requested = Signal(object)  # the TrainConfig of the baseline to train
+    report_written = Signal(str)  # the path of the report
+
+    def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.studio = studio
+        self.run: Optional[RunInfo] = None
+        self.report_job: Optional[Job] = None
+        self.report_folder = ""  # where the last report went: the next one is proposed there
+        self.ask_report_path: Callable[[str], str] = self._ask_report_path  # tests replace the dialog
+
+        self.baseline_button = QPushButton("Train a Baseline from Scratch")
+        self.baseline_button.clicked.connect(lambda _checked=False: self.train_baseline())
+        self.report_button = QPushButton("Export Report…")
+        self.report_button.setToolTip(REPORT_TIP)
+        self.report_button.clicked.connect(lambda _checked=False: self.choose_report_path())
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.baseline_button)
+        row.addWidget(self.report_button)
+
+        studio.jobs.live_changed.connect(self._update)
+        self._update()
+
+    def set_run(self, run: Optional[RunInfo]) -> None:
+        self.run = run
+        self._update()
+
+    def _update(self) -> None:
+        run = self.run
+        if run is None:
+            why = "Choose a finished run first."
+        elif run.config is None or not run.config.pretrained:
+            why = "This run started from random weights already: it is a baseline."
+        elif run.record.status != pj.FINISHED or not run.metrics:
+            why = "The run has to finish training first."
+        elif self.studio.jobs.busy("train"):
+            why = "Wait until the training that is running ends."
+        else:
+            why = ""
+        self.baseline_button.setEnabled(not why)
+        self.baseline_button.setToolTip(BASELINE_TIP + (f"\n\n{why}" if why else ""))
+        self.report_button.setEnabled(run is not None and self.report_job is None)
+
+    # ------------------------------------------------------------ baseline
+    def train_baseline(self) -> Optional[TrainConfig]:
+        """Ask for the shown run's from-scratch baseline to be trained; returns its config, or None."""
+        run = self.run
+        if run is None or not self.baseline_button.isEnabled():
+            return None
+        try:
+            source = TrainConfig.from_json(run.files.config.read_text(encoding="utf-8"))
+            config = baseline_config(source)
+        except UserError as exc:
+            self.studio.notifier.exception(exc, "Training a baseline from scratch")
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            problem = UserError(f"the run's settings '{run.files.config}' could not be read ({exc}). Train the run again.")
+            self.studio.notifier.exception(problem, "Training a baseline from scratch")
+            return None
+        self.baseline_requested.emit(config)
+        return config
+
+    # ------------------------------------------------------------ report
+    def choose_report_path(self) -> None:
+        if self.run is None:
+            return
+        folder = Path(self.report_folder) if self.report_folder else Path.home()
+        path = self.ask_report_path(str(folder / f"{self.run.id}-report.html"))
+        if path:
+            self.export_report(path)
+
+    def _ask_report_path(self, start: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, "Export a report of the run", start, "Web page (*.html)")
+        return path
+
+    def export_report(self, path: str | Path) -> Optional[Job]:
+        """Write the shown run's report to ``path`` (``.html`` added when missing) in the background."""
+        if self.run is None or self.report_job is not None:
+            return None
+        source, dest = self.run.files.root, Path(path)
+        if dest.suffix.lower() not in (".html", ".htm"):
+            dest = dest.with_name(dest.name + ".html")
+
+        def work(on_event, stop):
+            from tlstudio.core.html_report import write_report  # reads pictures for the thumbnails: never on the GUI thread
+
+            return str(write_report(source, dest))
+
+        job = self.studio.jobs.start("report", "Writing the report", work)
+        self.report_job = job
+        job.succeeded.connect(self._on_report_written)
+        job.finished.connect(self._on_report_finished)
+        self._update()
+        return job
+
+    def _on_report_written(self, path: str) -> None:
+        self.report_folder = str(Path(path).parent)
+        log.info("Report written to %s", path)
+        self.report_written.emit(path)
+
+    def _on_report_finished(self) -> None:
+        self.report_job = None
+        self._update()
