@@ -20,3 +20,19 @@ def test_ci_runs_the_readme_test_command():
 def test_readme_has_install_and_start_command():
     assert any(cmd.endswith(".venv/bin/tlstudio") for cmd in _readme_commands())
 
+
+
+def test_readme_pictures_are_in_the_repo_and_small():
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(pictures) >= 6  # a screenshot of each step and of the report
+    for rel in pictures:
+        path = REPO / rel
+        assert path.is_file(), f"README shows {rel}, which is not in the repo"
+        assert path.stat().st_size < 200_000, f"{rel} is {path.stat().st_size:,} bytes: keep screenshots small"
+
+
+def test_readme_benchmark_commands_name_modules_that_exist():
+    modules = re.findall(r"-m (tests\.bench\.\w+)", (REPO / "README.md").read_text(encoding="utf-8"))
+    assert {"tests.bench.bench_speed", "tests.bench.bench_memory"} <= set(modules)
+    for module in modules:
+        assert (REPO / (module.replace(".", "/") + ".py")).is_file(), module
