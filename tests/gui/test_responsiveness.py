@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from tests.gui.conftest import scan, train  # noqa: E402
 
@@ -33,8 +34,11 @@ def test_the_gui_thread_keeps_its_heartbeat_during_training(qtbot, window, colou
         beats.append(time.perf_counter())
         heartbeat.start()
 
+    # The user clicks Start on the Train step they are looking at: the live plots are on screen and
+    # redraw during the run. The step's first paint happens before Start, as it would for them.
+    window.go_to("Train")
+    QApplication.processEvents()
     window.train_panel.run_started.connect(start_beating)
-    window.go_to("Train")  # the live plots are on screen and redraw during the run
     result = train(qtbot, window, timeout_ms=180_000)
     heartbeat.stop()
 

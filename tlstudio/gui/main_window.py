@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QSplitter,
     QStackedWidget,
     QWidget,
@@ -33,6 +32,7 @@ from tlstudio.gui.panels.train_panel import TrainPanel
 from tlstudio.gui.project_actions import ProjectActions
 from tlstudio.gui.recent import RecentList, RecentMenu
 from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.calm_progress import CalmProgressBar
 
 STEPS = ("Data", "Model", "Train", "Evaluate", "Export")
 STEP_TIPS = (
@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.job_label = QLabel("Ready")
-        self.job_progress = QProgressBar()
+        self.job_progress = CalmProgressBar()
         self.job_progress.setMaximumWidth(180)
         self.job_progress.setVisible(False)
         self.device_label = QLabel(f"Compute: {device_in_words()}")

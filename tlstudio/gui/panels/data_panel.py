@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -29,6 +28,7 @@ from tlstudio.gui.widgets.class_chart import ClassChart
 from tlstudio.gui.widgets.scan_report import ScanReport
 from tlstudio.gui.widgets.thumbnails import ClassGallery
 from tlstudio.gui.workers import Job
+from tlstudio.gui.widgets.calm_progress import CalmProgressBar
 
 
 class DataPanel(QWidget):
@@ -63,7 +63,7 @@ class DataPanel(QWidget):
         self.rescan_button.clicked.connect(self.rescan)
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
-        self.progress = QProgressBar()
+        self.progress = CalmProgressBar()
         self.progress.setTextVisible(True)
 
         self.chart = ClassChart()

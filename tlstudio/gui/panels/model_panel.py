@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from tlstudio.core import backbones as bb
 from tlstudio.core import weights
@@ -16,6 +16,7 @@ from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.backbone_table import BackboneTable
 from tlstudio.gui.widgets.freeze_control import FreezeControl
 from tlstudio.gui.workers import Job
+from tlstudio.gui.widgets.calm_progress import CalmProgressBar
 
 # backbone name -> (backbone parameters, trainable backbone parameters for each freeze depth 0..n).
 # Counting needs the architecture built once (random weights, off the GUI thread); it never changes.
@@ -52,7 +53,7 @@ class ModelPanel(QWidget):
             "copied from a computer that has it (in its ~/.cache/torch/hub/checkpoints folder)."
         )
         self.import_button.clicked.connect(self.choose_weights_file)
-        self.progress = QProgressBar()
+        self.progress = CalmProgressBar()
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.freeze = FreezeControl()

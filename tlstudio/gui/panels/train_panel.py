@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -29,6 +28,7 @@ from tlstudio.gui.widgets.live_plots import LivePlots
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.widgets.train_settings import TrainSettings
 from tlstudio.gui.workers import Job, freeze_long_lived_objects, reserve_a_core_for_the_window
+from tlstudio.gui.widgets.calm_progress import CalmProgressBar
 
 PHASE_TEXT = {
     "scanning": "Reading the folder",
@@ -81,7 +81,7 @@ class TrainPanel(QWidget):
         self.epoch_label = QLabel("Epoch –")
         self.speed_label = QLabel("")
         self.eta_label = QLabel("")
-        self.progress = QProgressBar()
+        self.progress = CalmProgressBar()
         self.plots = LivePlots()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
