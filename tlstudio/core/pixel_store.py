@@ -95,9 +95,14 @@ def _square(path: Path, size: int) -> np.ndarray:
         raise UserError(f"'{path}' can no longer be read ({exc.reason}); it changed since the scan. Scan the folder again.") from None
     except FileNotFoundError:
         raise UserError(f"'{path}' has disappeared since the scan. Scan the folder again.") from None
-    h, w = arr.shape[:2]
+    return centre_square(arr, size)
+
+
+def centre_square(pixels: np.ndarray, size: int) -> np.ndarray:
+    """The centre ``size`` x ``size`` of an image whose short side is ``size`` (or more): what a store row holds."""
+    h, w = pixels.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
-    return arr[top : top + size, left : left + size]
+    return pixels[top : top + size, left : left + size]
 
 
 def _decode_into(out: np.ndarray, root: Path, samples: Sequence[Sample], size: int, on_event: EventCallback, stop: StopToken, workers: int) -> None:

@@ -20,6 +20,7 @@ from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.images import ImageRejected, load_rgb_array
+from tlstudio.core.pixel_store import centre_square
 from tlstudio.core.preprocess import Preprocessing, preprocessing_for
 from tlstudio.core.run_files import RunFiles
 
@@ -40,11 +41,7 @@ class TrainedModel:
             raise UserError(f"'{path}' cannot be used as an image ({exc.reason}). Choose another picture.") from None
         except FileNotFoundError:
             raise UserError(f"'{path}' does not exist. Choose an image file.") from None
-        h, w = pixels.shape[:2]
-        top, left = (h - resize) // 2, (w - resize) // 2
-        offset = (resize - size) // 2
-        top, left = top + offset, left + offset
-        return np.ascontiguousarray(pixels[top : top + size, left : left + size])
+        return np.ascontiguousarray(centre_square(centre_square(pixels, resize), size))
 
     def network_input(self, crop: np.ndarray) -> torch.Tensor:
         """A 1x3xHxW normalised float32 batch from one HxWx3 uint8 crop."""
