@@ -90,23 +90,28 @@ def _chosen_class(trained: TrainedModel, probs: np.ndarray, class_index: Optiona
 
 
 def _explained_feature_map(trained: TrainedModel, crop: np.ndarray) -> tuple[Optional[torch.Tensor], torch.Tensor]:
-    """(the feature map to explain, with its graph to the logits, or None when every map is 1x1; the logits).
+    """(the last feature map of stride 16 or finer, with its graph to the logits, or None when there is none; the logits).
 
-    Every module of every stage is hooked, so spatial outputs arrive in execution order whatever a
-    stage ends with (ConvNeXt's and MobileNet's last stages end in modules that pool). Parameters may
-    all be frozen, so the captured activations are made to require grad themselves; gradients then
-    flow to them only, and ``autograd.grad`` leaves no ``.grad`` on any parameter.
+    Every module of every stage is hooked, so outputs arrive in execution order whatever a stage
+    ends with (ConvNeXt's and MobileNet's last stages end in modules that pool). Each candidate map
+    is handed on as a leaf of its own that requires grad: the graph to the logits then starts at the
+    last one, the map explained, rather than at the stem; parameters may all be frozen, and
+    ``autograd.grad`` leaves no ``.grad`` on any of them.
     """
     model = trained.model
     body = model.backbone.body
     modules = [bb.resolve(body, path) for stage in trained.spec.stages for path in stage.paths]
-    captured: list[torch.Tensor] = []
+    min_rows, min_cols = crop.shape[0] // 16, crop.shape[1] // 16
+    candidates: list[torch.Tensor] = []
 
     def capture(_module, _inputs, output):
         if isinstance(output, torch.Tensor) and output.ndim == 4:
-            if not output.requires_grad:
-                output.requires_grad_(True)
-            captured.append(output)
+            rows, cols = output.shape[2:]
+            if rows * cols > 1 and rows >= min_rows and cols >= min_cols:  # a pooled 1x1 output is no map
+                leaf = output.detach().requires_grad_(True)
+                candidates.append(leaf)
+                return leaf.clone()  # not the leaf itself: the next layer may work in place (ResNet's ReLU)
+        return None
 
     modes = {m: m.training for m in model.modules()}
     handles = [m.register_forward_hook(capture) for m in modules if isinstance(m, nn.Module)]
@@ -119,11 +124,7 @@ def _explained_feature_map(trained: TrainedModel, crop: np.ndarray) -> tuple[Opt
             handle.remove()
         for module, training in modes.items():
             module.training = training
-    spatial = [a for a in captured if a.shape[2] * a.shape[3] > 1]  # a pooled 1x1 output is no map
-    if not spatial:
-        return None, logits
-    stride_16 = [a for a in spatial if a.shape[2] >= crop.shape[0] // 16 and a.shape[3] >= crop.shape[1] // 16]
-    return (stride_16[-1] if stride_16 else spatial[-1]), logits
+    return (candidates[-1] if candidates else None), logits
 
 
 # Matplotlib's "inferno" (perceptually uniform, readable in grey and by colour-blind users),
