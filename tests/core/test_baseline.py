@@ -127,12 +127,12 @@ def test_scratch_run_trains_everything_without_a_feature_cache_or_warm_start(run
 def test_feature_cache_is_never_shared_between_pretrained_and_random_weights(runs):
     cache, cfg, root = runs["cache"], runs["cfg"], runs["root"]
     assert "caching features" in runs["pre_events"].phases()
-    assert len(feature_files(cache)) == 1  # the scratch baseline added none
+    assert len(feature_files(cache)) == 2  # one view of the training images and the validation crops; the scratch baseline added none
 
     random_frozen = Recorder()  # the same frozen config on random weights (the tests' constructor override)
     Trainer(replace(cfg, epochs=1), root / "random_frozen", cache_dir=cache, pretrained=False).run(random_frozen)
     assert random_frozen.says(REUSED) == 0 and "caching features" in random_frozen.phases()
-    assert len(feature_files(cache)) == 2
+    assert len(feature_files(cache)) == 4
 
     again = Recorder()  # the pretrained config once more: its own features come back
     Trainer(replace(cfg, epochs=1), root / "again", cache_dir=cache).run(again)
@@ -140,7 +140,7 @@ def test_feature_cache_is_never_shared_between_pretrained_and_random_weights(run
     random_again = Recorder()
     Trainer(replace(cfg, epochs=1), root / "random_again", cache_dir=cache, pretrained=False).run(random_again)
     assert random_again.says(REUSED) == 1  # seeded: the same random start, so its cache is valid
-    assert len(feature_files(cache)) == 2
+    assert len(feature_files(cache)) == 4
     assert json.loads((root / "random_frozen" / "summary.json").read_text())["pretrained"] is False
 
 
@@ -148,7 +148,8 @@ def test_random_partial_fine_tune_does_not_warm_start_the_head(runs, tmp_path):
     events = Recorder()
     Trainer(frozen_config(runs["data"], freeze_depth="8", epochs=1), tmp_path / "run", cache_dir=tmp_path / "cache", pretrained=False).run(events)
     assert events.says("first fitted on frozen features") == 0
-    assert "caching features" not in events.phases()
+    assert events.says("The frozen stages ran once") == 1
+    assert len(feature_files(tmp_path / "cache")) == 2  # the frozen prefix's output only: no features embedded for a head
 
 
 # ------------------------------------------------------------------ uplift

@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: sized from the CPU count)")
     p.add_argument("--cache", metavar="DIR", default=None, help="cache for decoded images and features (default: the per-user cache)")
-    p.add_argument("--no-cache", action="store_true", help="re-run the frozen backbone every epoch instead of caching its features")
+    p.add_argument("--no-cache", action="store_true", help="re-run the frozen layers every epoch instead of caching their output")
     p.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     p.set_defaults(func=run)

@@ -44,6 +44,10 @@ class BackboneSpec:
     feature_dim: int
     stages: tuple[Stage, ...]
     classifier_path: str  # the ImageNet classifier, replaced by nn.Identity
+    # The body's forward as a chain of module paths ("flatten": torch.flatten(x, 1)), applied in order, so
+    # that frozen stages can run once and their output be cached (tlstudio.core.frozen_prefix). Empty when
+    # the forward is not a plain chain (ViT: class token and positional embedding).
+    chain: tuple[str, ...] = ()
     weights_url: str = ""  # torchvision download
     weights_enum: str = ""  # e.g. "ResNet18_Weights.IMAGENET1K_V1"
     weights_file_size_mb: float = 0.0
@@ -89,6 +93,7 @@ _LITE0 = BackboneSpec(
         ("head conv", ("conv_head", "bn2")),
     ),
     classifier_path="classifier",
+    chain=("conv_stem", "bn1", *_seq("blocks", 0, 7), "conv_head", "bn2", "global_pool"),  # drop_rate is 0: no dropout
     weights_file_size_mb=18.6,
     notes="Works offline: the ImageNet weights ship with tlstudio.",
 )
@@ -128,11 +133,19 @@ def _resnet_stages() -> tuple[Stage, ...]:
     return _stages(("stem", ("conv1", "bn1")), *((f"stage {i}", (f"layer{i}",)) for i in range(1, 5)))
 
 
+_RESNET_CHAIN = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "flatten")
+
+
+def _features_chain(count: int, *tail: str) -> tuple[str, ...]:
+    """torchvision's ``features`` (Sequential) -> ``avgpool`` -> ... layout."""
+    return (*_seq("features", 0, count), "avgpool", *tail)
+
+
 def _catalog() -> dict[str, BackboneSpec]:
     specs = [
         _LITE0,
-        _torchvision("resnet18", "ResNet-18", "ResNet18_Weights.IMAGENET1K_V1", 512, _resnet_stages(), "fc"),
-        _torchvision("resnet50", "ResNet-50", "ResNet50_Weights.IMAGENET1K_V2", 2048, _resnet_stages(), "fc"),
+        _torchvision("resnet18", "ResNet-18", "ResNet18_Weights.IMAGENET1K_V1", 512, _resnet_stages(), "fc", chain=_RESNET_CHAIN),
+        _torchvision("resnet50", "ResNet-50", "ResNet50_Weights.IMAGENET1K_V2", 2048, _resnet_stages(), "fc", chain=_RESNET_CHAIN),
         _torchvision(
             "mobilenet_v3_small",
             "MobileNetV3-Small",
@@ -148,6 +161,7 @@ def _catalog() -> dict[str, BackboneSpec]:
                 ("head", ("features.12", "classifier.0")),
             ),
             "classifier.3",
+            chain=_features_chain(13, "flatten", "classifier.0", "classifier.1", "classifier.2"),
         ),
         _torchvision(
             "mobilenet_v3_large",
@@ -165,6 +179,7 @@ def _catalog() -> dict[str, BackboneSpec]:
                 ("head", ("features.16", "classifier.0")),
             ),
             "classifier.3",
+            chain=_features_chain(17, "flatten", "classifier.0", "classifier.1", "classifier.2"),
         ),
         _torchvision(
             "efficientnet_b0",
@@ -177,6 +192,7 @@ def _catalog() -> dict[str, BackboneSpec]:
                 ("head conv", ("features.8",)),
             ),
             "classifier.1",
+            chain=_features_chain(9, "flatten", "classifier.0"),
         ),
         _torchvision(
             "convnext_tiny",
@@ -191,6 +207,7 @@ def _catalog() -> dict[str, BackboneSpec]:
                 ("stage 4", ("features.6", "features.7", "classifier.0")),
             ),
             "classifier.2",
+            chain=_features_chain(8, "classifier.0", "classifier.1"),
         ),
         _torchvision(
             "vit_b_16",

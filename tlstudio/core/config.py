@@ -41,7 +41,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     precision: str = "auto"  # autocast on CUDA: bf16 where supported, else fp16
     workers: Optional[int] = None  # DataLoader workers; None: sized from the CPU count
-    feature_cache: bool = True  # embed once when the whole backbone is frozen
+    feature_cache: bool = True  # run frozen layers once per view and cache their output (features, or a frozen prefix's output)
     train_batchnorm: bool = False  # re-estimate BatchNorm statistics in trainable stages (large data sets)
     warm_start_head: bool = True  # fit the head on frozen features before fine-tuning backbone stages
     export: bool = True

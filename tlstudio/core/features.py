@@ -1,9 +1,16 @@
-"""Feature caching for a frozen backbone: embed every image once per view, train the head on the embeddings.
+"""The cache of what frozen layers compute: run them once per augmented view, then train on the result.
 
-Embeddings are stored as float16 in the cache folder. The key covers everything that
-changes them: the decoded pixels (file identities and size), the backbone and its weights
-file, the preprocessing, the augmentation preset, its number of views and the seed, and
-the numeric precision. Change any of these and the cache misses; nothing stale is served.
+Two things are cached this way: the pooled features of a fully frozen backbone (only the
+head trains), and the output of the frozen prefix of a partly frozen one (only the
+trainable stages run each epoch; see ``tlstudio.core.frozen_prefix``).
+
+Each view of the training rows and the evaluation crops of the validation rows is one
+float16 ``.npy`` file in the cache folder, memory-mapped when read, so a later run with
+more epochs reuses the views it shares with an earlier one. The key covers everything
+that changes the output: the decoded pixels (file identities and size), the rows, the
+backbone and its weights file, the layers run, the preprocessing, the augmentation preset
+(augmented views only) and seed, the view and the numeric precision. Change any of these
+and the cache misses; nothing stale is served.
 """
 
 from __future__ import annotations
@@ -12,20 +19,22 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from tlstudio.core import atomic
 from tlstudio.core.augment import Augmenter, normalize_batch
-from tlstudio.core.backbones import Backbone
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken
 from tlstudio.core.pixel_store import PixelStore
 from tlstudio.core.preprocess import Preprocessing
 from tlstudio.core.throttle import Throttle
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: one file per view; frozen-prefix outputs
+EVAL = "eval"  # the view of the validation rows: their evaluation crop
+
+Network = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -34,13 +43,16 @@ class FeatureRequest:
     weights_id: str  # identifies the weights file (name, size, mtime) or "random:<seed>"
     preprocessing: Preprocessing
     augment: str
-    views: int  # augmented views per training image (1 = the evaluation crop only)
     seed: int
     precision: str  # "fp32" | "bf16" | "fp16"
+    layers: str = "all"  # what runs: "all" (pooled features) or the frozen prefix's chain items (ChainSplit.key)
 
-    def key(self, store_key: str, rows: Sequence[int]) -> str:
+    def key(self, store_key: str, rows: Sequence[int], view: Union[int, str]) -> str:
+        fields = {**self.__dict__, "preprocessing": self.preprocessing.to_dict()}
+        if view in (EVAL, 0):
+            del fields["augment"]  # evaluation crops do not depend on it
         h = hashlib.blake2b(digest_size=12)
-        h.update(json.dumps({"v": FEATURES_VERSION, "store": store_key, **self.__dict__, "preprocessing": self.preprocessing.to_dict()}, sort_keys=True).encode())
+        h.update(json.dumps({"v": FEATURES_VERSION, "store": store_key, "view": view, **fields}, sort_keys=True).encode())
         h.update(np.asarray(rows, dtype=np.int64).tobytes())
         return h.hexdigest()
 
@@ -51,7 +63,7 @@ def view_seed(seed: int, view: int, row: int) -> np.random.Generator:
 
 @torch.inference_mode()
 def embed(
-    backbone: Backbone,
+    network: Network,
     make_input: Callable[[int], torch.Tensor],
     count: int,
     preprocessing: Preprocessing,
@@ -59,35 +71,42 @@ def embed(
     batch_size: int,
     autocast_dtype: Optional[torch.dtype],
     channels_last: bool,
+    allocate: Callable[[tuple[int, ...]], np.ndarray],
     on_step: Callable[[int], None],
     stop: StopToken,
 ) -> np.ndarray:
-    """Run the frozen backbone over ``count`` inputs (``make_input(i)`` gives uint8 CHW) -> float16 (count, D)."""
-    backbone.eval()
-    out = np.empty((count, backbone.feature_dim), dtype=np.float16)
+    """Run ``network`` over ``count`` inputs (``make_input(i)`` gives uint8 CHW) into ``allocate(shape)``, float16."""
+    out = None
     for start in range(0, count, batch_size):
         stop.check()
         stop_i = min(count, start + batch_size)
         batch = torch.stack([make_input(i) for i in range(start, stop_i)]).to(device, non_blocking=True)
         x = normalize_batch(batch, preprocessing.mean, preprocessing.std, channels_last)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            feats = backbone(x)
-        out[start:stop_i] = feats.float().cpu().numpy().astype(np.float16)
+            result = network(x)
+        if out is None:
+            out = allocate((count, *result.shape[1:]))
+        out[start:stop_i] = result.float().cpu().numpy()
         on_step(stop_i - start)
-    return out
+    return out if out is not None else allocate((0,))
 
 
 @dataclass
 class CachedFeatures:
-    train: np.ndarray  # (views, n_train, D) float16
-    val: np.ndarray  # (n_eval, D) float16: evaluation crops of the evaluation rows
-    reused: bool
-    path: Optional[Path]
+    train: list[np.ndarray]  # per view: (n_train, *shape) float16; view 0 is the evaluation crop
+    val: np.ndarray  # (n_eval, *shape) float16: evaluation crops of the evaluation rows
+    reused: int  # how many of the views + 1 arrays came from an earlier run
+    folder: Optional[Path]
+
+    @property
+    def fully_reused(self) -> bool:
+        return self.reused == len(self.train) + 1
 
 
 def cached_features(
     request: FeatureRequest,
-    backbone: Backbone,
+    network: Network,
+    views: int,
     store: PixelStore,
     train_rows: Sequence[int],
     eval_rows: Sequence[int],
@@ -99,15 +118,23 @@ def cached_features(
     on_event: EventCallback,
     stop: StopToken,
 ) -> CachedFeatures:
-    key = request.key(store.key, [*train_rows, -1, *eval_rows])
-    path = Path(cache_dir) / "features" / f"{key}.npz" if cache_dir is not None else None
-    if path is not None and path.exists():
-        with np.load(path) as data:
-            return CachedFeatures(data["train"], data["val"], reused=True, path=path)
-
+    """``views`` views of the training rows and the evaluation crops of ``eval_rows``, each read from the
+    cache when an earlier run made it, else computed by ``network`` (in the mode the caller left it) and saved."""
+    folder = Path(cache_dir) / "features" if cache_dir is not None else None
     aug = Augmenter(request.augment, request.preprocessing.input_size, request.preprocessing.interpolation)
-    total = request.views * len(train_rows) + len(eval_rows)
-    on_event(PhaseStarted("caching features", total))
+    jobs: list[tuple[Optional[Path], Callable[[int], torch.Tensor], int]] = []
+    for v in range(views):
+        if v == 0:  # the first view is always the plain evaluation crop
+            make = lambda i: aug.eval_view(store[train_rows[i]])  # noqa: E731
+        else:
+            make = lambda i, v=v: aug.train_view(store[train_rows[i]], view_seed(request.seed, v, train_rows[i]))  # noqa: E731
+        jobs.append((_file(folder, request.key(store.key, train_rows, v)), make, len(train_rows)))
+    jobs.append((_file(folder, request.key(store.key, eval_rows, EVAL)), lambda i: aug.eval_view(store[eval_rows[i]]), len(eval_rows)))
+
+    missing = [job for job in jobs if job[0] is None or not job[0].exists()]
+    total = sum(count for _, _, count in missing)
+    if missing:
+        on_event(PhaseStarted("caching features", total))
     throttle, done = Throttle(), [0]
 
     def on_step(n: int) -> None:
@@ -115,19 +142,28 @@ def cached_features(
         if throttle.ready() or done[0] == total:
             on_event(Progress(done[0], total))
 
-    def run(fn: Callable[[int], torch.Tensor], count: int) -> np.ndarray:
-        return embed(backbone, fn, count, request.preprocessing, device, batch_size, autocast_dtype, channels_last, on_step, stop)
-
-    views = []
-    for v in range(request.views):
-        if v == 0:  # the first view is always the plain evaluation crop
-            views.append(run(lambda i: aug.eval_view(store[train_rows[i]]), len(train_rows)))
+    arrays = []
+    for path, make, count in jobs:
+        if path is not None and path.exists():
+            arrays.append(np.load(path, mmap_mode="r"))
         else:
-            views.append(run(lambda i, v=v: aug.train_view(store[train_rows[i]], view_seed(request.seed, v, train_rows[i])), len(train_rows)))
-    train = np.stack(views)
-    val = run(lambda i: aug.eval_view(store[eval_rows[i]]), len(eval_rows))
-    if path is not None:
-        with atomic.atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, train=train, val=val)
-    return CachedFeatures(train, val, reused=False, path=path)
+            arrays.append(_compute(path, network, make, count, request.preprocessing, device, batch_size, autocast_dtype, channels_last, on_step, stop))
+    return CachedFeatures(arrays[:-1], arrays[-1], reused=len(jobs) - len(missing), folder=folder)
+
+
+def _file(folder: Optional[Path], key: str) -> Optional[Path]:
+    return folder / f"{key}.npy" if folder is not None else None
+
+
+def _compute(path, network, make, count, preprocessing, device, batch_size, autocast_dtype, channels_last, on_step, stop) -> np.ndarray:
+    def run(allocate) -> np.ndarray:
+        return embed(network, make, count, preprocessing, device, batch_size, autocast_dtype, channels_last, allocate, on_step, stop)
+
+    if path is None:
+        return run(lambda shape: np.empty(shape, dtype=np.float16))
+    with atomic.atomic_path(path) as tmp:
+        # Written straight into a memory-mapped file: a large prefix cache never sits whole in RAM.
+        arr = run(lambda shape: np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape))
+        arr.flush()
+        del arr
+    return np.load(path, mmap_mode="r")

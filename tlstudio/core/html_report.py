@@ -653,7 +653,7 @@ def _skipped_block(index: DatasetIndex) -> str:
 def _timing_section(run: Run) -> str:
     rows: list[tuple[str, object]] = []
     s = run.summary or {}
-    for key, label in (("device", "device"), ("precision", "precision"), ("image_size", "image size (px)"), ("epochs", "epochs"), ("best_epoch", "best epoch"), ("feature_cache", "cached features (frozen backbone)")):
+    for key, label in (("device", "device"), ("precision", "precision"), ("image_size", "image size (px)"), ("epochs", "epochs"), ("best_epoch", "best epoch"), ("feature_cache", "cached features (frozen backbone)"), ("prefix_cache", "cached frozen stages (partial fine-tune)")):
         if key in s:
             rows.append((label, s[key]))
     if "trainable_params" in s and "total_params" in s:

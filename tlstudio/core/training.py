@@ -4,9 +4,10 @@ One loop for every backbone and freeze depth. It speaks only in events
 (``tlstudio.core.events``) and polls the stop token every batch, so the CLI progress
 bar, the GUI worker and the tests are all plain listeners.
 
-Phases: scanning -> decoding (decode-once pixel store) -> caching features (frozen
-backbone only) -> training -> evaluating -> exporting (TorchScript, verified in a
-fresh process).
+Phases: scanning -> decoding (decode-once pixel store) -> caching features (what
+frozen layers compute: a frozen backbone's features, or a partly frozen one's prefix
+output) -> training -> evaluating -> exporting (TorchScript, verified in a fresh
+process).
 
 ``config.pretrained`` picks the initialisation: the ImageNet weights, or a random one
 seeded by ``config.seed`` (the from-scratch baseline, see ``tlstudio.core.baseline``).
@@ -53,12 +54,13 @@ from tlstudio.core.events import (
     ignore_events,
 )
 from tlstudio.core.features import FeatureRequest, cached_features
+from tlstudio.core.frozen_prefix import prefix_cache_fits, run_chain, split_chain
 from tlstudio.core.head_warm_start import warm_start_head
 from tlstudio.core.metrics import classification_metrics
 from tlstudio.core.pixel_store import build_pixel_store
 from tlstudio.core.preprocess import preprocessing_for
 from tlstudio.core.run_files import RunFiles
-from tlstudio.core.training_loops import FeatureLoop, ImageLoop, Loop, LoopContext
+from tlstudio.core.training_loops import CachedLoop, ImageLoop, Loop, LoopContext
 from tlstudio.core.throttle import Throttle
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
@@ -187,11 +189,6 @@ class Trainer:
         if not self.pretrained:
             emit(Message(f"From scratch: the backbone starts from random weights (seed {cfg.seed}), without anything learnt on ImageNet; BatchNorm statistics are estimated from your images."))
         emit(Message(f"Device: {describe_device(device)}."))
-        if device.type == "cpu" and not plan.backbone_frozen:
-            if self.pretrained:
-                emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing the whole backbone (feature extractor) trains in seconds.", "warning"))
-            else:
-                emit(Message("Training from scratch on the CPU is slow: every layer learns from every image.", "warning"))
         model.to(device)
         channels_last = spec.is_cnn  # faster for CNNs on CUDA and, measured, on the CPU too (EfficientNet-Lite0: ~2x)
         if channels_last:
@@ -207,24 +204,12 @@ class Trainer:
             emit(Message(f"Batch size: {batch_size} (the largest that fits)." if device.type == "cuda" else f"Batch size: {batch_size}."))
         ctx = LoopContext(cfg, device, amp, channels_last, pre, store, labels, classes, model, plan, criterion, batch_size, stop)
 
-        if plan.backbone_frozen and cfg.feature_cache:
-            feats = cached_features(
-                FeatureRequest(spec.name, self._weights_id(spec, model.backbone), pre, cfg.augment, PRESETS[cfg.augment].views, cfg.seed, precision_name(amp)),
-                model.backbone, store, train_rows, val_rows, device, embedding_batch(device, batch_size), amp, channels_last, self.cache_dir, emit, stop,
-            )
-            if feats.reused:
-                emit(Message("Reused the cached features of an earlier run: only the head trains."))
-            loop: Loop = FeatureLoop(ctx, train_rows, val_rows, feats.train, feats.val)
-        else:
-            # Random features say nothing yet: a head fitted on them would only be a worse random start.
-            if cfg.warm_start_head and cfg.feature_cache and self.pretrained and plan.trainable_params > plan_head_params(model):
-                probe = cached_features(
-                    FeatureRequest(spec.name, self._weights_id(spec, model.backbone), pre, "none", 1, cfg.seed, precision_name(amp)),
-                    model.backbone, store, train_rows, val_rows, device, embedding_batch(device, batch_size), amp, channels_last, self.cache_dir, emit, stop,
-                )
-                warm_start_head(model.head, probe.train[0], labels[train_rows], criterion, cfg.lr, cfg.weight_decay, batch_size, cfg.seed, device, stop)
-                emit(Message("The new head was first fitted on frozen features, so fine-tuning starts from a sensible head."))
-            loop = ImageLoop(ctx, train_rows, val_rows)
+        loop = self._loop(ctx, spec, train_rows, val_rows)
+        if device.type == "cpu" and isinstance(loop, ImageLoop):
+            if not self.pretrained:
+                emit(Message("Training from scratch on the CPU is slow: every layer learns from every image.", "warning"))
+            elif not plan.backbone_frozen:
+                emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing more stages, or the whole backbone (feature extractor), trains in seconds.", "warning"))
 
         best_state, best_epoch, history = self._fit(ctx, loop)
         model.load_state_dict(best_state)
@@ -258,13 +243,54 @@ class Trainer:
             "precision": precision_name(amp),
             "image_size": pre.input_size,
             "seconds": round(train_seconds, 2),
-            "feature_cache": isinstance(loop, FeatureLoop),
+            "feature_cache": isinstance(loop, CachedLoop) and plan.backbone_frozen,
+            "prefix_cache": isinstance(loop, CachedLoop) and not plan.backbone_frozen,
         }
         if cfg.export:
             summary["export"] = self._export(ctx, val_rows, val_probs, summary)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         self.files.write_json(self.files.summary, summary)
         return TrainResult(self.files.root, summary=summary, metrics=metrics)
+
+    def _loop(self, ctx: LoopContext, spec: bb.BackboneSpec, train_rows: list[int], val_rows: list[int]) -> Loop:
+        """How epochs get their inputs: cached outputs of the frozen layers when the config allows it, else images."""
+        cfg, emit, plan, model = self.config, self._emit, ctx.plan, ctx.model
+        views = min(PRESETS[cfg.augment].views, cfg.epochs)  # later views would never be trained on
+
+        def cache(layers: str, network, views: int, augment: str):
+            request = FeatureRequest(spec.name, self._weights_id(spec, model.backbone), ctx.pre, augment, cfg.seed, precision_name(ctx.amp), layers)
+            model.backbone.eval()
+            return cached_features(
+                request, network, views, ctx.store, train_rows, val_rows, ctx.device, embedding_batch(ctx.device, ctx.batch_size),
+                ctx.amp, ctx.channels_last, self.cache_dir, emit, self._stop,
+            )
+
+        if plan.backbone_frozen and cfg.feature_cache:
+            feats = cache("all", model.backbone, views, cfg.augment)
+            if feats.fully_reused:
+                emit(Message("Reused the cached features of an earlier run: only the head trains."))
+            return CachedLoop(ctx, (), train_rows, val_rows, feats.train, feats.val)
+
+        split = split_chain(spec, plan.depth) if cfg.feature_cache else None
+        loop: Optional[Loop] = None
+        if split is not None:
+            fits, why = prefix_cache_fits(model.backbone, split, ctx.pre.input_size, views * len(train_rows) + len(val_rows), ctx.device)
+            if fits:
+                outputs = cache(split.key, lambda x: run_chain(model.backbone, split.prefix, x), views, cfg.augment)
+                loop = CachedLoop(ctx, split.suffix, train_rows, val_rows, outputs.train, outputs.val)
+                reused = " (reused from an earlier run)" if outputs.fully_reused else ""
+                emit(Message(f"The frozen stages ran once on {views} view{'s' if views > 1 else ''} of each image and their output is cached{reused}: each epoch runs only {', '.join(plan.trainable)} and the new head."))
+            else:
+                emit(Message(f"The frozen stages run every epoch: {why}"))
+        # Random features say nothing yet: a head fitted on them would only be a worse random start.
+        if cfg.warm_start_head and cfg.feature_cache and self.pretrained and plan.trainable_params > plan_head_params(model):
+            if isinstance(loop, CachedLoop):
+                probe = loop.pooled_features()
+            else:
+                probe = cache("all", model.backbone, 1, "none").train[0]
+            warm_start_head(model.head, probe, ctx.labels[train_rows], ctx.criterion, cfg.lr, cfg.weight_decay, ctx.batch_size, cfg.seed, ctx.device, self._stop)
+            emit(Message("The new head was first fitted on frozen features, so fine-tuning starts from a sensible head."))
+        return loop or ImageLoop(ctx, train_rows, val_rows)
 
     def _dataset(self) -> DatasetIndex:
         if self.index is None:

@@ -1,4 +1,4 @@
-"""How batches are made and fed to the model: from decoded images, or from cached features.
+"""How batches are made and fed to the model: from decoded images, or from cached outputs of frozen layers.
 
 The Trainer owns the optimisation; a Loop only knows its batches, its forward pass,
 validation and prediction, so both paths share one training loop.
@@ -20,6 +20,7 @@ from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.device import default_loader_workers, embedding_batch
 from tlstudio.core.events import StopToken
+from tlstudio.core.frozen_prefix import run_chain
 from tlstudio.core.pixel_store import PixelStore
 from tlstudio.core.preprocess import Preprocessing
 
@@ -72,7 +73,7 @@ class LoopContext:
 
 
 class Loop:
-    """How batches are made and fed: from images, or from cached features."""
+    """How batches are made and fed: from images, or from cached outputs of frozen layers."""
 
     def steps_per_epoch(self) -> int: ...
     def train_batches(self, epoch: int): ...
@@ -133,58 +134,75 @@ class ImageLoop(Loop):
         return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._logits(list(rows))])
 
 
-class FeatureLoop(Loop):
-    """The head alone, on cached embeddings: epoch ``e`` trains on augmented view ``(e - 1) % views``."""
+class CachedLoop(Loop):
+    """The trainable rest of the network on cached outputs of its frozen layers: the pooled features of a
+    frozen backbone (``suffix`` empty: only the head runs), or a frozen prefix's output (``suffix``: the
+    trainable stages, then the head). Epoch ``e`` trains on view ``(e - 1) % views``."""
 
-    def __init__(self, ctx: LoopContext, train_rows, val_rows, train_feats: np.ndarray, val_feats: np.ndarray):
-        self.ctx = ctx
-        self.train_feats = torch.from_numpy(train_feats.astype(np.float32)).to(ctx.device)
-        self.val_feats = torch.from_numpy(val_feats.astype(np.float32)).to(ctx.device)
-        self.train_labels = torch.from_numpy(ctx.labels[list(train_rows)]).to(ctx.device)
-        self.val_labels = torch.from_numpy(ctx.labels[list(val_rows)]).to(ctx.device)
+    def __init__(self, ctx: LoopContext, suffix: tuple[str, ...], train_rows, val_rows, train_views: Sequence[np.ndarray], val_out: np.ndarray):
+        self.ctx, self.suffix = ctx, suffix
+        self.train_views, self.val_out = list(train_views), val_out
+        self.train_labels = ctx.labels[list(train_rows)]
         self.train_rows, self.val_rows = list(train_rows), list(val_rows)
-        n = len(train_rows)
-        self.drop_last = n > ctx.batch_size
-        self.n = n
+        self.n = len(train_rows)
+        self.drop_last = self.n > ctx.batch_size
 
     def steps_per_epoch(self) -> int:
         bs = self.ctx.batch_size
         return self.n // bs if self.drop_last else math.ceil(self.n / bs)
 
+    def _batch(self, array: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(array[idx])).to(self.ctx.device, non_blocking=True).float()
+        return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 and self.ctx.channels_last else x
+
     def train_batches(self, epoch: int):
-        views = self.train_feats.shape[0]
-        feats = self.train_feats[(epoch - 1) % views]
+        outputs = self.train_views[(epoch - 1) % len(self.train_views)]
         g = torch.Generator().manual_seed(self.ctx.cfg.seed * 100_003 + epoch)
-        order = torch.randperm(self.n, generator=g).to(self.ctx.device)
+        order = torch.randperm(self.n, generator=g).numpy()
         bs = self.ctx.batch_size
         for step in range(self.steps_per_epoch()):
-            idx = order[step * bs : (step + 1) * bs]
-            yield feats[idx], self.train_labels[idx]
+            idx = np.sort(order[step * bs : (step + 1) * bs])  # ascending: a memory-mapped cache is read forwards
+            yield self._batch(outputs, idx), torch.from_numpy(self.train_labels[idx]).to(self.ctx.device)
 
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ctx.model.head(x)
+        return self.ctx.model.head(run_chain(self.ctx.model.backbone, self.suffix, x))
 
     @torch.inference_mode()
+    def _outputs(self, array: np.ndarray, network) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        ctx = self.ctx
+        ctx.model.eval()
+        bs = embedding_batch(ctx.device, ctx.batch_size)
+        for start in range(0, len(array), bs):
+            ctx.stop.check()
+            idx = np.arange(start, min(len(array), start + bs))
+            with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
+                out = network(self._batch(array, idx))
+            yield out.float(), idx
+
     def _val_logits(self):
-        self.ctx.model.head.eval()
-        yield self.ctx.model.head(self.val_feats), None
+        val_rows = np.asarray(self.val_rows)
+        for logits, idx in self._outputs(self.val_out, self.forward_train):
+            yield logits, val_rows[idx]
 
     def validate(self) -> tuple[float, float]:
-        return loss_and_accuracy(self.ctx, self._val_logits(), self.val_labels)
+        return loss_and_accuracy(self.ctx, self._val_logits())
+
+    def pooled_features(self) -> np.ndarray:
+        """The backbone's pooled features of view 0 (the evaluation crops of the training rows), float32."""
+        backbone = self.ctx.model.backbone
+        return np.concatenate([f.cpu().numpy() for f, _ in self._outputs(self.train_views[0], lambda x: run_chain(backbone, self.suffix, x))])
 
     def predict_rows(self, rows, cached_val) -> np.ndarray:
         if cached_val:
-            with torch.inference_mode():
-                self.ctx.model.head.eval()
-                return torch.softmax(self.ctx.model.head(self.val_feats), 1).cpu().numpy()
+            return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._val_logits()])
         return ImageLoop(self.ctx, self.train_rows, self.val_rows).predict_rows(rows, cached_val=False)  # the test split is not cached
 
 
-def loss_and_accuracy(ctx: LoopContext, batches, labels: Optional[torch.Tensor] = None) -> tuple[float, float]:
+def loss_and_accuracy(ctx: LoopContext, batches) -> tuple[float, float]:
     loss_sum = correct = n = 0.0
     with torch.inference_mode():
         for logits, rows in batches:
-            y = labels if rows is None else torch.from_numpy(ctx.labels[rows]).to(ctx.device)
+            y = torch.from_numpy(ctx.labels[rows]).to(ctx.device)
             loss_sum += ctx.criterion(logits.float(), y).item() * y.shape[0]
             correct += (logits.argmax(1) == y).sum().item()
             n += y.shape[0]

@@ -33,7 +33,7 @@ from tlstudio.gui.widgets.calm_progress import CalmProgressBar
 PHASE_TEXT = {
     "scanning": "Reading the folder",
     "decoding": "Decoding the pictures once",
-    "caching features": "Computing the backbone's features once",
+    "caching features": "Running the frozen layers once",
     "training": "Training",
     "evaluating": "Checking the model on the validation pictures",
     "exporting": "Exporting and verifying the model file",

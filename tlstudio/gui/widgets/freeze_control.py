@@ -130,6 +130,8 @@ class FreezeControl(QGroupBox):
                 "and you have a few hundred per class."
             )
         text += " Rule of thumb: the less data you have, the more you freeze."
-        if self.on_cpu and depth < n:
-            text += " No GPU here: training unfrozen stages on the CPU is slow."
+        if self.on_cpu and depth == 0:
+            text += " No GPU here: training every stage on the CPU is slow."
+        elif self.on_cpu and depth < n:
+            text += " No GPU here: the stages that train take a while on the CPU (the frozen ones run once and are reused)."
         return text

@@ -1,0 +1,199 @@
+"""The frozen-prefix cache: a partly frozen backbone runs its frozen stages once per view, then only the rest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+
+from tests.synthetic import colour_image, make_colour_dataset
+from tlstudio.core import backbones as bb
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.events import Message, PhaseStarted
+from tlstudio.core.frozen_prefix import FLATTEN, prefix_cache_fits, run_chain, split_chain, stage_of
+from tlstudio.core import training as training_module
+from tlstudio.core.training import Trainer
+
+CACHED = "The frozen stages ran once"
+
+
+class Recorder(list):
+    def __call__(self, event):
+        self.append(event)
+
+    def phases(self) -> list[str]:
+        return [e.name for e in self if isinstance(e, PhaseStarted)]
+
+    def phase_total(self, name: str) -> int:
+        return next(e.total for e in self if isinstance(e, PhaseStarted) and e.name == name)
+
+    def says(self, words: str) -> int:
+        return sum(words in e.text for e in self if isinstance(e, Message))
+
+
+CHAINED = [spec.name for spec in bb.list_backbones() if spec.chain]
+
+
+def test_every_cnn_has_a_chain_and_vit_has_none():
+    assert set(CHAINED) == {spec.name for spec in bb.list_backbones() if spec.is_cnn}
+    vit = bb.get_backbone("vit_b_16")
+    assert all(split_chain(vit, depth) is None for depth in range(len(vit.stages) + 1))
+
+
+@pytest.mark.parametrize("name", CHAINED)
+def test_the_chain_is_the_backbone_and_splits_at_every_stage_boundary(name):
+    spec = bb.get_backbone(name)
+    torch.manual_seed(0)
+    backbone = bb.build_backbone(name, pretrained=False).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(run_chain(backbone, spec.chain, x), backbone(x))
+
+    # Every parameter lives in one chain item, and the items visit the stages in order.
+    items = [item for item in spec.chain if item != FLATTEN]
+    owned = {n for item in items for n, _ in bb.resolve(backbone.body, item).named_parameters(prefix=item)}
+    assert owned == {n for n, _ in backbone.body.named_parameters()}
+    stages = [stage_of(spec, item) for item in items if any(True for _ in bb.resolve(backbone.body, item).parameters())]
+    assert None not in stages and stages == sorted(stages)
+
+    for depth in range(1, len(spec.stages)):
+        split = split_chain(spec, depth)
+        assert split.prefix + split.suffix == spec.chain
+        bb.apply_freeze(backbone, depth)
+        params = lambda part: [p for item in part if item != FLATTEN for p in bb.resolve(backbone.body, item).parameters()]  # noqa: E731
+        assert params(split.prefix) and not any(p.requires_grad for p in params(split.prefix))
+        assert all(p.requires_grad for p in params(split.suffix))
+        with torch.no_grad():
+            assert torch.equal(run_chain(backbone, split.suffix, run_chain(backbone, split.prefix, x)), backbone(x))
+    assert split_chain(spec, 0) is None and split_chain(spec, len(spec.stages)) is None
+
+
+def test_a_prefix_whose_output_outweighs_the_image_is_not_cached():
+    backbone = bb.build_backbone("efficientnet_lite0", pretrained=False)
+    spec = backbone.spec
+    stem_only, most = split_chain(spec, 1), split_chain(spec, 7)  # 32 x 112 x 112 vs 192 x 7 x 7 at 224 px
+    fits, why = prefix_cache_fits(backbone, stem_only, 224, 100, torch.device("cpu"))
+    assert not fits and "KiB per image" in why
+    assert prefix_cache_fits(backbone, most, 224, 100, torch.device("cpu")) == (True, "")
+    fits, why = prefix_cache_fits(backbone, most, 224, 10**7, torch.device("cpu"))
+    assert not fits and "GiB" in why
+
+
+# ------------------------------------------------------------------ through the Trainer
+
+
+@pytest.fixture
+def colours(tmp_path) -> Path:
+    return make_colour_dataset(tmp_path / "colours", per_class=12)
+
+
+def partial_config(data: Path, **kw) -> TrainConfig:
+    base = dict(data_dir=str(data), backbone="efficientnet_lite0", freeze_depth="7", epochs=3, batch_size=8, image_size=64, export=False, augment="light")
+    return TrainConfig(**{**base, **kw})
+
+
+def feature_files(cache: Path) -> set[str]:
+    return {p.name for p in (cache / "features").glob("*.npy")}
+
+
+class KeepsInitialWeights(Trainer):
+    def build_model(self, num_classes):
+        model = super().build_model(num_classes)
+        self.initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return model
+
+
+def test_partial_run_trains_only_the_trainable_stages_on_the_cached_prefix_and_exports_a_verified_model(colours, tmp_path):
+    events = Recorder()
+    trainer = KeepsInitialWeights(partial_config(colours, epochs=8, export=True), tmp_path / "run", cache_dir=tmp_path / "cache")
+    result = trainer.run(events)
+
+    assert events.phases() == ["scanning", "decoding", "caching features", "training", "evaluating", "exporting"]
+    assert events.says(CACHED) == 1 and events.says("first fitted on frozen features") == 1
+    n_train = sum(1 for s in trainer.index.samples if s.split == "train")
+    n_val = sum(1 for s in trainer.index.samples if s.split == "val")
+    assert events.phase_total("caching features") == 5 * n_train + n_val  # the light preset's 5 views, then the validation crops
+    assert result.summary["prefix_cache"] and not result.summary["feature_cache"]
+    assert result.metrics["accuracy"] >= 0.9
+    assert result.summary["export"]["verified"] and result.summary["export"]["agreement"] >= 0.99
+
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)["model"]
+    frozen = [k for k in best if k.startswith("backbone.body.") and k.split(".")[2] in ("conv_stem", "bn1", "blocks") and not k.startswith("backbone.body.blocks.6")]
+    trained = [k for k in best if k.startswith(("backbone.body.blocks.6.", "backbone.body.conv_head.")) and k.endswith("weight")]
+    assert frozen and all(torch.equal(best[k], trainer.initial[k]) for k in frozen)  # BatchNorm statistics included
+    assert trained and all(not torch.equal(best[k], trainer.initial[k]) for k in trained)
+
+
+def test_cached_prefix_predictions_match_the_whole_network_on_images(colours, tmp_path):
+    """What evaluation reports (suffix on cached float16 prefix outputs) is what the model gives on the images."""
+    loops = []
+
+    class Spy(training_module.CachedLoop):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            loops.append(self)
+
+    with mock.patch.object(training_module, "CachedLoop", Spy):
+        Trainer(partial_config(colours, epochs=2), tmp_path / "run", cache_dir=tmp_path / "cache").run()
+    loop = loops[0]
+    cached = loop.predict_rows(loop.val_rows, cached_val=True)
+    from_images = loop.predict_rows(loop.val_rows, cached_val=False)  # the image path, the whole network
+    assert cached.shape == from_images.shape == (len(loop.val_rows), 3)
+    assert np.abs(cached - from_images).max() < 0.02
+    assert (cached.argmax(1) == from_images.argmax(1)).all()
+
+
+def test_prefix_cache_is_reused_extended_and_invalidated(colours, tmp_path):
+    cache = tmp_path / "cache"
+    first = Recorder()
+    r1 = Trainer(partial_config(colours, epochs=2), tmp_path / "run1", cache_dir=cache).run(first)
+    files = feature_files(cache)
+    assert len(files) == 3  # two views (two epochs) and the validation crops; the warm start's pooled features come from view 0
+
+    again = Recorder()  # the same run: nothing is computed again, and the result is the same
+    r2 = Trainer(partial_config(colours, epochs=2), tmp_path / "run2", cache_dir=cache).run(again)
+    assert "caching features" not in again.phases() and "decoding" not in again.phases()
+    assert again.says("reused from an earlier run") == 1
+    assert r1.metrics["confusion_matrix"] == r2.metrics["confusion_matrix"]
+    assert feature_files(cache) == files
+
+    longer = Recorder()  # more epochs: the views already cached are reused, only the new ones are computed
+    index = Trainer(partial_config(colours), tmp_path / "probe", cache_dir=cache)._dataset()
+    n_train = sum(1 for s in index.samples if s.split == "train")
+    Trainer(partial_config(colours, epochs=4), tmp_path / "run3", cache_dir=cache).run(longer)
+    assert longer.phase_total("caching features") == 2 * n_train
+
+    deeper = Recorder()  # another freeze depth runs other layers: its own cache
+    Trainer(partial_config(colours, freeze_depth="8", epochs=1), tmp_path / "run4", cache_dir=cache).run(deeper)
+    assert "caching features" in deeper.phases() and deeper.says(CACHED) == 1
+
+    victim = sorted((colours / "red").iterdir())[0]  # a changed file: new pixels, new prefix outputs
+    colour_image(np.random.default_rng(99), (10, 10, 10)).save(victim, "JPEG")
+    changed = Recorder()
+    Trainer(partial_config(colours, epochs=2), tmp_path / "run5", cache_dir=cache).run(changed)
+    assert "decoding" in changed.phases() and "caching features" in changed.phases()
+
+    other = Recorder()  # another backbone
+    Trainer(partial_config(colours, backbone="mobilenet_v3_small", freeze_depth="5", epochs=1), tmp_path / "run6", cache_dir=cache, pretrained=False).run(other)
+    assert "caching features" in other.phases() and other.says(CACHED) == 1
+
+
+def test_no_cache_runs_every_stage_every_epoch(colours, tmp_path):
+    events = Recorder()
+    result = Trainer(partial_config(colours, epochs=1, feature_cache=False), tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
+    assert "caching features" not in events.phases() and events.says(CACHED) == 0
+    assert not result.summary["prefix_cache"] and not feature_files(tmp_path / "cache")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["prefix_cache"] is False
+
+
+def test_a_prefix_too_large_to_cache_runs_every_epoch_and_says_why(colours, tmp_path):
+    events = Recorder()
+    cfg = replace(partial_config(colours, epochs=1), freeze_depth="1")  # the stem alone: its output outweighs the image
+    result = Trainer(cfg, tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
+    assert events.says("The frozen stages run every epoch") == 1 and events.says(CACHED) == 0
+    assert not result.summary["prefix_cache"]
