@@ -174,10 +174,10 @@ def main() -> int:
     t = time.perf_counter()
     with RssSampler() as s:
         result = Trainer(cfg, work / "run", cache_dir=cache, index=index).run()
-    feats = sorted((cache / "features").glob("*.npz"))
-    with np.load(feats[-1]) as f:
-        feature_bytes = f["train"].nbytes + f["val"].nbytes
-        shape = (f["train"].shape, f["val"].shape)
+    arrays = [np.load(f, mmap_mode="r") for f in (cache / "features").glob("*.npy")]  # one view of the training rows, and the validation crops
+    feature_bytes = sum(a.nbytes for a in arrays)
+    shape = tuple(sorted((a.shape for a in arrays), reverse=True))
+    del arrays
     pixels = sorted((cache / "pixels").glob("*.u8"), key=lambda p: p.stat().st_mtime)[-1].stat().st_size
     print(
         f"feature-cache run in {time.perf_counter() - t:.1f} s (val accuracy {result.summary['val_accuracy']:.3f}): "

@@ -10,13 +10,16 @@ also uses ../shared/datasets/hymenoptera (beside the repository) when present. I
 
 - intake: scan speed (files/s) and decode-store build speed (images/s per core), each
   against a plain full-resolution Pillow decode of the same files on one core;
-- decode once: epoch 1 of a partial fine-tune with the decoded store's build counted in,
-  against epoch 2, which reads the store (goal >= 2x);
+- decode once: epoch 1 of a partial fine-tune with the decoded store's build and the caching
+  of its frozen stages' output counted in, against epoch 2, which reads both (goal >= 2x);
+  also without the prefix cache (decode once alone), and a whole 20-epoch partial fine-tune
+  with the prefix cache against the frozen stages run every epoch;
 - feature cache: 20 frozen epochs with the feature cache (cold: embedding included; warm:
   an earlier run's features) against re-running the backbone every epoch
   (``feature_cache=False``), the latter measured on a few epochs and extrapolated (goal >= 20x);
 - input pipeline: real-data training images/s against the same Trainer, model and batch
-  fed one synthetic batch already on the device, partial fine-tune at 160 px (goal >= 0.8x);
+  fed one synthetic batch already on the device, partial fine-tune at 160 px with the frozen
+  stages run every batch (``feature_cache=False``: the image pipeline) (goal >= 0.8x);
 - CUDA only: bf16 + channels_last against fp32 NCHW training images/s for ResNet-50 and
   EfficientNet-B0 (random init), and the GPU's busy fraction in a real-data epoch.
 """
@@ -47,6 +50,7 @@ from tests.bench.machine import OtherLoad  # noqa: E402
 from tests.bench.photos import make_photos  # noqa: E402
 from tlstudio.core import backbones as bb  # noqa: E402
 from tlstudio.core import training  # noqa: E402
+from tlstudio.core.augment import PRESETS  # noqa: E402
 from tlstudio.core.config import TrainConfig  # noqa: E402
 from tlstudio.core.data import scan_folder  # noqa: E402
 from tlstudio.core.events import EpochEnded, Failed, PhaseStarted, Progress  # noqa: E402
@@ -199,22 +203,52 @@ def bench_intake(data: Path, label: str, size: int, sample: int) -> None:
     )
 
 
+def partial_config(data: Path, device: str, batch: int, epochs: int, **kw) -> TrainConfig:
+    return TrainConfig(
+        data_dir=str(data), backbone=BACKBONE, freeze_depth=PARTIAL, image_size=160, epochs=epochs, batch_size=batch,
+        augment="light", warm_start_head=False, export=False, device=device, **kw,
+    )
+
+
 def bench_decode_once(data: Path, work: Path, device: str, batch: int) -> Timeline:
-    """Epoch 1 (with the decoded store's build) vs epoch 2 (reads the store) of a partial fine-tune."""
-    cfg = TrainConfig(
-        data_dir=str(data), backbone=BACKBONE, freeze_depth=PARTIAL, image_size=160, epochs=2, batch_size=batch,
-        augment="light", warm_start_head=False, export=False, device=device,
-    )
-    tl = train(cfg, fresh(work / "run-decode-once"), fresh(work / "cache-decode-once"))
-    decode = tl.phase_seconds("decoding")
-    e1, e2 = tl.epochs[0].seconds, tl.epochs[1].seconds
+    """Epoch 1 (with the decoded store's build, and the frozen prefix's caching) vs epoch 2 of a partial fine-tune,
+    with the prefix cache (the default) and without it (``feature_cache=False``: decode once alone).
+    Returns the timeline of the run without it: the image pipeline that ``bench_input_bound`` measures."""
+    cached = train(partial_config(data, device, batch, 2), fresh(work / "run-decode-once"), fresh(work / "cache-decode-once"))
+    decode, caching = cached.phase_seconds("decoding"), cached.phase_seconds("caching features")
+    e1, e2 = cached.epochs[0].seconds, cached.epochs[1].seconds
     row(
-        "partial fine-tune 160px: epoch 1 incl. store build / epoch 2",
-        f"{(decode + e1) / e2:.2f}x",
-        f"({decode:.1f} s store build + {e1:.1f} s epoch 1 vs {e2:.1f} s epoch 2; goal >= 2x)",
+        "partial fine-tune 160px: epoch 1 incl. store build + prefix cache / epoch 2",
+        f"{(decode + caching + e1) / e2:.2f}x",
+        f"({decode:.1f} s store build + {caching:.1f} s frozen stages on 2 views + {e1:.1f} s epoch 1 vs {e2:.1f} s epoch 2; goal >= 2x)",
     )
-    row("  store build / epoch 2 (what decoding each epoch would add)", f"{decode / e2:.2f}x", f"({decode:.1f} s vs {e2:.1f} s)")
-    return tl
+    images = train(partial_config(data, device, batch, 2, feature_cache=False), fresh(work / "run-images"), fresh(work / "cache-images"))
+    decode, e1, e2 = images.phase_seconds("decoding"), images.epochs[0].seconds, images.epochs[1].seconds
+    row(
+        "  without the prefix cache: epoch 1 incl. store build / epoch 2",
+        f"{(decode + e1) / e2:.2f}x",
+        f"({decode:.1f} s store build + {e1:.1f} s epoch 1 vs {e2:.1f} s epoch 2: decode once alone)",
+    )
+    row("  store build / epoch 2 without the prefix cache (what decoding each epoch would add)", f"{decode / e2:.2f}x", f"({decode:.1f} s vs {e2:.1f} s)")
+    return images
+
+
+def bench_prefix_cache(data: Path, work: Path, device: str, batch: int, images: Timeline, epochs: int = 20) -> None:
+    """A whole partial fine-tune: prefix cache (measured) vs the frozen stages run every epoch (the 2 measured
+    epochs of ``images`` extrapolated), both on an already decoded store."""
+    cached = train(partial_config(data, device, batch, epochs), fresh(work / "run-prefix"), work / "cache-images")  # store reused
+    assert "decoding" not in cached.phase_start
+    walls = images.epoch_walls()
+    setup = images.phase_start["training"] - images.start - images.phase_seconds("decoding")
+    uncached = setup + sum(walls) + (epochs - len(walls)) * walls[-1]
+    total = cached.until_last_epoch()
+    views = min(PRESETS["light"].views, epochs)
+    row(
+        f"partial fine-tune 160px, {epochs} epochs: frozen stages every epoch / prefix cache",
+        f"{uncached / total:.2f}x",
+        f"({uncached:.1f} s, extrapolated from 2 epochs, vs {total:.1f} s measured, of which {cached.phase_seconds('caching features'):.1f} s "
+        f"running the frozen stages on {views} views; store prebuilt)",
+    )
 
 
 class InMemoryLoop(ImageLoop):
@@ -249,18 +283,14 @@ class InMemoryLoop(ImageLoop):
 
 
 def bench_input_bound(real: Timeline, data: Path, work: Path, device: str, batch: int) -> None:
-    """Epoch-2 training images/s of the decode-once run vs the same run fed a synthetic in-memory batch."""
-    cfg = TrainConfig(
-        data_dir=str(data), backbone=BACKBONE, freeze_depth=PARTIAL, image_size=160, epochs=2, batch_size=batch,
-        augment="light", warm_start_head=False, export=False, device=device,
-    )
+    """Epoch-2 training images/s of the image pipeline (no prefix cache) vs the same run fed a synthetic in-memory batch."""
     with mock.patch.object(training, "ImageLoop", InMemoryLoop):
-        synthetic = train(cfg, fresh(work / "run-synthetic"), work / "cache-decode-once")  # the store is reused, not rebuilt
+        synthetic = train(partial_config(data, device, batch, 2, feature_cache=False), fresh(work / "run-synthetic"), work / "cache-images")  # the store is reused
     r, s = real.epochs[-1].images_per_s, synthetic.epochs[-1].images_per_s
     row(
         "partial fine-tune 160px: real-data / in-memory images/s",
         f"{r / s:.2f}x",
-        f"({r:.1f} vs {s:.1f} images/s, epoch 2, batch {batch}; goal >= 0.8)",
+        f"({r:.1f} vs {s:.1f} images/s, epoch 2, batch {batch}, frozen stages run every batch; goal >= 0.8)",
     )
 
 
@@ -458,6 +488,10 @@ def main() -> int:
 
     print(f"decode once (baseline: epoch 2; {train_photos} photos)")
     real = bench_decode_once(train_data, work, device, batch)
+    end_section()
+
+    print(f"frozen-prefix cache (baseline: the frozen stages run every epoch; {train_photos} photos)")
+    bench_prefix_cache(train_data, work, device, batch, real, epochs=5 if args.quick else 20)
     end_section()
 
     print(f"input pipeline (baseline: the same Trainer fed one synthetic batch already on the {device}, {InMemoryLoop.max_steps} steps per epoch)")
