@@ -197,3 +197,17 @@ def test_a_prefix_too_large_to_cache_runs_every_epoch_and_says_why(colours, tmp_
     result = Trainer(cfg, tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
     assert events.says("The frozen stages run every epoch") == 1 and events.says(CACHED) == 0
     assert not result.summary["prefix_cache"]
+
+
+def test_a_damaged_cache_file_is_computed_again_and_nothing_else(colours, tmp_path):
+    cache = tmp_path / "cache"
+    r1 = Trainer(partial_config(colours, epochs=2), tmp_path / "run1", cache_dir=cache).run()
+    index = Trainer(partial_config(colours), tmp_path / "probe", cache_dir=cache)._dataset()
+    sizes = {sum(1 for s in index.samples if s.split == split) for split in ("train", "val")}
+
+    victim = sorted((cache / "features").glob("*.npy"))[0]
+    victim.write_bytes(victim.read_bytes()[:200])  # a disk that filled up, a copy cut short
+    events = Recorder()
+    r2 = Trainer(partial_config(colours, epochs=2), tmp_path / "run2", cache_dir=cache).run(events)
+    assert events.phase_total("caching features") in sizes  # that one array only
+    assert r2.metrics["confusion_matrix"] == r1.metrics["confusion_matrix"]

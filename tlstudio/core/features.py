@@ -131,9 +131,9 @@ def cached_features(
         jobs.append((_file(folder, request.key(store.key, train_rows, v)), make, len(train_rows)))
     jobs.append((_file(folder, request.key(store.key, eval_rows, EVAL)), lambda i: aug.eval_view(store[eval_rows[i]]), len(eval_rows)))
 
-    missing = [job for job in jobs if job[0] is None or not job[0].exists()]
-    total = sum(count for _, _, count in missing)
-    if missing:
+    arrays = [_load(path, count) for path, _, count in jobs]
+    total = sum(count for (_, _, count), arr in zip(jobs, arrays) if arr is None)
+    if total:
         on_event(PhaseStarted("caching features", total))
     throttle, done = Throttle(), [0]
 
@@ -142,17 +142,26 @@ def cached_features(
         if throttle.ready() or done[0] == total:
             on_event(Progress(done[0], total))
 
-    arrays = []
-    for path, make, count in jobs:
-        if path is not None and path.exists():
-            arrays.append(np.load(path, mmap_mode="r"))
-        else:
-            arrays.append(_compute(path, network, make, count, request.preprocessing, device, batch_size, autocast_dtype, channels_last, on_step, stop))
-    return CachedFeatures(arrays[:-1], arrays[-1], reused=len(jobs) - len(missing), folder=folder)
+    reused = sum(arr is not None for arr in arrays)
+    for i, ((path, make, count), arr) in enumerate(zip(jobs, arrays)):
+        if arr is None:
+            arrays[i] = _compute(path, network, make, count, request.preprocessing, device, batch_size, autocast_dtype, channels_last, on_step, stop)
+    return CachedFeatures(arrays[:-1], arrays[-1], reused=reused, folder=folder)
 
 
 def _file(folder: Optional[Path], key: str) -> Optional[Path]:
     return folder / f"{key}.npy" if folder is not None else None
+
+
+def _load(path: Optional[Path], count: int) -> Optional[np.ndarray]:
+    """A cached array, or None when there is none or it cannot be read (a damaged file is computed again)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        arr = np.load(path, mmap_mode="r")  # never pickles: allow_pickle stays False
+    except (OSError, ValueError):
+        return None
+    return arr if arr.dtype == np.float16 and arr.shape[:1] == (count,) else None
 
 
 def _compute(path, network, make, count, preprocessing, device, batch_size, autocast_dtype, channels_last, on_step, stop) -> np.ndarray:
