@@ -96,7 +96,6 @@ class CachedFeatures:
     train: list[np.ndarray]  # per view: (n_train, *shape) float16; view 0 is the evaluation crop
     val: np.ndarray  # (n_eval, *shape) float16: evaluation crops of the evaluation rows
     reused: int  # how many of the views + 1 arrays came from an earlier run
-    folder: Optional[Path]
 
     @property
     def fully_reused(self) -> bool:
@@ -146,7 +145,7 @@ def cached_features(
     for i, ((path, make, count), arr) in enumerate(zip(jobs, arrays)):
         if arr is None:
             arrays[i] = _compute(path, network, make, count, request.preprocessing, device, batch_size, autocast_dtype, channels_last, on_step, stop)
-    return CachedFeatures(arrays[:-1], arrays[-1], reused=reused, folder=folder)
+    return CachedFeatures(arrays[:-1], arrays[-1], reused=reused)
 
 
 def _file(folder: Optional[Path], key: str) -> Optional[Path]:
