@@ -63,6 +63,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: sized from the CPU count)")
     p.add_argument("--cache", metavar="DIR", default=None, help="cache for decoded images and features (default: the per-user cache)")
     p.add_argument("--no-cache", action="store_true", help="re-run the frozen layers every epoch instead of caching their output")
+    p.add_argument("--augment-on-device", action="store_true", help="crop, flip and colour-jitter whole batches on the GPU instead of per image in the data loader workers (helps when the CPU cannot keep up)")
+    p.add_argument("--compile", action="store_true", help="train through torch.compile: on a GPU and for long runs only, as compiling takes a minute or more")
     p.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     p.set_defaults(func=run)
@@ -96,6 +98,8 @@ def config_from_args(args) -> TrainConfig:
         device=args.device,
         workers=args.workers,
         feature_cache=not args.no_cache,
+        device_augment=args.augment_on_device,
+        torch_compile=args.compile,
         export=not args.no_export,
     ).validate()
     if from_scratch:

@@ -56,7 +56,7 @@ class Augmenter:
         if p.scale == (1.0, 1.0) and not p.flip and p.jitter == 0:
             return self.eval_view(square)
         img = torch.from_numpy(np.ascontiguousarray(square)).permute(2, 0, 1)
-        top, left, h, w = _random_crop_box(square.shape[0], p.scale, rng)
+        top, left, h, w = random_crop_box(square.shape[0], p.scale, rng)
         img = TF.resized_crop(img, top, left, h, w, [self.input_size, self.input_size], interpolation=self.interpolation, antialias=True)
         if p.flip and rng.random() < 0.5:
             img = TF.horizontal_flip(img)
@@ -68,7 +68,7 @@ class Augmenter:
         return img.contiguous()
 
 
-def _random_crop_box(size: int, scale: tuple[float, float], rng: np.random.Generator) -> tuple[int, int, int, int]:
+def random_crop_box(size: int, scale: tuple[float, float], rng: np.random.Generator) -> tuple[int, int, int, int]:
     """A RandomResizedCrop box (aspect ratio 3/4..4/3) inside a size x size square."""
     area = size * size
     for _ in range(10):
@@ -82,7 +82,7 @@ def _random_crop_box(size: int, scale: tuple[float, float], rng: np.random.Gener
 
 
 def normalize_batch(batch_u8: torch.Tensor, mean, std, channels_last: bool = False) -> torch.Tensor:
-    """uint8 NCHW on the device -> normalised float32."""
+    """uint8 (or float in 0..255) NCHW on the device -> normalised float32."""
     x = batch_u8.float().div_(255.0)
     m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)

@@ -41,6 +41,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     precision: str = "auto"  # autocast on CUDA: bf16 where supported, else fp16
     workers: Optional[int] = None  # DataLoader workers; None: sized from the CPU count
+    device_augment: bool = False  # crop, flip and jitter whole batches on the training device (the GPU) instead of in workers
+    torch_compile: bool = False  # torch.compile the network, on a GPU and for long runs only (compiling takes a minute or more)
     feature_cache: bool = True  # run frozen layers once per view and cache their output (features, or a frozen prefix's output)
     train_batchnorm: bool = False  # re-estimate BatchNorm statistics in trainable stages (large data sets)
     warm_start_head: bool = True  # fit the head on frozen features before fine-tuning backbone stages

@@ -57,3 +57,17 @@ def default_loader_workers(device: torch.device) -> int:
 def embedding_batch(device: torch.device, train_batch: int) -> int:
     """Inference batch for the frozen backbone: small on the CPU, where cache-sized batches run fastest."""
     return 16 if device.type == "cpu" else max(train_batch, 128)
+
+
+COMPILE_MIN_STEPS = 2000  # below this, the minute or more torch.compile takes is not won back
+
+
+def compile_decision(requested: bool, device: torch.device, total_steps: int) -> tuple[bool, str]:
+    """Whether to train through torch.compile, and what to tell the user ("" when it was not asked for)."""
+    if not requested:
+        return False, ""
+    if device.type != "cuda":
+        return False, "torch.compile is not used: it pays off on a GPU only."
+    if total_steps < COMPILE_MIN_STEPS:
+        return False, f"torch.compile is not used: {total_steps:,} training steps are too few to win back the time compiling takes (it needs {COMPILE_MIN_STEPS:,} or more)."
+    return True, "The network is compiled with torch.compile: the first steps are slow while it compiles."

@@ -37,7 +37,7 @@ from tlstudio.core.batch_size import choose_batch_size
 from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.dataset_index import DatasetIndex
-from tlstudio.core.device import autocast_dtype, describe_device, embedding_batch, precision_name, resolve_device
+from tlstudio.core.device import autocast_dtype, compile_decision, describe_device, embedding_batch, precision_name, resolve_device
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import (
     Cancelled,
@@ -205,6 +205,14 @@ class Trainer:
         ctx = LoopContext(cfg, device, amp, channels_last, pre, store, labels, classes, model, plan, criterion, batch_size, stop)
 
         loop = self._loop(ctx, spec, train_rows, val_rows)
+        if isinstance(loop, ImageLoop):
+            use_compile, why = compile_decision(cfg.torch_compile, device, loop.steps_per_epoch() * cfg.epochs)
+            if why:
+                emit(Message(why))
+            if use_compile:
+                loop.compile()
+            if cfg.device_augment and cfg.augment != "none":
+                emit(Message(f"Augmentation runs on the {'GPU' if device.type == 'cuda' else 'CPU'}, on whole batches."))
         if device.type == "cpu" and isinstance(loop, ImageLoop):
             if not self.pretrained:
                 emit(Message("Training from scratch on the CPU is slow: every layer learns from every image.", "warning"))

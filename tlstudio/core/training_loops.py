@@ -19,10 +19,14 @@ from tlstudio.core.augment import Augmenter, normalize_batch
 from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.device import default_loader_workers, embedding_batch
+from tlstudio.core.device_augment import augment_batch, draw_params
 from tlstudio.core.events import StopToken
 from tlstudio.core.frozen_prefix import run_chain
 from tlstudio.core.pixel_store import PixelStore
 from tlstudio.core.preprocess import Preprocessing
+
+
+COMPILE_BACKEND = "inductor"
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -55,6 +59,22 @@ class TrainImages(torch.utils.data.Dataset):
         return img, int(self.labels[i])
 
 
+class StoredSquares(torch.utils.data.Dataset):
+    """For augmentation on the device: the stored square as it is, with the crop, flip and jitter drawn for it."""
+
+    def __init__(self, store: PixelStore, rows: Sequence[int], labels: np.ndarray, augmenter: Augmenter):
+        self.store, self.rows, self.labels, self.augmenter = store, list(rows), labels, augmenter
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: tuple[int, int]):
+        i, seed = item
+        square = torch.from_numpy(np.array(self.store[self.rows[i]])).permute(2, 0, 1)
+        params = draw_params(self.augmenter.preset, self.store.size, self.augmenter.input_size, np.random.default_rng(seed))
+        return square, torch.from_numpy(params), int(self.labels[i])
+
+
 @dataclass
 class LoopContext:
     cfg: TrainConfig
@@ -85,10 +105,12 @@ class Loop:
 class ImageLoop(Loop):
     def __init__(self, ctx: LoopContext, train_rows: Sequence[int], val_rows: Sequence[int]):
         self.ctx, self.val_rows = ctx, list(val_rows)
+        self.network: nn.Module = ctx.model
         self.augmenter = Augmenter(ctx.cfg.augment, ctx.pre.input_size, ctx.pre.interpolation)
         workers = ctx.cfg.workers if ctx.cfg.workers is not None else default_loader_workers(ctx.device)
         self.sampler = EpochSampler(len(train_rows), ctx.cfg.seed)
-        dataset = TrainImages(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter)
+        kind = StoredSquares if ctx.cfg.device_augment else TrainImages
+        dataset = kind(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter)
         self.drop_last = len(train_rows) > ctx.batch_size  # a lone last image would break BatchNorm in train mode
         self.loader = torch.utils.data.DataLoader(
             dataset,
@@ -105,14 +127,22 @@ class ImageLoop(Loop):
 
     def train_batches(self, epoch: int):
         self.sampler.epoch = epoch
-        for x, y in self.loader:
-            yield x.to(self.ctx.device, non_blocking=True), y.to(self.ctx.device, non_blocking=True)
+        device = self.ctx.device
+        for *x, y in self.loader:
+            x = [t.to(device, non_blocking=True) for t in x]
+            if self.ctx.cfg.device_augment:
+                x = [augment_batch(x[0], x[1], self.augmenter.input_size)]
+            yield x[0], y.to(device, non_blocking=True)
 
-    def _normalise(self, x_u8: torch.Tensor) -> torch.Tensor:
-        return normalize_batch(x_u8, self.ctx.pre.mean, self.ctx.pre.std, self.ctx.channels_last)
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize_batch(x, self.ctx.pre.mean, self.ctx.pre.std, self.ctx.channels_last)
+
+    def compile(self) -> None:
+        """Train through ``torch.compile`` (validation and prediction keep the plain model: no recompiles)."""
+        self.network = torch.compile(self.ctx.model, backend=COMPILE_BACKEND)
 
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ctx.model(self._normalise(x))
+        return self.network(self._normalise(x))
 
     @torch.inference_mode()
     def _logits(self, rows: Sequence[int]) -> Iterator[tuple[torch.Tensor, list[int]]]:
