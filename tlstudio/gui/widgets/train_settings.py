@@ -16,11 +16,17 @@ AUGMENT = {
 WEIGHTING = {"auto": "Automatic: rarer classes count more", "none": "Off: every picture counts the same"}
 
 
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def device_choices() -> dict[str, str]:
     import torch
 
     choices = {"auto": "Automatic (GPU when there is one)", "cpu": "CPU"}
-    if torch.cuda.is_available():
+    if has_cuda():
         for i in range(torch.cuda.device_count()):
             choices[f"cuda:{i}"] = f"GPU {i}: {torch.cuda.get_device_name(i)}"
     return choices
@@ -66,6 +72,19 @@ class TrainSettings(QWidget):
         self.device.setToolTip("Where training runs. A GPU is many times faster; on a CPU, train only the new head.")
         self.export = QCheckBox("Export the model file at the end")
         self.export.setToolTip("Write model.pt (TorchScript) and check it in a fresh process; takes a few seconds more.")
+        self.device_augment = QCheckBox("Augment on the GPU")
+        self.device_augment.setToolTip(
+            "Crop, flip and colour-change whole batches of pictures on the GPU instead of one by one on the CPU.\n"
+            "Helps when a fast GPU waits for a slow CPU; applies when stages train on fresh pictures each epoch."
+        )
+        self.torch_compile = QCheckBox("Compile the network for long runs")
+        self.torch_compile.setToolTip(
+            "Compile the network with torch.compile for faster steps. Compiling takes a minute or more,\n"
+            "so it is used only on a GPU and for runs of 2,000 steps or more."
+        )
+        if not has_cuda():
+            for box in (self.device_augment, self.torch_compile):
+                box.setToolTip(box.toolTip() + "\nNo GPU on this computer: the setting is kept for a computer with one.")
 
         for combo in (self.augment, self.weighting, self.device):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -78,6 +97,8 @@ class TrainSettings(QWidget):
         form.addRow("Class weighting:", self.weighting)
         form.addRow("Device:", self.device)
         form.addRow(self.export)
+        form.addRow(self.device_augment)
+        form.addRow(self.torch_compile)
 
         self.load(config)
         self.epochs.valueChanged.connect(lambda v: setattr(self.config, "epochs", v))
@@ -87,11 +108,13 @@ class TrainSettings(QWidget):
         self.weighting.currentIndexChanged.connect(lambda _i: setattr(self.config, "class_weights", self.weighting.currentData()))
         self.device.currentIndexChanged.connect(lambda _i: setattr(self.config, "device", self.device.currentData()))
         self.export.toggled.connect(lambda on: setattr(self.config, "export", bool(on)))
+        self.device_augment.toggled.connect(lambda on: setattr(self.config, "device_augment", bool(on)))
+        self.torch_compile.toggled.connect(lambda on: setattr(self.config, "torch_compile", bool(on)))
 
     def load(self, config: TrainConfig) -> None:
         """Show ``config`` (a reopened project's) and edit it from now on."""
         self.config = config
-        widgets = (self.epochs, self.batch_size, self.lr, self.augment, self.weighting, self.device, self.export)
+        widgets = self._controls()
         for w in widgets:
             w.blockSignals(True)
         self.epochs.setValue(config.epochs)
@@ -104,9 +127,14 @@ class TrainSettings(QWidget):
                 i = combo.findData(value)
             combo.setCurrentIndex(i)
         self.export.setChecked(config.export)
+        self.device_augment.setChecked(config.device_augment)
+        self.torch_compile.setChecked(config.torch_compile)
         for w in widgets:
             w.blockSignals(False)
 
+    def _controls(self) -> tuple[QWidget, ...]:
+        return (self.epochs, self.batch_size, self.lr, self.augment, self.weighting, self.device, self.export, self.device_augment, self.torch_compile)
+
     def set_enabled_for_run(self, running: bool) -> None:
-        for w in (self.epochs, self.batch_size, self.lr, self.augment, self.weighting, self.device, self.export):
+        for w in self._controls():
             w.setEnabled(not running)
