@@ -86,7 +86,7 @@ def embed(
             result = network(x)
         if out is None:
             out = allocate((count, *result.shape[1:]))
-        out[start:stop_i] = result.float().cpu().numpy()
+        out[start:stop_i] = result.float().clamp_(-65504, 65504).cpu().numpy()  # float16's range: never an inf
         on_step(stop_i - start)
     return out if out is not None else allocate((0,))
 

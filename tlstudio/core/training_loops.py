@@ -47,32 +47,22 @@ class EpochSampler(torch.utils.data.Sampler):
 
 
 class TrainImages(torch.utils.data.Dataset):
-    def __init__(self, store: PixelStore, rows: Sequence[int], labels: np.ndarray, augmenter: Augmenter):
-        self.store, self.rows, self.labels, self.augmenter = store, list(rows), labels, augmenter
+    """Augmented training images; with ``on_device``, the stored squares as they are with the crop, flip and
+    jitter drawn for them, for ``augment_batch`` to apply to the whole batch on the training device."""
+
+    def __init__(self, store: PixelStore, rows: Sequence[int], labels: np.ndarray, augmenter: Augmenter, on_device: bool = False):
+        self.store, self.rows, self.labels, self.augmenter, self.on_device = store, list(rows), labels, augmenter, on_device
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, item: tuple[int, int]):
         i, seed = item
-        img = self.augmenter.train_view(self.store[self.rows[i]], np.random.default_rng(seed))
-        return img, int(self.labels[i])
-
-
-class StoredSquares(torch.utils.data.Dataset):
-    """For augmentation on the device: the stored square as it is, with the crop, flip and jitter drawn for it."""
-
-    def __init__(self, store: PixelStore, rows: Sequence[int], labels: np.ndarray, augmenter: Augmenter):
-        self.store, self.rows, self.labels, self.augmenter = store, list(rows), labels, augmenter
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, item: tuple[int, int]):
-        i, seed = item
-        square = torch.from_numpy(np.array(self.store[self.rows[i]])).permute(2, 0, 1)
-        params = draw_params(self.augmenter.preset, self.store.size, self.augmenter.input_size, np.random.default_rng(seed))
-        return square, torch.from_numpy(params), int(self.labels[i])
+        square, rng = self.store[self.rows[i]], np.random.default_rng(seed)
+        if self.on_device:
+            params = draw_params(self.augmenter.preset, self.store.size, self.augmenter.input_size, rng)
+            return torch.from_numpy(np.array(square)).permute(2, 0, 1), torch.from_numpy(params), int(self.labels[i])
+        return self.augmenter.train_view(square, rng), int(self.labels[i])
 
 
 @dataclass
@@ -109,8 +99,7 @@ class ImageLoop(Loop):
         self.augmenter = Augmenter(ctx.cfg.augment, ctx.pre.input_size, ctx.pre.interpolation)
         workers = ctx.cfg.workers if ctx.cfg.workers is not None else default_loader_workers(ctx.device)
         self.sampler = EpochSampler(len(train_rows), ctx.cfg.seed)
-        kind = StoredSquares if ctx.cfg.device_augment else TrainImages
-        dataset = kind(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter)
+        dataset = TrainImages(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter, on_device=ctx.cfg.device_augment)
         self.drop_last = len(train_rows) > ctx.batch_size  # a lone last image would break BatchNorm in train mode
         self.loader = torch.utils.data.DataLoader(
             dataset,
@@ -128,11 +117,14 @@ class ImageLoop(Loop):
     def train_batches(self, epoch: int):
         self.sampler.epoch = epoch
         device = self.ctx.device
-        for *x, y in self.loader:
-            x = [t.to(device, non_blocking=True) for t in x]
+        for batch in self.loader:
             if self.ctx.cfg.device_augment:
-                x = [augment_batch(x[0], x[1], self.augmenter.input_size)]
-            yield x[0], y.to(device, non_blocking=True)
+                squares, params, y = batch
+                x = augment_batch(squares.to(device, non_blocking=True), params.to(device, non_blocking=True), self.augmenter.input_size)
+            else:
+                x, y = batch
+                x = x.to(device, non_blocking=True)
+            yield x, y.to(device, non_blocking=True)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         return normalize_batch(x, self.ctx.pre.mean, self.ctx.pre.std, self.ctx.channels_last)
