@@ -9,26 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.recorder import Recorder
 from tests.synthetic import make_colour_dataset
 from tlstudio.core import backbones as bb
 from tlstudio.core.baseline import SHARED_SETTINGS, baseline_config, baseline_pairs, uplift
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.events import Message, PhaseStarted
 from tlstudio.core.training import Trainer
 
 REUSED = "Reused the cached features"
-
-
-class Recorder(list):
-    def __call__(self, event):
-        self.append(event)
-
-    def phases(self) -> list[str]:
-        return [e.name for e in self if isinstance(e, PhaseStarted)]
-
-    def says(self, words: str) -> int:
-        return sum(words in e.text for e in self if isinstance(e, Message))
 
 
 class RecordingTrainer(Trainer):

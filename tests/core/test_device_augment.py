@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.recorder import Recorder
 from tests.synthetic import make_colour_dataset
 from tlstudio.core import training_loops
 from tlstudio.core.augment import PRESETS, Augmenter
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.device import COMPILE_MIN_STEPS, compile_decision
 from tlstudio.core.device_augment import augment_batch, draw_params
-from tlstudio.core.events import Message
 from tlstudio.core.training import Trainer
 
 
@@ -88,11 +88,11 @@ def history(run: Path) -> list[dict]:
 
 
 def test_a_run_with_augmentation_on_the_device_learns_and_is_reproducible(colours, tmp_path):
-    said = []
+    said = Recorder()
     cfg = fine_tune(colours, backbone="efficientnet_lite0", freeze_depth="8", device_augment=True, epochs=8, augment="light", image_size=64, lr=3e-3, backbone_lr_scale=0.1)
-    first = Trainer(cfg, tmp_path / "a", cache_dir=tmp_path / "cache").run(lambda e: said.append(e))
+    first = Trainer(cfg, tmp_path / "a", cache_dir=tmp_path / "cache").run(said)
     again = Trainer(cfg, tmp_path / "b", cache_dir=tmp_path / "cache").run()
-    assert any(isinstance(e, Message) and "Augmentation runs on the CPU, on whole batches" in e.text for e in said)
+    assert said.says("Augmentation runs on the CPU, on whole batches") == 1
     assert first.metrics["accuracy"] >= 0.9
     assert [h["train_loss"] for h in history(tmp_path / "a")] == pytest.approx([h["train_loss"] for h in history(tmp_path / "b")])
     assert again.metrics["confusion_matrix"] == first.metrics["confusion_matrix"]

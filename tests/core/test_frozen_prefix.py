@@ -11,29 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from tests.recorder import Recorder
 from tests.synthetic import colour_image, make_colour_dataset
 from tlstudio.core import backbones as bb
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.events import Message, PhaseStarted
 from tlstudio.core.frozen_prefix import FLATTEN, prefix_cache_fits, run_chain, split_chain, stage_of
 from tlstudio.core import training as training_module
 from tlstudio.core.training import Trainer
 
 CACHED = "The frozen stages ran once"
-
-
-class Recorder(list):
-    def __call__(self, event):
-        self.append(event)
-
-    def phases(self) -> list[str]:
-        return [e.name for e in self if isinstance(e, PhaseStarted)]
-
-    def phase_total(self, name: str) -> int:
-        return next(e.total for e in self if isinstance(e, PhaseStarted) and e.name == name)
-
-    def says(self, words: str) -> int:
-        return sum(words in e.text for e in self if isinstance(e, Message))
 
 
 CHAINED = [spec.name for spec in bb.list_backbones() if spec.chain]

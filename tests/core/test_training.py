@@ -9,23 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.recorder import Recorder
 from tests.synthetic import colour_image, make_colour_dataset
 from tlstudio.core import backbones as bb
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.events import EpochEnded, Finished, Message, PhaseStarted, StepEnded, StopToken
+from tlstudio.core.events import EpochEnded, Finished, Message, StepEnded, StopToken
 from tlstudio.core.classifier import Classifier
 from tlstudio.core.training import Trainer, class_weights_for, param_groups, warmup_cosine
-
-
-class Recorder(list):
-    def __call__(self, event):
-        self.append(event)
-
-    def phases(self) -> list[str]:
-        return [e.name for e in self if isinstance(e, PhaseStarted)]
-
-    def of(self, kind):
-        return [e for e in self if isinstance(e, kind)]
 
 
 @pytest.fixture
