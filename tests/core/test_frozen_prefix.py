@@ -197,3 +197,19 @@ def test_a_damaged_cache_file_is_computed_again_and_nothing_else(colours, tmp_pa
     r2 = Trainer(partial_config(colours, epochs=2), tmp_path / "run2", cache_dir=cache).run(events)
     assert events.phase_total("caching features") in sizes  # that one array only
     assert r2.metrics["confusion_matrix"] == r1.metrics["confusion_matrix"]
+
+
+def test_outputs_held_on_the_device_train_exactly_like_the_memory_mapped_cache(colours, tmp_path, monkeypatch):
+    """On a GPU with room, the cached outputs are uploaded once and batches are gathered there."""
+    from tlstudio.core import training_loops
+    from tlstudio.core.device import fits_on_device
+
+    assert not fits_on_device(torch.device("cpu"), 1)  # on the CPU the memory-mapped cache is what the network reads
+    mapped = Trainer(partial_config(colours, epochs=2), tmp_path / "mapped", cache_dir=tmp_path / "cache").run()
+    uploaded = []
+    monkeypatch.setattr(training_loops, "fits_on_device", lambda device, nbytes: uploaded.append(nbytes) or True)
+    resident = Trainer(partial_config(colours, epochs=2), tmp_path / "resident", cache_dir=tmp_path / "cache").run()
+    assert uploaded and uploaded[0] > 0
+    history = lambda run: [json.loads(line) for line in (tmp_path / run / "history.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [h["train_loss"] for h in history("resident")] == pytest.approx([h["train_loss"] for h in history("mapped")])
+    assert resident.metrics["confusion_matrix"] == mapped.metrics["confusion_matrix"]

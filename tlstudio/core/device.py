@@ -71,3 +71,13 @@ def compile_decision(requested: bool, device: torch.device, total_steps: int) ->
     if total_steps < COMPILE_MIN_STEPS:
         return False, f"torch.compile is not used: {total_steps:,} training steps are too few to win back the time compiling takes (it needs {COMPILE_MIN_STEPS:,} or more)."
     return True, "The network is compiled with torch.compile: the first steps are slow while it compiles."
+
+
+def fits_on_device(device: torch.device, nbytes: int) -> bool:
+    """Whether cached float16 outputs of ``nbytes`` may live in GPU memory for the whole run (a quarter of
+    what is free), so that batches are gathered there instead of copied over each step. Never on the CPU:
+    there the memory-mapped cache already is the memory the network reads."""
+    if device.type != "cuda":
+        return False
+    free, _total = torch.cuda.mem_get_info(device)
+    return nbytes <= free // 4

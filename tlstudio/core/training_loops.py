@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from tlstudio.core import backbones as bb
 from tlstudio.core.augment import Augmenter, normalize_batch
 from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.device import default_loader_workers, embedding_batch
+from tlstudio.core.device import default_loader_workers, embedding_batch, fits_on_device
 from tlstudio.core.device_augment import augment_batch, draw_params
 from tlstudio.core.events import StopToken
 from tlstudio.core.frozen_prefix import run_chain
@@ -163,7 +163,10 @@ class CachedLoop(Loop):
 
     def __init__(self, ctx: LoopContext, suffix: tuple[str, ...], train_rows, val_rows, train_views: Sequence[np.ndarray], val_out: np.ndarray):
         self.ctx, self.suffix = ctx, suffix
-        self.train_views, self.val_out = list(train_views), val_out
+        arrays = [*train_views, val_out]
+        if fits_on_device(ctx.device, sum(a.nbytes for a in arrays)):
+            arrays = [torch.from_numpy(np.ascontiguousarray(a)).to(ctx.device) for a in arrays]  # uploaded once, float16
+        self.train_views, self.val_out = arrays[:-1], arrays[-1]
         self.train_labels = ctx.labels[list(train_rows)]
         self.train_rows, self.val_rows = list(train_rows), list(val_rows)
         self.n = len(train_rows)
@@ -173,8 +176,11 @@ class CachedLoop(Loop):
         bs = self.ctx.batch_size
         return self.n // bs if self.drop_last else math.ceil(self.n / bs)
 
-    def _batch(self, array: np.ndarray, idx: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(array[idx])).to(self.ctx.device, non_blocking=True).float()
+    def _batch(self, array: Union[np.ndarray, torch.Tensor], idx: np.ndarray) -> torch.Tensor:
+        if isinstance(array, torch.Tensor):  # already on the device
+            x = array[torch.from_numpy(idx).to(array.device)].float()
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(array[idx])).to(self.ctx.device, non_blocking=True).float()
         return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 and self.ctx.channels_last else x
 
     def train_batches(self, epoch: int):
@@ -190,7 +196,7 @@ class CachedLoop(Loop):
         return self.ctx.model.head(run_chain(self.ctx.model.backbone, self.suffix, x))
 
     @torch.inference_mode()
-    def _outputs(self, array: np.ndarray, network) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    def _outputs(self, array: Union[np.ndarray, torch.Tensor], network) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
         ctx = self.ctx
         ctx.model.eval()
         bs = embedding_batch(ctx.device, ctx.batch_size)
