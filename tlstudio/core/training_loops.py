@@ -165,7 +165,7 @@ class CachedLoop(Loop):
         self.ctx, self.suffix = ctx, suffix
         arrays = [*train_views, val_out]
         if fits_on_device(ctx.device, sum(a.nbytes for a in arrays)):
-            arrays = [torch.from_numpy(np.ascontiguousarray(a)).to(ctx.device) for a in arrays]  # uploaded once, float16
+            arrays = [torch.from_numpy(np.array(a)).to(ctx.device) for a in arrays]  # uploaded once, float16 (np.array: a writable copy of the mapped file)
         self.train_views, self.val_out = arrays[:-1], arrays[-1]
         self.train_labels = ctx.labels[list(train_rows)]
         self.train_rows, self.val_rows = list(train_rows), list(val_rows)
