@@ -25,6 +25,11 @@ class AugmentPreset:
     jitter: float  # brightness/contrast/saturation strength; 0 = off
     views: int  # augmented views embedded once each by the feature cache
 
+    @property
+    def changes_nothing(self) -> bool:
+        """No crop, flip or jitter: a training view is the evaluation crop."""
+        return self.scale == (1.0, 1.0) and not self.flip and self.jitter == 0
+
 
 PRESETS = {
     "none": AugmentPreset("none", (1.0, 1.0), False, 0.0, 1),
@@ -53,7 +58,7 @@ class Augmenter:
 
     def train_view(self, square: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         p = self.preset
-        if p.scale == (1.0, 1.0) and not p.flip and p.jitter == 0:
+        if p.changes_nothing:
             return self.eval_view(square)
         img = torch.from_numpy(np.ascontiguousarray(square)).permute(2, 0, 1)
         top, left, h, w = random_crop_box(square.shape[0], p.scale, rng)

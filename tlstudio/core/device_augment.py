@@ -22,7 +22,7 @@ _GREY = (0.2989, 0.587, 0.114)  # the weights torchvision's rgb_to_grayscale use
 def draw_params(preset: AugmentPreset, size: int, input_size: int, rng: np.random.Generator) -> np.ndarray:
     """One image's crop box, flip and jitter factors (float32, ``PARAMS`` values), drawn like ``train_view``."""
     params = np.array([0, 0, size, size, 0, 1, 1, 1], dtype=np.float32)
-    if preset.scale == (1.0, 1.0) and not preset.flip and preset.jitter == 0:  # train_view gives the evaluation crop
+    if preset.changes_nothing:  # train_view gives the evaluation crop
         top = (size - input_size) // 2
         params[:4] = (top, top, input_size, input_size)
         return params

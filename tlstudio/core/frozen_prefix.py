@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 
 from tlstudio.core.backbones import Backbone, BackboneSpec, resolve
+from tlstudio.core.pixel_store import default_ram_budget
 
 FLATTEN = "flatten"
 
@@ -61,8 +62,6 @@ def run_chain(backbone: Backbone, items: tuple[str, ...], x: torch.Tensor) -> to
 
 def prefix_cache_fits(backbone: Backbone, split: ChainSplit, input_size: int, items: int, device: torch.device) -> tuple[bool, str]:
     """Whether caching the prefix's output for ``items`` inputs is worth it and fits; if not, why, for the user."""
-    from tlstudio.core.pixel_store import default_ram_budget
-
     backbone.eval()
     with torch.inference_mode():
         shape = run_chain(backbone, split.prefix, torch.zeros(1, 3, input_size, input_size, device=device)).shape[1:]

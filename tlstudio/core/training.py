@@ -213,10 +213,9 @@ class Trainer:
                 loop.compile()
             if cfg.device_augment and cfg.augment != "none":
                 emit(Message(f"Augmentation runs on the {'GPU' if device.type == 'cuda' else 'CPU'}, on whole batches."))
-        if device.type == "cpu" and isinstance(loop, ImageLoop):
-            if not self.pretrained:
+            if device.type == "cpu" and not self.pretrained:
                 emit(Message("Training from scratch on the CPU is slow: every layer learns from every image.", "warning"))
-            elif not plan.backbone_frozen:
+            elif device.type == "cpu" and not plan.backbone_frozen:
                 emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing more stages, or the whole backbone (feature extractor), trains in seconds.", "warning"))
 
         best_state, best_epoch, history = self._fit(ctx, loop)
