@@ -11,10 +11,13 @@ def _readme_commands() -> list[str]:
     return re.findall(r"^```(?:bash|sh)\n(.+?)\n```", text, flags=re.M | re.S)
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command_then_the_thread_stress_twice():
     ci_lines = [ln for ln in (REPO / ".ci" / "run").read_text().splitlines() if ln and not ln.startswith(("#", "set ", "cd "))]
-    assert len(ci_lines) == 1
+    assert len(ci_lines) == 2
     assert ci_lines[0] in _readme_commands()
+    stress = ci_lines[1]
+    assert stress == ".venv/bin/python -m tests.stress_gui --runs 2"
+    assert any(cmd.startswith(".venv/bin/python -m tests.stress_gui") for cmd in _readme_commands())
 
 
 def test_readme_has_install_and_start_command():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from typing import Callable
 
 import torch
@@ -30,9 +29,10 @@ def largest_fitting_batch(try_batch: Callable[[int], None], start: int = START, 
             if not is_out_of_memory(exc):
                 raise
             failed = True
-        # Free memory here, outside the except block: inside it the traceback still holds the tensors.
+        # Free memory here, outside the except block: inside it the traceback still holds the tensors, which
+        # reference counting frees once it is left. No gc.collect(): this runs on worker threads, and a
+        # collection there can destroy Qt objects on the wrong thread (the GUI collects on its own thread).
         if failed:
-            gc.collect()
             (release or _empty_cuda_cache)()
             if size == 1:
                 raise UserError("the model does not fit in GPU memory even with a batch of one image: choose a smaller backbone or --image-size.")

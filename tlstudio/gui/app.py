@@ -23,8 +23,8 @@ from tlstudio import __version__
 from tlstudio.core.paths import data_dir, resources_dir
 from tlstudio.core.project import is_project
 
+from tlstudio.gui.garbage import collect_on_the_gui_thread, freeze_long_lived_objects
 from tlstudio.gui.notifier import Notifier
-from tlstudio.gui.workers import freeze_long_lived_objects
 
 log = logging.getLogger("tlstudio.gui")
 
@@ -81,6 +81,7 @@ def make_application(argv: Sequence[str] = ()) -> QApplication:
     app.setWindowIcon(QIcon(str(resources_dir() / "tlstudio.svg")))
     app.setStyleSheet(load_style_sheet())
     pg.setConfigOptions(antialias=True, background="w", foreground="k")
+    collect_on_the_gui_thread(app)  # before any worker starts: no collection ever runs on a worker thread
     return app
 
 

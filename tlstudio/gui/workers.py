@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal, Slot
 
 from tlstudio.core.events import Cancelled, EpochEnded, Failed, Finished, PhaseStarted, Progress, StepEnded, StopToken
 
@@ -63,6 +63,9 @@ class _Worker(QObject):
         else:
             self.succeeded.emit(result)
         finally:
+            # Hand this object back to the GUI thread, so that it is deleted there (deleteLater in Job),
+            # never on this thread and never by a garbage collection here.
+            self.moveToThread(QCoreApplication.instance().thread())
             self.done.emit()
 
 
@@ -237,17 +240,3 @@ def reserve_a_core_for_the_window() -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
-
-
-def freeze_long_lived_objects() -> None:
-    """Move every object alive now out of the cyclic garbage collector's reach (``gc.freeze``).
-
-    A full collection holds the GIL for as long as it takes to walk every tracked object;
-    with torch, timm and Qt loaded that is ~400,000 objects and 250-300 ms, long enough to
-    freeze the window when it happens in the training thread. The objects alive before a run
-    (modules, widgets, the catalog) live as long as the app anyway; freezing them is cheap and
-    keeps later collections short. Cost: a reference cycle that is already garbage now is never freed.
-    """
-    import gc
-
-    gc.freeze()

@@ -176,17 +176,29 @@ class DataPanel(QWidget):
     def _on_scanned(self, index: DatasetIndex) -> None:
         if not self._is_current():
             return
+        self._scan_over()
         self.show_index(index)
         self.studio.set_index(index)
         self.scan_done.emit(index)
 
     def _on_cancelled(self) -> None:
         if self._is_current():
+            self._scan_over()
             self._show_failure(None)
 
     def _on_failed(self, info) -> None:
         if self._is_current():
+            self._scan_over()
             self._show_failure(info.message)
+
+    def _scan_over(self) -> None:
+        """The answer is in: Re-scan works from now on, before the thread has wound down (``finished``).
+
+        Waiting for ``finished`` left a window in which ``scan_done`` had been emitted but the
+        Re-scan button was still disabled, so a click right after a scan was lost under load.
+        """
+        self.job = None
+        self._set_busy(False)
 
     def _show_failure(self, message: Optional[str]) -> None:
         if message is None:
@@ -199,9 +211,8 @@ class DataPanel(QWidget):
         self.scan_done.emit(None)
 
     def _on_job_finished(self) -> None:
-        if self._is_current():
-            self.job = None
-            self._set_busy(False)
+        if self._is_current():  # ended without an answer
+            self._scan_over()
 
     def show_index(self, index: DatasetIndex) -> None:
         self.chart.set_counts(index.classes, index.counts())

@@ -27,7 +27,8 @@ from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.live_plots import LivePlots
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.widgets.train_settings import TrainSettings
-from tlstudio.gui.workers import Job, freeze_long_lived_objects, reserve_a_core_for_the_window
+from tlstudio.gui.garbage import freeze_long_lived_objects
+from tlstudio.gui.workers import Job, reserve_a_core_for_the_window
 from tlstudio.gui.widgets.calm_progress import CalmProgressBar
 
 PHASE_TEXT = {

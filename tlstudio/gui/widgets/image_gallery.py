@@ -120,8 +120,7 @@ class ImageGallery(QWidget):
 
     def settle(self) -> None:
         """Drop queued thumbnail decodes and wait for the one in progress (the window is closing)."""
-        self.loader.forget()
-        self.loader.pool.waitForDone()
+        self.loader.settle()
 
     def shutdown(self) -> None:
         self.loader.shutdown()

@@ -1,18 +1,20 @@
 """A thumbnail grid per class, loaded lazily off the GUI thread.
 
 Only items a view actually paints ask for their picture (``DecorationRole``), so a hidden
-class tab or a scrolled-away row never costs a decode. Each picture is decoded on a
-``QThreadPool`` by the core's safe loader and handed back as a ``QImage`` (safe to build off
-the GUI thread; a ``QPixmap`` is not, so that conversion happens on arrival).
+class tab or a scrolled-away row never costs a decode. Each picture is decoded by the core's
+safe loader on a plain Python thread pool and handed back as a numpy array; the ``QImage``
+and ``QPixmap`` are made on arrival, on the GUI thread, so no Qt object is ever created or
+dropped on a worker thread.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRunnable, QSize, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QTabWidget, QWidget
 
@@ -20,15 +22,16 @@ THUMB = 88
 
 
 class ThumbnailLoader(QObject):
-    """Decodes thumbnails on its own small pool; ``ready(path, image)`` arrives on the GUI thread."""
+    """Decodes thumbnails on its own small pool; ``ready(path, rgb or None)`` arrives on the GUI thread."""
 
-    ready = Signal(str, QImage)
+    ready = Signal(str, object)  # the path and its centre square as an RGB uint8 array, None when it cannot be read
 
     def __init__(self, size: int = THUMB, threads: int = 1, parent: Optional[QObject] = None):
         super().__init__(parent)
         self.size = size
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(threads)  # one decoder is plenty for a grid and leaves training its cores
+        # One decoder is plenty for a grid and leaves training its cores.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="thumbnails")
+        self._pending: set[Future] = set()
         self._requested: set[str] = set()
         self._closed = False
 
@@ -36,35 +39,35 @@ class ThumbnailLoader(QObject):
         if self._closed or path in self._requested:
             return
         self._requested.add(path)
-        self.pool.start(_Decode(self, path, self.size))
+        future = self._pool.submit(self._decode, path)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    def _decode(self, path: str) -> None:  # on a pool thread: numpy only, then a queued signal
+        from tlstudio.core.images import load_rgb_array
+
+        try:
+            rgb: Optional[np.ndarray] = np.ascontiguousarray(centre_square(load_rgb_array(path, short_side=self.size)))
+        except Exception:  # noqa: BLE001 - a broken file shows as an empty tile; the scan report explains it
+            rgb = None
+        if not self._closed:
+            self.ready.emit(path, rgb)
 
     def forget(self) -> None:
         """Drop queued requests (a new scan replaces the grid)."""
-        self.pool.clear()
+        for future in list(self._pending):
+            future.cancel()
         self._requested.clear()
+
+    def settle(self) -> None:
+        """Drop queued requests and wait for the decode in progress."""
+        self.forget()
+        wait(list(self._pending))
 
     def shutdown(self) -> None:
         """Stop taking requests and wait for the decode in progress (a few milliseconds)."""
         self._closed = True
-        self.pool.clear()
-        self.pool.waitForDone()
-
-
-class _Decode(QRunnable):
-    def __init__(self, loader: ThumbnailLoader, path: str, size: int):
-        super().__init__()
-        self.loader, self.path, self.size = loader, path, size
-
-    def run(self) -> None:  # on a pool thread: numpy and QImage only
-        from tlstudio.core.images import load_rgb_array
-
-        try:
-            rgb = load_rgb_array(self.path, short_side=self.size)
-            image = to_qimage(centre_square(rgb))
-        except Exception:  # noqa: BLE001 - a broken file shows as an empty tile; the scan report explains it
-            image = QImage()
-        if not self.loader._closed:
-            self.loader.ready.emit(self.path, image)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def centre_square(rgb: np.ndarray) -> np.ndarray:
@@ -112,14 +115,16 @@ class ThumbnailModel(QAbstractListModel):
     def loaded(self) -> int:
         return len(self._pixmaps)
 
-    @Slot(str, QImage)
-    def _on_ready(self, path: str, image: QImage) -> None:
+    @Slot(str, object)
+    def _on_ready(self, path: str, rgb: Optional[np.ndarray]) -> None:
         row = self._row.get(path)
         if row is None:
             return
-        if image.isNull():
+        if rgb is None:
             image = QImage(self.loader.size, self.loader.size, QImage.Format.Format_RGB888)
             image.fill(QColor(250, 210, 210))
+        else:
+            image = to_qimage(rgb)
         self._pixmaps[row] = QPixmap.fromImage(image)
         idx = self.index(row)
         self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])

@@ -279,8 +279,7 @@ class TryItView(QWidget):
 
     def settle(self) -> None:
         """Drop queued thumbnail decodes and wait for the one in progress (the window is closing)."""
-        self.loader.forget()
-        self.loader.pool.waitForDone()
+        self.loader.settle()
 
     def shutdown(self) -> None:
         self.loader.shutdown()
