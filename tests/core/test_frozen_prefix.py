@@ -99,8 +99,9 @@ def test_partial_run_trains_only_the_trainable_stages_on_the_cached_prefix_and_e
     trainer = KeepsInitialWeights(partial_config(colours, epochs=8, export=True), tmp_path / "run", cache_dir=tmp_path / "cache")
     result = trainer.run(events)
 
-    assert events.phases() == ["scanning", "decoding", "caching features", "training", "evaluating", "exporting"]
-    assert events.says(CACHED) == 1 and events.says("first fitted on frozen features") == 1
+    # the prefix's output cached, then the new head solved on the pooled features, then the epochs
+    assert events.phases() == ["scanning", "decoding", "caching features", "fitting the head", "training", "evaluating", "exporting"]
+    assert events.says(CACHED) == 1 and result.summary["head_fit"]["converged"]
     n_train = sum(1 for s in trainer.index.samples if s.split == "train")
     n_val = sum(1 for s in trainer.index.samples if s.split == "val")
     assert events.phase_total("caching features") == 5 * n_train + n_val  # the light preset's 5 views, then the validation crops

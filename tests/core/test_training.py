@@ -15,7 +15,8 @@ from tlstudio.core import backbones as bb
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.events import EpochEnded, Finished, Message, StepEnded, StopToken
 from tlstudio.core.classifier import Classifier
-from tlstudio.core.training import Trainer, class_weights_for, param_groups, warmup_cosine
+from tlstudio.core.class_balance import PriorCorrectedLoss, rule_weighting, training_loss
+from tlstudio.core.training import Trainer, param_groups, warmup_cosine
 
 
 @pytest.fixture
@@ -32,13 +33,17 @@ def test_frozen_run_learns_writes_every_file_and_exports_a_verified_model(colour
     events = Recorder()
     result = Trainer(frozen_config(colours, epochs=10, export=True), tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
 
-    assert events.phases() == ["scanning", "decoding", "caching features", "training", "evaluating", "exporting"]
-    assert [e.epoch for e in events.of(EpochEnded)] == list(range(1, 11))
+    # A frozen backbone's head is solved, not trained for epochs: one fit, one history line.
+    assert events.phases() == ["scanning", "decoding", "caching features", "fitting the head", "evaluating", "exporting"]
+    assert [e.epoch for e in events.of(EpochEnded)] == [1]
     assert isinstance(events[-1], Finished) and not events[-1].cancelled
     run = tmp_path / "run"
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == list(range(1, 11))
-    assert set(history[0]) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert [h["epoch"] for h in history] == [1]
+    assert set(history[0]) >= {"train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc", "lr", "seconds"}
+    head = result.summary["head_fit"]
+    assert head["converged"] and head["views"] == 5 and head["rows"] == 5 * (36 - result.metrics["n"])  # every view of every training picture
+    assert result.summary["selection"]["method"] == "cross-validation"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["classes"] == ["blue", "green", "red"]
     assert metrics["accuracy"] >= 0.9
@@ -53,7 +58,7 @@ def test_frozen_run_learns_writes_every_file_and_exports_a_verified_model(colour
 
 
 def test_checkpoints_load_safely_and_hold_what_resuming_needs(colours, tmp_path):
-    Trainer(frozen_config(colours, epochs=2), tmp_path / "run", cache_dir=tmp_path / "cache").run()
+    Trainer(frozen_config(colours, freeze_depth="7", epochs=2), tmp_path / "run", cache_dir=tmp_path / "cache").run()
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 2
     assert {"model", "optimizer", "scheduler", "torch_rng", "config", "classes"} <= set(last)
@@ -138,11 +143,22 @@ def test_partial_freeze_trains_the_last_stages_with_a_lower_learning_rate():
     assert not any(id(p) in trained for p in backbone.body.layer2.parameters())
 
 
-def test_class_weights_only_when_imbalanced():
-    assert class_weights_for(np.array([0] * 10 + [1] * 9), 2, "auto") is None
-    w = class_weights_for(np.array([0] * 30 + [1] * 10), 2, "auto")
-    assert w is not None and w[1] == pytest.approx(3 * w[0])
-    assert class_weights_for(np.array([0] * 30 + [1] * 10), 2, "none") is None
+def test_without_a_probe_the_weighting_follows_the_setting_or_the_imbalance_rule():
+    assert rule_weighting("auto", np.array([0] * 10 + [1] * 9), 2) == "none"
+    assert rule_weighting("auto", np.array([0] * 30 + [1] * 10), 2) == "balanced"
+    assert rule_weighting("none", np.array([0] * 30 + [1] * 10), 2) == "none"
+    loss = training_loss("balanced", np.array([0] * 30 + [1] * 10), 2, 0.0)
+    assert loss.weight[1] == pytest.approx(3 * loss.weight[0])
+
+
+def test_the_prior_corrected_loss_is_minimal_where_the_logits_carry_no_prior():
+    labels = np.array([0] * 90 + [1] * 10)
+    loss = training_loss("prior", labels, 2, 0.0)
+    assert isinstance(loss, PriorCorrectedLoss)
+    y = torch.from_numpy(labels)
+    flat = loss(torch.zeros(100, 2), y)  # no preference: the loss adds the prior back, which is the best constant
+    shifted = loss(torch.tensor([[0.5, -0.5]]).repeat(100, 1), y)
+    assert flat < shifted
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor():
@@ -163,11 +179,14 @@ def test_a_test_split_gets_its_own_metrics_and_predictions(colours, tmp_path):
 def test_partial_fine_tune_starts_from_a_head_fitted_on_frozen_features(colours, tmp_path):
     events = Recorder()
     cfg = frozen_config(colours, freeze_depth="7", epochs=1)
-    Trainer(cfg, tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
-    assert any("first fitted on frozen features" in m.text for m in events.of(Message))
+    result = Trainer(cfg, tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
+    head = result.summary["head_fit"]
+    assert head is not None and head["converged"] and head["views"] == 1
+    assert result.summary["class_weighting"] == head["class_weighting"]
     first_epoch = events.of(EpochEnded)[0]
     assert first_epoch.train_acc >= 0.8  # a random head would start near chance (1/3)
+    selection = result.summary["selection"]
+    assert selection["method"] == "selection split" and "epoch" in selection["chose"] and selection["pictures"] >= 6
 
-    off = Recorder()
-    Trainer(frozen_config(colours, freeze_depth="7", epochs=1, warm_start_head=False), tmp_path / "run2", cache_dir=tmp_path / "cache").run(off)
-    assert not any("first fitted" in m.text for m in off.of(Message))
+    off = Trainer(frozen_config(colours, freeze_depth="7", epochs=1, warm_start_head=False), tmp_path / "run2", cache_dir=tmp_path / "cache").run()
+    assert off.summary["head_fit"] is None

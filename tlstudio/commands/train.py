@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from tlstudio.commands.progress import TerminalProgress
-from tlstudio.core.config import AUGMENT_PRESETS, CLASS_WEIGHTING, TrainConfig
+from tlstudio.core.config import AUGMENT_PRESETS, CLASS_WEIGHTING, SELECTION_METRICS, TrainConfig
 from tlstudio.core.errors import UserError
 
 
@@ -55,7 +55,18 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate of the new head; a pretrained backbone gets a tenth, one from scratch all of it (default {d.lr})")
     p.add_argument("--image-size", type=_positive_int, default=None, help="input size in pixels (default: the backbone's own)")
     p.add_argument("--augment", choices=AUGMENT_PRESETS, default=d.augment)
-    p.add_argument("--class-weights", choices=CLASS_WEIGHTING, default=d.class_weights, help="'auto' weights rare classes up when classes are imbalanced")
+    p.add_argument(
+        "--class-weights",
+        choices=CLASS_WEIGHTING,
+        default=d.class_weights,
+        help="'auto': cross-validation on the training pictures chooses between none, balanced weights and a prior correction",
+    )
+    p.add_argument(
+        "--selection-metric",
+        choices=SELECTION_METRICS,
+        default=d.selection_metric,
+        help="what the run's choices (epoch, L2 strength, class weighting) maximise on the training pictures (default balanced_accuracy)",
+    )
     p.add_argument("--val-split", type=float, default=d.val_split, help="validation fraction when the folder has no val/ folder (default 0.2)")
     p.add_argument("--test-split", type=float, default=d.test_split)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -92,6 +103,7 @@ def config_from_args(args) -> TrainConfig:
         image_size=args.image_size,
         augment=args.augment,
         class_weights=args.class_weights,
+        selection_metric=args.selection_metric,
         val_split=args.val_split,
         test_split=args.test_split,
         seed=args.seed,
@@ -136,8 +148,18 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(result.summary, indent=2))
     elif not result.cancelled:
-        s = result.summary
-        print(f"val accuracy {s['val_accuracy']:.4f} (balanced {s['val_balanced_accuracy']:.4f}), best epoch {s['best_epoch']}, {s['seconds']:.1f} s")
-        if "export" in s:
-            print(f"model: {s['export']['path']}")
+        print_outcome(result.summary, result.metrics)
     return 130 if result.cancelled else 0
+
+
+def print_outcome(s: dict, metrics: dict) -> None:
+    from tlstudio.core.fit_report import diagnosis_sentences, selection_sentence
+
+    kept = f", epoch {s['best_epoch']} kept" if s.get("best_epoch") else ""
+    print(f"val accuracy {s['val_accuracy']:.4f} (balanced {s['val_balanced_accuracy']:.4f}){kept}, {s['seconds']:.1f} s")
+    if s.get("selection"):
+        print(selection_sentence(s["selection"], metrics.get("n", 0)))
+    for sentence in diagnosis_sentences(s.get("diagnosis") or {}):
+        print(sentence, file=sys.stderr)
+    if "export" in s:
+        print(f"model: {s['export']['path']}")

@@ -12,9 +12,10 @@ from typing import Optional
 
 from tlstudio.core.errors import UserError
 
-SCHEMA_VERSION = 2  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights)
+SCHEMA_VERSION = 3  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric
 AUGMENT_PRESETS = ("none", "light", "strong")
-CLASS_WEIGHTING = ("auto", "none")
+CLASS_WEIGHTING = ("auto", "none", "balanced")  # auto: the head's cross-validation chooses (none, balanced or a prior correction)
+SELECTION_METRICS = ("balanced_accuracy", "accuracy")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -35,6 +36,8 @@ class TrainConfig:
     image_size: Optional[int] = None  # None: the backbone's own input size
     augment: str = "light"
     class_weights: str = "auto"
+    selection_metric: str = "balanced_accuracy"  # what every choice of the run maximises (epoch, L2 strength, class weighting)
+    selection_split: float = 0.15  # share of each class's training pictures a fine-tune holds back to choose on
     val_split: float = 0.2
     test_split: float = 0.0
     seed: int = 0
@@ -63,6 +66,10 @@ class TrainConfig:
             raise bad("--augment", f"must be one of {', '.join(AUGMENT_PRESETS)}, not '{self.augment}'.")
         if self.class_weights not in CLASS_WEIGHTING:
             raise bad("--class-weights", f"must be one of {', '.join(CLASS_WEIGHTING)}, not '{self.class_weights}'.")
+        if self.selection_metric not in SELECTION_METRICS:
+            raise bad("--selection-metric", f"must be one of {', '.join(SELECTION_METRICS)}, not '{self.selection_metric}'.")
+        if not (0 < self.selection_split < 0.5):
+            raise bad("--selection-split", f"must be a fraction between 0 and 0.5 such as 0.15, not {self.selection_split}.")
         if self.precision not in PRECISIONS:
             raise bad("--precision", f"must be one of {', '.join(PRECISIONS)}, not '{self.precision}'.")
         if not (0 <= self.val_split < 1) or not (0 <= self.test_split < 1) or self.val_split + self.test_split >= 1:
@@ -109,5 +116,10 @@ def migrate(d: dict) -> dict:
     d["freeze_depth"] = str(d.get("freeze_depth", "all"))
     if version < 2:
         d["pretrained"] = True  # schema 1 had no choice: every run started from the ImageNet weights
+    if version < 3:
+        # Schema 2's runs chose their epoch on the validation pictures; from 3 on, choices are made on a
+        # selection split held back from training. Its defaults apply; "auto" weighting now means cross-validated.
+        d.setdefault("selection_metric", "balanced_accuracy")
+        d.setdefault("selection_split", 0.15)
     d["schema_version"] = SCHEMA_VERSION
     return d

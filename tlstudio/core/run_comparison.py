@@ -169,7 +169,8 @@ def run_table(run_dirs: Iterable[str | Path]) -> list[dict]:
     missing), message, missing (expected files that are absent), backbone, freeze_depth, pretrained
     (bool or None), init ("pretrained", "scratch" or "unknown"), epochs (completed), planned_epochs,
     image_size, seconds, accuracy, balanced_accuracy, best_epoch (final metrics: None unless evaluated),
-    best_val_acc (the best epoch's val accuracy in the history, also for a stopped run).
+    kept_val_acc (the validation accuracy of the epoch the run keeps, also for a stopped run: chosen on the
+    selection split as the run itself chooses, never the best validation figure, which would be selected on it).
     """
     roots = [Path(d) for d in run_dirs]
     return _rows(roots, [read_run(root) for root in roots])
@@ -183,9 +184,8 @@ def _rows(roots: list[Path], runs: list[RunData]) -> list[dict]:
         backbone = summary.get("backbone") or (cfg.backbone if cfg else None) or run.record.get("backbone") or None
         freeze = summary.get("freeze_depth") or (cfg.freeze_depth if cfg else None)
         pretrained = run.pretrained
-        val_accs = [_number(row.get("val_acc")) for row in run.history]
-        val_accs = [a for a in val_accs if a is not None]
         best_epoch = metrics.get("best_epoch", summary.get("best_epoch"))
+        kept = _kept_row(run.history, best_epoch, cfg.selection_metric if cfg else "balanced_accuracy")
         rows.append(
             {
                 "id": rid,
@@ -205,10 +205,23 @@ def _rows(roots: list[Path], runs: list[RunData]) -> list[dict]:
                 "accuracy": _number(metrics.get("accuracy")),
                 "balanced_accuracy": _number(metrics.get("balanced_accuracy")),
                 "best_epoch": best_epoch if isinstance(best_epoch, int) else None,
-                "best_val_acc": max(val_accs) if val_accs else None,
+                "kept_val_acc": _number(kept.get("val_acc")) if kept else None,
             }
         )
     return rows
+
+
+def _kept_row(history: list[dict], best_epoch, metric: str) -> Optional[dict]:
+    """The history line of the epoch the run keeps: its best epoch, else the one its selection split prefers
+    (a stopped run), else the last."""
+    rows = [r for r in history if isinstance(r.get("epoch"), int)]
+    if not rows:
+        return None
+    if isinstance(best_epoch, int):
+        return next((r for r in rows if r["epoch"] == best_epoch), rows[-1])
+    key = "sel_balanced_acc" if metric == "balanced_accuracy" else "sel_acc"
+    scored = [r for r in rows if _number(r.get(key)) is not None and _number(r.get("sel_loss")) is not None]
+    return max(scored, key=lambda r: (r[key], -r["sel_loss"])) if scored else rows[-1]
 
 
 def align(histories: list[list[dict]], keys: Iterable[str] = CURVE_KEYS) -> tuple[list[int], list[dict[str, list]]]:

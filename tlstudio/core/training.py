@@ -55,12 +55,15 @@ from tlstudio.core.events import (
 )
 from tlstudio.core.features import FeatureRequest, cached_features
 from tlstudio.core.frozen_prefix import prefix_cache_fits, run_chain, split_chain
-from tlstudio.core.head_warm_start import warm_start_head
+from tlstudio.core.class_balance import imbalance_ratio, rule_weighting, training_loss
+from tlstudio.core.fit_report import Selection, diagnose
+from tlstudio.core.linear_head import LinearHead, fit_linear_head
 from tlstudio.core.metrics import classification_metrics
 from tlstudio.core.pixel_store import build_pixel_store
 from tlstudio.core.preprocess import preprocessing_for
 from tlstudio.core.run_files import RunFiles
-from tlstudio.core.training_loops import CachedLoop, ImageLoop, Loop, LoopContext
+from tlstudio.core.selection import SelectionSplit, selection_split
+from tlstudio.core.training_loops import CachedLoop, ImageLoop, Loop, LoopContext, Scores
 from tlstudio.core.throttle import Throttle
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
@@ -84,18 +87,6 @@ def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> C
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
-
-
-def class_weights_for(labels: np.ndarray, num_classes: int, mode: str) -> Optional[torch.Tensor]:
-    """Inverse-frequency weights when ``auto`` and the classes are imbalanced by more than 1.5:1."""
-    if mode != "auto":
-        return None
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    present = counts[counts > 0]
-    if present.size == 0 or present.max() / present.min() <= 1.5:
-        return None
-    weights = np.where(counts > 0, counts.sum() / (num_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
 
 
 def param_groups(model: Classifier, lr: float, backbone_scale: float, weight_decay: float) -> list[dict]:
@@ -136,6 +127,11 @@ class Trainer:
         self.state_dict_loader = state_dict_loader
         self._emit: EventCallback = ignore_events
         self._stop = StopToken()
+        self._loop_kind = "images"  # "features" | "prefix" | "images": what each epoch is fed
+        self._weighting = "none"  # the class weighting the run trains with
+        # The frozen backbone's cached features of a run that used them (view 0 of the training rows is
+        # their centre crop): benchmarks and tests fit independent reference probes on exactly these.
+        self.features = None
 
     # ----------------------------------------------------------------- entry point
     def run(self, on_event: EventCallback = ignore_events, stop: Optional[StopToken] = None) -> TrainResult:
@@ -158,8 +154,30 @@ class Trainer:
 
     # ----------------------------------------------------------------- the phases
     def _run(self) -> TrainResult:
-        cfg, emit, stop = self.config, self._emit, self._stop
         started = time.perf_counter()
+        ctx, spec, index, rows = self._setup()
+        train_rows, val_rows, test_rows = rows
+        selection = selection_split(ctx.labels[train_rows], self._digests(index, train_rows), self.config.seed, self.config.selection_split)
+        loop, head = self._loop(ctx, spec, index, train_rows, val_rows, selection)
+        if isinstance(loop, CachedLoop) and ctx.plan.backbone_frozen:
+            best_state, best_epoch, history = self._record_head_fit(ctx, loop, head, len(train_rows))
+            chosen_on = Selection("cross-validation", self.config.selection_metric, ("class weighting", "L2 strength"), len(train_rows), folds=head.folds)
+        else:
+            self._prepare_image_loop(ctx, loop, spec)
+            best_state, best_epoch, history = self._fit(ctx, loop)
+            chosen_on = self._fine_tune_selection(selection, head)
+        ctx.model.load_state_dict(best_state)
+        metrics, val_probs = self._evaluate(ctx, loop, index, rows, best_epoch)
+        summary = self._summary(ctx, spec, history, best_epoch, metrics, head, chosen_on, started)
+        if self.config.export:
+            summary["export"] = self._export(ctx, val_rows, val_probs, summary)
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        self.files.write_json(self.files.summary, summary)
+        return TrainResult(self.files.root, summary=summary, metrics=metrics)
+
+    def _setup(self) -> tuple[LoopContext, bb.BackboneSpec, DatasetIndex, tuple[list[int], list[int], list[int]]]:
+        """Everything before the first choice: the folder, the decoded pixels, the model with its frozen stages, the device."""
+        cfg, emit, stop = self.config, self._emit, self._stop
         torch.manual_seed(cfg.seed)
         device = resolve_device(cfg.device)
         amp = autocast_dtype(device, cfg.precision)
@@ -174,16 +192,12 @@ class Trainer:
         self.files.write_json(self.files.config, cfg.to_dict())
 
         index = self._dataset()
-        train_rows = [i for i, s in enumerate(index.samples) if s.split == "train"]
-        val_rows = [i for i, s in enumerate(index.samples) if s.split == "val"]
-        test_rows = [i for i, s in enumerate(index.samples) if s.split == "test"]
-        if not train_rows or not val_rows:
+        rows = tuple([i for i, s in enumerate(index.samples) if s.split == split] for split in ("train", "val", "test"))
+        if not rows[0] or not rows[1]:
             raise UserError(f"'{index.root}' needs images in both the training and the validation split; add images or change --val-split.")
         labels = np.array([s.label for s in index.samples], dtype=np.int64)
-        classes = index.classes
-
         store = build_pixel_store(index.root, index.samples, pre.resize_size, self.cache_dir, emit, stop, workers=None)
-        model = self.build_model(len(classes))
+        model = self.build_model(len(index.classes))
         plan = bb.apply_freeze(model.backbone, depth, model.head)
         emit(Message(f"{spec.title}: {plan.describe()}."))
         if not self.pretrained:
@@ -193,48 +207,77 @@ class Trainer:
         channels_last = spec.is_cnn  # faster for CNNs on CUDA and, measured, on the CPU too (EfficientNet-Lite0: ~2x)
         if channels_last:
             model.to(memory_format=torch.channels_last)
-
-        weights = class_weights_for(labels[train_rows], len(classes), cfg.class_weights)
-        if weights is not None:
-            emit(Message("The classes are imbalanced: rarer classes get a larger weight in the loss."))
-        criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device), label_smoothing=cfg.label_smoothing)
+        self._announce_imbalance(labels[rows[0]], index.classes, plan.backbone_frozen)
         batch_size = cfg.batch_size
         if batch_size == 0:
-            batch_size = choose_batch_size(model, pre.input_size, len(classes), device, amp, channels_last, len(train_rows))
+            batch_size = choose_batch_size(model, pre.input_size, len(index.classes), device, amp, channels_last, len(rows[0]))
             emit(Message(f"Batch size: {batch_size} (the largest that fits)." if device.type == "cuda" else f"Batch size: {batch_size}."))
-        ctx = LoopContext(cfg, device, amp, channels_last, pre, store, labels, classes, model, plan, criterion, batch_size, stop)
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)  # replaced once the class weighting is chosen
+        ctx = LoopContext(cfg, device, amp, channels_last, pre, store, labels, index.classes, model, plan, criterion, batch_size, stop)
+        return ctx, spec, index, rows
 
-        loop = self._loop(ctx, spec, train_rows, val_rows)
-        if isinstance(loop, ImageLoop):
-            use_compile, why = compile_decision(cfg.torch_compile, device, loop.steps_per_epoch() * cfg.epochs)
-            if why:
-                emit(Message(why))
-            if use_compile:
-                loop.compile()
-            if cfg.device_augment and cfg.augment != "none":
-                emit(Message(f"Augmentation runs on the {'GPU' if device.type == 'cuda' else 'CPU'}, on whole batches."))
-            if device.type == "cpu" and not self.pretrained:
-                emit(Message("Training from scratch on the CPU is slow: every layer learns from every image.", "warning"))
-            elif device.type == "cpu" and not plan.backbone_frozen:
-                emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing more stages, or the whole backbone (feature extractor), trains in seconds.", "warning"))
+    @staticmethod
+    def _digests(index: DatasetIndex, rows: Sequence[int]) -> list[str]:
+        return [index.samples[r].digest for r in rows]
 
-        best_state, best_epoch, history = self._fit(ctx, loop)
-        model.load_state_dict(best_state)
+    def _announce_imbalance(self, train_labels: np.ndarray, classes: list[str], frozen: bool) -> None:
+        """Before any time is spent: how uneven the classes are, and what the run will do about it."""
+        ratio = imbalance_ratio(train_labels, len(classes))
+        if ratio <= 1.5:
+            return
+        counts = np.bincount(train_labels, minlength=len(classes))
+        big, small = classes[int(counts.argmax())], classes[int(np.where(counts > 0, counts, counts.max() + 1).argmin())]
+        if self.config.class_weights == "auto":
+            what = "cross-validation on the training pictures chooses between no weighting, balanced class weights and a prior correction"
+        else:
+            what = f"class weighting '{self.config.class_weights}' is used, as set"
+        self._emit(Message(f"The classes are imbalanced ({big}: {counts.max()} training pictures, {small}: {counts[counts > 0].min()}; {ratio:.0f}:1): {what}.", "warning"))
 
-        emit(PhaseStarted("evaluating", len(val_rows) + len(test_rows)))
+    def _prepare_image_loop(self, ctx: LoopContext, loop: Loop, spec: bb.BackboneSpec) -> None:
+        cfg, emit, plan, device = self.config, self._emit, ctx.plan, ctx.device
+        if not isinstance(loop, ImageLoop):
+            return
+        use_compile, why = compile_decision(cfg.torch_compile, device, loop.steps_per_epoch() * cfg.epochs)
+        if why:
+            emit(Message(why))
+        if use_compile:
+            loop.compile()
+        if cfg.device_augment and cfg.augment != "none":
+            emit(Message(f"Augmentation runs on the {'GPU' if device.type == 'cuda' else 'CPU'}, on whole batches."))
+        if device.type == "cpu" and not self.pretrained:
+            emit(Message("Training from scratch on the CPU is slow: every layer learns from every image.", "warning"))
+        elif device.type == "cpu" and not plan.backbone_frozen:
+            emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing more stages, or the whole backbone (feature extractor), trains in seconds.", "warning"))
+
+    def _fine_tune_selection(self, selection: SelectionSplit, head: Optional[LinearHead]) -> Selection:
+        metric = self.config.selection_metric
+        warm = ("class weighting", "L2 strength of the first head") if head is not None else ()
+        if not selection.held:
+            return Selection("last epoch", metric, warm, 0)
+        return Selection("selection split", metric, ("epoch", *warm), len(selection.held), folds=head.folds if head else 0, fraction=selection.fraction)
+
+    def _evaluate(self, ctx: LoopContext, loop: Loop, index: DatasetIndex, rows, best_epoch: Optional[int]) -> tuple[dict, np.ndarray]:
+        _, val_rows, test_rows = rows
+        self._emit(PhaseStarted("evaluating", len(val_rows) + len(test_rows)))
         val_probs = loop.predict_rows(val_rows, cached_val=True)
-        metrics = classification_metrics(labels[val_rows], val_probs.argmax(1), classes)
-        metrics["best_epoch"] = best_epoch
+        metrics = classification_metrics(ctx.labels[val_rows], val_probs.argmax(1), ctx.classes)
+        if best_epoch is not None:
+            metrics["best_epoch"] = best_epoch
         predictions = self._predictions(index, val_rows, "val", val_probs)
         if test_rows:
             test_probs = loop.predict_rows(test_rows, cached_val=False)
-            metrics["test"] = classification_metrics(labels[test_rows], test_probs.argmax(1), classes)
+            metrics["test"] = classification_metrics(ctx.labels[test_rows], test_probs.argmax(1), ctx.classes)
             predictions += self._predictions(index, test_rows, "test", test_probs)
         self.files.write_json(self.files.metrics, metrics)
         self.files.write_json(self.files.predictions, predictions)
+        return metrics, val_probs
 
-        train_seconds = time.perf_counter() - started
-        summary = {
+    def _summary(self, ctx: LoopContext, spec, history: list[dict], best_epoch, metrics: dict, head: Optional[LinearHead], chosen_on: Selection, started: float) -> dict:
+        plan, cfg = ctx.plan, self.config
+        frozen_fit = plan.backbone_frozen and head is not None
+        train_accuracy = head.train_accuracy if frozen_fit else history[-1]["train_acc"]
+        diagnosis = diagnose(train_accuracy, metrics["accuracy"], head.chosen.accuracy if head is not None else None)
+        return {
             "backbone": spec.name,
             "pretrained": self.pretrained,
             "freeze_depth": cfg.freeze_depth,
@@ -245,24 +288,25 @@ class Trainer:
             "best_epoch": best_epoch,
             "val_accuracy": metrics["accuracy"],
             "val_balanced_accuracy": metrics["balanced_accuracy"],
-            "classes": classes,
-            "device": describe_device(device),
-            "precision": precision_name(amp),
-            "image_size": pre.input_size,
-            "seconds": round(train_seconds, 2),
-            "feature_cache": isinstance(loop, CachedLoop) and plan.backbone_frozen,
-            "prefix_cache": isinstance(loop, CachedLoop) and not plan.backbone_frozen,
+            "classes": ctx.classes,
+            "device": describe_device(ctx.device),
+            "precision": precision_name(ctx.amp),
+            "image_size": ctx.pre.input_size,
+            "seconds": round(time.perf_counter() - started, 2),
+            "feature_cache": self._loop_kind == "features",
+            "prefix_cache": self._loop_kind == "prefix",
+            "class_weighting": self._weighting,
+            "selection": chosen_on.to_dict(),
+            "head_fit": head.to_summary() if head is not None else None,
+            "diagnosis": diagnosis.to_dict(),
         }
-        if cfg.export:
-            summary["export"] = self._export(ctx, val_rows, val_probs, summary)
-        summary["seconds"] = round(time.perf_counter() - started, 2)
-        self.files.write_json(self.files.summary, summary)
-        return TrainResult(self.files.root, summary=summary, metrics=metrics)
 
-    def _loop(self, ctx: LoopContext, spec: bb.BackboneSpec, train_rows: list[int], val_rows: list[int]) -> Loop:
-        """How epochs get their inputs: cached outputs of the frozen layers when the config allows it, else images."""
+    def _loop(self, ctx: LoopContext, spec: bb.BackboneSpec, index: DatasetIndex, train_rows: list[int], val_rows: list[int], selection: SelectionSplit) -> tuple[Loop, Optional[LinearHead]]:
+        """How epochs get their inputs (cached outputs of the frozen layers when the config allows it, else
+        images), and the head fitted to convergence on frozen features when there is one to fit."""
         cfg, emit, plan, model = self.config, self._emit, ctx.plan, ctx.model
         views = min(PRESETS[cfg.augment].views, cfg.epochs)  # later views would never be trained on
+        self._loop_kind = "images"
 
         def cache(layers: str, network, views: int, augment: str):
             request = FeatureRequest(spec.name, self._weights_id(spec, model.backbone), ctx.pre, augment, cfg.seed, precision_name(ctx.amp), layers)
@@ -273,31 +317,71 @@ class Trainer:
             )
 
         if plan.backbone_frozen and cfg.feature_cache:
-            feats = cache("all", model.backbone, views, cfg.augment)
+            feats = self.features = cache("all", model.backbone, views, cfg.augment)
             if feats.fully_reused:
                 emit(Message("Reused the cached features of an earlier run: only the head trains."))
-            return CachedLoop(ctx, (), train_rows, val_rows, feats.train, feats.val)
+            self._loop_kind = "features"
+            head = self._fit_head(ctx, feats.train, train_rows, self._digests(index, train_rows))
+            return CachedLoop(ctx, (), train_rows, val_rows, feats.train, feats.val), head
 
+        fit_rows = [train_rows[i] for i in selection.fit]
+        held_rows = [train_rows[i] for i in selection.held]
         split = split_chain(spec, plan.depth) if cfg.feature_cache else None
         loop: Optional[Loop] = None
         if split is not None:
             fits, why = prefix_cache_fits(model.backbone, split, ctx.pre.input_size, views * len(train_rows) + len(val_rows), ctx.device)
             if fits:
                 outputs = cache(split.key, lambda x: run_chain(model.backbone, split.prefix, x), views, cfg.augment)
-                loop = CachedLoop(ctx, split.suffix, train_rows, val_rows, outputs.train, outputs.val)
+                loop = CachedLoop(ctx, split.suffix, train_rows, val_rows, outputs.train, outputs.val, fit=selection.fit, held=selection.held)
+                self._loop_kind = "prefix"
                 reused = " (reused from an earlier run)" if outputs.fully_reused else ""
                 emit(Message(f"The frozen stages ran once on {views} view{'s' if views > 1 else ''} of each image and their output is cached{reused}: each epoch runs only {', '.join(plan.trainable)} and the new head."))
             else:
                 emit(Message(f"The frozen stages run every epoch: {why}"))
+        head = None
         # Random features say nothing yet: a head fitted on them would only be a worse random start.
         if cfg.warm_start_head and cfg.feature_cache and self.pretrained and plan.trainable_params > plan_head_params(model):
-            if isinstance(loop, CachedLoop):
-                probe = loop.pooled_features()
-            else:
-                probe = cache("all", model.backbone, 1, "none").train[0]
-            warm_start_head(model.head, probe, ctx.labels[train_rows], ctx.criterion, cfg.lr, cfg.weight_decay, ctx.batch_size, cfg.seed, ctx.device, self._stop)
-            emit(Message("The new head was first fitted on frozen features, so fine-tuning starts from a sensible head."))
-        return loop or ImageLoop(ctx, train_rows, val_rows)
+            probe = loop.pooled_features() if isinstance(loop, CachedLoop) else cache("all", model.backbone, 1, "none").train[0]
+            fit = np.asarray(selection.fit, dtype=np.int64)
+            head = self._fit_head(ctx, [probe[fit]], fit_rows, self._digests(index, fit_rows))
+            emit(Message("The new head was first fitted to convergence on frozen features, so fine-tuning starts from a sensible head."))
+        if head is None:
+            self._use_weighting(ctx, rule_weighting(cfg.class_weights, ctx.labels[fit_rows], len(ctx.classes)), fit_rows)
+        return loop or ImageLoop(ctx, fit_rows, val_rows, held_rows), head
+
+    def _fit_head(self, ctx: LoopContext, views: Sequence[np.ndarray], rows: list[int], digests: list[str]) -> LinearHead:
+        """The convex head: cross-validated on ``rows`` (every view a row), refitted on all of them, loaded into the model."""
+        cfg, emit = self.config, self._emit
+        emit(PhaseStarted("fitting the head", 0))
+        head = fit_linear_head(
+            views, ctx.labels[rows], digests, len(ctx.classes), class_weights=cfg.class_weights, metric=cfg.selection_metric,
+            seed=cfg.seed, device=ctx.device, stop=self._stop, on_progress=lambda done, total: emit(Progress(done, total, "fits")),
+        )
+        head.load_into(ctx.model.head[-1])
+        self._use_weighting(ctx, head.weighting, rows)
+        return head
+
+    def _use_weighting(self, ctx: LoopContext, weighting: str, rows: list[int]) -> None:
+        """Train (and report losses) with the chosen class weighting."""
+        self._weighting = weighting
+        ctx.criterion = training_loss(weighting, ctx.labels[rows], len(ctx.classes), self.config.label_smoothing, ctx.device)
+
+    def _record_head_fit(self, ctx: LoopContext, loop: CachedLoop, head: LinearHead, pictures: int):
+        """A frozen head has no epochs: its fit is the run's one history line, and its state the best one."""
+        ctx.criterion = nn.CrossEntropyLoss()  # losses shown are the plain log-loss of the fitted head
+        train = loop.score_positions(np.arange(pictures))
+        val = loop.validate()
+        row = {
+            "epoch": 1, "train_loss": train.loss, "train_acc": train.accuracy, "val_loss": val.loss, "val_acc": val.accuracy,
+            "val_balanced_acc": val.balanced_accuracy, "lr": 0.0, "seconds": round(head.seconds, 3),
+            "images_per_s": round(head.rows / max(1e-9, head.seconds), 1),
+        }
+        state = {k: v.detach().cpu().clone() for k, v in ctx.model.state_dict().items()}
+        self._save_checkpoints(ctx, None, None, 1, None, state, True)
+        self.files.append_history(row)
+        self._epochs_done = 1
+        self._emit(EpochEnded(1, 1, train.loss, train.accuracy, val.loss, val.accuracy, 0.0, row["images_per_s"], head.seconds, 0.0, True))
+        return state, None, [row]
 
     def _dataset(self) -> DatasetIndex:
         if self.index is None:
@@ -335,7 +419,8 @@ class Trainer:
         return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
 
     def _fit(self, ctx: "LoopContext", loop: "Loop"):
-        cfg, emit, stop = self.config, self._emit, self._stop
+        """Gradient descent over the epochs; the best epoch is chosen on the selection split, never on validation."""
+        cfg, emit = self.config, self._emit
         optimizer = torch.optim.AdamW(param_groups(ctx.model, cfg.lr, cfg.backbone_lr_scale, cfg.weight_decay))
         steps_per_epoch = loop.steps_per_epoch()
         total_steps = steps_per_epoch * cfg.epochs
@@ -348,60 +433,65 @@ class Trainer:
         history: list[dict] = []
         epoch_seconds: list[float] = []
         self._epochs_done = 0
-        step_throttle = Throttle(0.1)
-        steps_done = 0
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            bb.set_train_mode(ctx.model.backbone, ctx.plan, self.train_batchnorm)
-            ctx.model.head.train()
-            loss_sum = correct = seen = 0.0
-            for step, (x, y) in enumerate(loop.train_batches(epoch), start=1):
-                stop.check()
-                with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
-                    logits = loop.forward_train(x)
-                    loss = ctx.criterion(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                n = y.shape[0]
-                loss_sum += loss.item() * n
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += n
-                steps_done += 1
-                if step_throttle.ready() or step == steps_per_epoch:
-                    rate = seen / max(1e-9, time.perf_counter() - t0)
-                    emit(StepEnded(epoch, step, steps_per_epoch, loss.item(), rate))
-                    emit(Progress(steps_done, total_steps, f"epoch {epoch}/{cfg.epochs}"))
+            train = self._train_epoch(ctx, loop, optimizer, scheduler, scaler, epoch, total_steps)
             train_seconds = time.perf_counter() - t0
-            val_loss, val_acc = loop.validate()
+            held, val = loop.score_selection(), loop.validate()
             seconds = time.perf_counter() - t0
             epoch_seconds.append(seconds)
-            key = (val_acc, -val_loss)
+            # No selection split (classes too small to hold pictures back): the last epoch is kept.
+            key = (held.get(cfg.selection_metric), -held.loss) if held is not None else (epoch,)
             is_best = best_key is None or key > best_key
             if is_best:
                 best_key, best_epoch = key, epoch
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in ctx.model.state_dict().items()})
-            lr = optimizer.param_groups[0]["lr"]
-            row = {
-                "epoch": epoch,
-                "train_loss": loss_sum / max(1, seen),
-                "train_acc": correct / max(1, seen),
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "lr": lr,
-                "seconds": round(seconds, 3),
-                "images_per_s": round(seen / max(1e-9, train_seconds), 1),
-            }
+            row = self._history_row(epoch, train, held, val, optimizer.param_groups[0]["lr"], seconds, train_seconds)
             history.append(row)
-            self.files.append_history(row)
             self._save_checkpoints(ctx, optimizer, scheduler, epoch, best_epoch, best_state, is_best)
+            self.files.append_history(row)
             self._epochs_done = epoch
             recent = epoch_seconds[-3:]
             eta = sum(recent) / len(recent) * (cfg.epochs - epoch)
-            emit(EpochEnded(epoch, cfg.epochs, row["train_loss"], row["train_acc"], val_loss, val_acc, lr, row["images_per_s"], seconds, eta, is_best))
+            emit(EpochEnded(epoch, cfg.epochs, row["train_loss"], row["train_acc"], val.loss, val.accuracy, row["lr"], row["images_per_s"], seconds, eta, is_best))
         return best_state, best_epoch, history
+
+    def _train_epoch(self, ctx: LoopContext, loop: Loop, optimizer, scheduler, scaler, epoch: int, total_steps: int) -> dict:
+        cfg, emit, stop = self.config, self._emit, self._stop
+        steps_per_epoch = loop.steps_per_epoch()
+        done_before = (epoch - 1) * steps_per_epoch
+        throttle = Throttle(0.1)
+        t0 = time.perf_counter()
+        bb.set_train_mode(ctx.model.backbone, ctx.plan, self.train_batchnorm)
+        ctx.model.head.train()
+        loss_sum = correct = seen = 0.0
+        for step, (x, y) in enumerate(loop.train_batches(epoch), start=1):
+            stop.check()
+            with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
+                logits = loop.forward_train(x)
+                loss = ctx.criterion(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            n = y.shape[0]
+            loss_sum += loss.item() * n
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += n
+            if throttle.ready() or step == steps_per_epoch:
+                emit(StepEnded(epoch, step, steps_per_epoch, loss.item(), seen / max(1e-9, time.perf_counter() - t0)))
+                emit(Progress(done_before + step, total_steps, f"epoch {epoch}/{cfg.epochs}"))
+        return {"loss": loss_sum / max(1, seen), "acc": correct / max(1, seen), "seen": seen}
+
+    @staticmethod
+    def _history_row(epoch: int, train: dict, held: Optional[Scores], val: Scores, lr: float, seconds: float, train_seconds: float) -> dict:
+        row = {"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"]}
+        if held is not None:
+            row.update(sel_loss=held.loss, sel_acc=held.accuracy, sel_balanced_acc=held.balanced_accuracy)
+        row.update(val_loss=val.loss, val_acc=val.accuracy, val_balanced_acc=val.balanced_accuracy, lr=lr)
+        row.update(seconds=round(seconds, 3), images_per_s=round(train["seen"] / max(1e-9, train_seconds), 1))
+        return row
 
     def _save_checkpoints(self, ctx, optimizer, scheduler, epoch, best_epoch, best_state, is_best) -> None:
         files = self.files
@@ -410,8 +500,8 @@ class Trainer:
             "epoch": epoch,
             "best_epoch": best_epoch,
             "model": {k: v.detach().cpu() for k, v in ctx.model.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "torch_rng": torch.get_rng_state(),
             "config": self.config.to_dict(),
             "classes": ctx.classes,

@@ -22,6 +22,7 @@ from tlstudio.core.device import default_loader_workers, embedding_batch, fits_o
 from tlstudio.core.device_augment import augment_batch, draw_params
 from tlstudio.core.events import StopToken
 from tlstudio.core.frozen_prefix import run_chain
+from tlstudio.core.metrics import accuracy_scores
 from tlstudio.core.pixel_store import PixelStore
 from tlstudio.core.preprocess import Preprocessing
 
@@ -82,19 +83,34 @@ class LoopContext:
     stop: StopToken
 
 
+@dataclass(frozen=True)
+class Scores:
+    loss: float
+    accuracy: float
+    balanced_accuracy: float
+
+    def get(self, metric: str) -> float:
+        return getattr(self, metric)
+
+
 class Loop:
-    """How batches are made and fed: from images, or from cached outputs of frozen layers."""
+    """How batches are made and fed: from images, or from cached outputs of frozen layers.
+
+    A loop trains on the ``fit`` training rows, scores the ``held`` ones (the selection split,
+    where the run makes its choices) and the validation rows (only ever measured)."""
 
     def steps_per_epoch(self) -> int: ...
     def train_batches(self, epoch: int): ...
     def forward_train(self, x: torch.Tensor) -> torch.Tensor: ...
-    def validate(self) -> tuple[float, float]: ...
+    def validate(self) -> Scores: ...
+    def score_selection(self) -> Optional[Scores]: ...
     def predict_rows(self, rows: Sequence[int], cached_val: bool) -> np.ndarray: ...
 
 
 class ImageLoop(Loop):
-    def __init__(self, ctx: LoopContext, train_rows: Sequence[int], val_rows: Sequence[int]):
-        self.ctx, self.val_rows = ctx, list(val_rows)
+    def __init__(self, ctx: LoopContext, train_rows: Sequence[int], val_rows: Sequence[int], held_rows: Sequence[int] = ()):
+        """Trains on ``train_rows`` (the fit rows), scores ``held_rows`` and ``val_rows`` on their evaluation crops."""
+        self.ctx, self.val_rows, self.held_rows = ctx, list(val_rows), list(held_rows)
         self.network: nn.Module = ctx.model
         self.augmenter = Augmenter(ctx.cfg.augment, ctx.pre.input_size, ctx.pre.interpolation)
         workers = ctx.cfg.workers if ctx.cfg.workers is not None else default_loader_workers(ctx.device)
@@ -149,8 +165,11 @@ class ImageLoop(Loop):
                 logits = ctx.model(self._normalise(x))
             yield logits.float(), chunk
 
-    def validate(self) -> tuple[float, float]:
-        return loss_and_accuracy(self.ctx, self._logits(self.val_rows))
+    def validate(self) -> Scores:
+        return score_batches(self.ctx, self._logits(self.val_rows))
+
+    def score_selection(self) -> Optional[Scores]:
+        return score_batches(self.ctx, self._logits(self.held_rows)) if self.held_rows else None
 
     def predict_rows(self, rows, cached_val) -> np.ndarray:
         return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._logits(list(rows))])
@@ -159,22 +178,28 @@ class ImageLoop(Loop):
 class CachedLoop(Loop):
     """The trainable rest of the network on cached outputs of its frozen layers: the pooled features of a
     frozen backbone (``suffix`` empty: only the head runs), or a frozen prefix's output (``suffix``: the
-    trainable stages, then the head). Epoch ``e`` trains on view ``(e - 1) % views``."""
+    trainable stages, then the head).
 
-    def __init__(self, ctx: LoopContext, suffix: tuple[str, ...], train_rows, val_rows, train_views: Sequence[np.ndarray], val_out: np.ndarray):
+    ``train_views`` hold every training row (view 0 is the evaluation crop); ``fit`` and ``held`` are
+    positions into them: the rows trained on and the selection split's. Each epoch, every picture
+    draws its own view, so no epoch sees one view of every picture (the curves do not swing with it)."""
+
+    def __init__(self, ctx: LoopContext, suffix: tuple[str, ...], train_rows, val_rows, train_views: Sequence[np.ndarray], val_out: np.ndarray,
+                 fit: Optional[Sequence[int]] = None, held: Sequence[int] = ()):
         self.ctx, self.suffix = ctx, suffix
         arrays = [*train_views, val_out]
         if fits_on_device(ctx.device, sum(a.nbytes for a in arrays)):
             arrays = [torch.from_numpy(np.array(a)).to(ctx.device) for a in arrays]  # uploaded once, float16 (np.array: a writable copy of the mapped file)
         self.train_views, self.val_out = arrays[:-1], arrays[-1]
-        self.train_labels = ctx.labels[list(train_rows)]
         self.train_rows, self.val_rows = list(train_rows), list(val_rows)
-        self.n = len(train_rows)
-        self.drop_last = self.n > ctx.batch_size
+        self.train_labels = ctx.labels[self.train_rows]
+        self.fit = np.asarray(range(len(self.train_rows)) if fit is None else fit, dtype=np.int64)
+        self.held = np.asarray(held, dtype=np.int64)
+        self.drop_last = len(self.fit) > ctx.batch_size
 
     def steps_per_epoch(self) -> int:
-        bs = self.ctx.batch_size
-        return self.n // bs if self.drop_last else math.ceil(self.n / bs)
+        bs, n = self.ctx.batch_size, len(self.fit)
+        return n // bs if self.drop_last else math.ceil(n / bs)
 
     def _batch(self, array: Union[np.ndarray, torch.Tensor], idx: np.ndarray) -> torch.Tensor:
         if isinstance(array, torch.Tensor):  # already on the device
@@ -183,26 +208,38 @@ class CachedLoop(Loop):
             x = torch.from_numpy(np.ascontiguousarray(array[idx])).to(self.ctx.device, non_blocking=True).float()
         return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 and self.ctx.channels_last else x
 
+    def _gather(self, idx: np.ndarray, views: np.ndarray) -> torch.Tensor:
+        """Rows ``idx`` (ascending positions), row i from view ``views[i]``."""
+        if len(self.train_views) == 1:
+            return self._batch(self.train_views[0], idx)
+        parts = {int(v): self._batch(self.train_views[int(v)], idx[views == v]) for v in np.unique(views)}
+        first = next(iter(parts.values()))
+        x = torch.empty((len(idx), *first.shape[1:]), dtype=first.dtype, device=first.device)
+        for v, part in parts.items():
+            x[torch.from_numpy(np.flatnonzero(views == v)).to(first.device)] = part
+        return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 and self.ctx.channels_last else x
+
     def train_batches(self, epoch: int):
-        outputs = self.train_views[(epoch - 1) % len(self.train_views)]
-        g = torch.Generator().manual_seed(self.ctx.cfg.seed * 100_003 + epoch)
-        order = torch.randperm(self.n, generator=g).numpy()
+        rng = np.random.default_rng([self.ctx.cfg.seed, epoch])
+        order = rng.permutation(self.fit)
+        view_of = rng.integers(0, len(self.train_views), size=len(self.train_rows))
         bs = self.ctx.batch_size
         for step in range(self.steps_per_epoch()):
             idx = np.sort(order[step * bs : (step + 1) * bs])  # ascending: a memory-mapped cache is read forwards
-            yield self._batch(outputs, idx), torch.from_numpy(self.train_labels[idx]).to(self.ctx.device)
+            yield self._gather(idx, view_of[idx]), torch.from_numpy(self.train_labels[idx]).to(self.ctx.device)
 
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         return self.ctx.model.head(run_chain(self.ctx.model.backbone, self.suffix, x))
 
     @torch.inference_mode()
-    def _outputs(self, array: Union[np.ndarray, torch.Tensor], network) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    def _outputs(self, array: Union[np.ndarray, torch.Tensor], network, positions: Optional[np.ndarray] = None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
         ctx = self.ctx
         ctx.model.eval()
+        positions = np.arange(len(array)) if positions is None else positions
         bs = embedding_batch(ctx.device, ctx.batch_size)
-        for start in range(0, len(array), bs):
+        for start in range(0, len(positions), bs):
             ctx.stop.check()
-            idx = np.arange(start, min(len(array), start + bs))
+            idx = positions[start : start + bs]
             with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
                 out = network(self._batch(array, idx))
             yield out.float(), idx
@@ -212,8 +249,17 @@ class CachedLoop(Loop):
         for logits, idx in self._outputs(self.val_out, self.forward_train):
             yield logits, val_rows[idx]
 
-    def validate(self) -> tuple[float, float]:
-        return loss_and_accuracy(self.ctx, self._val_logits())
+    def validate(self) -> Scores:
+        return score_batches(self.ctx, self._val_logits())
+
+    def score_selection(self) -> Optional[Scores]:
+        return self.score_positions(self.held) if len(self.held) else None
+
+    def score_positions(self, positions: np.ndarray) -> Scores:
+        """Scores of the training rows at ``positions``, on their evaluation crops (view 0)."""
+        train_rows = np.asarray(self.train_rows)
+        batches = ((logits, train_rows[idx]) for logits, idx in self._outputs(self.train_views[0], self.forward_train, np.asarray(positions)))
+        return score_batches(self.ctx, batches)
 
     def pooled_features(self) -> np.ndarray:
         """The backbone's pooled features of view 0 (the evaluation crops of the training rows), float32."""
@@ -226,12 +272,17 @@ class CachedLoop(Loop):
         return ImageLoop(self.ctx, self.train_rows, self.val_rows).predict_rows(rows, cached_val=False)  # the test split is not cached
 
 
-def loss_and_accuracy(ctx: LoopContext, batches) -> tuple[float, float]:
-    loss_sum = correct = n = 0.0
+def score_batches(ctx: LoopContext, batches) -> Scores:
+    """Mean loss, accuracy and balanced accuracy over ``(logits, rows)`` batches."""
+    loss_sum, labels, preds = 0.0, [], []
     with torch.inference_mode():
         for logits, rows in batches:
             y = torch.from_numpy(ctx.labels[rows]).to(ctx.device)
             loss_sum += ctx.criterion(logits.float(), y).item() * y.shape[0]
-            correct += (logits.argmax(1) == y).sum().item()
-            n += y.shape[0]
-    return loss_sum / max(1, n), correct / max(1, n)
+            labels.append(ctx.labels[rows])
+            preds.append(logits.argmax(1).cpu().numpy())
+    if not labels:
+        return Scores(0.0, 0.0, 0.0)
+    labels_, preds_ = np.concatenate(labels), np.concatenate(preds)
+    accuracy, balanced = accuracy_scores(labels_, preds_)
+    return Scores(loss_sum / len(labels_), accuracy, balanced)
