@@ -90,6 +90,7 @@ def reference_probe(train_x, train_y, val_x, val_y, class_weight: Optional[str],
         {"C": list(REFERENCE_C)},
         cv=StratifiedKFold(5, shuffle=True, random_state=seed),
         scoring="balanced_accuracy",
+        n_jobs=2,
     )
     search.fit(scaler.transform(np.asarray(train_x, dtype=np.float64)), train_y)
     preds = search.predict(scaler.transform(np.asarray(val_x, dtype=np.float64)))

@@ -36,7 +36,7 @@ class TerminalProgress:
         elif isinstance(event, StepEnded):
             self.epoch_text = f"loss {event.loss:.3f} {event.images_per_s:.0f} img/s"
         elif isinstance(event, EpochEnded):
-            best = " *best" if event.is_best else ""
+            best = " *kept" if event.is_best else ""  # the best so far on the held-back training pictures
             self._line(
                 f"epoch {event.epoch:>3}/{event.epochs}  loss {event.train_loss:.4f}  acc {event.train_acc:.3f}  "
                 f"val loss {event.val_loss:.4f}  val acc {event.val_acc:.3f}  {event.images_per_s:.0f} img/s  "

@@ -451,7 +451,7 @@ def _evaluation_section(metrics: Optional[dict], classes: list[str], anchor: str
     names = list(metrics.get("classes", classes))
     lead = _note(
         f"Accuracy {_pct(metrics['accuracy'])} and balanced accuracy {_pct(metrics['balanced_accuracy'])} on {_text(metrics.get('n', '?'))} images"
-        + (f", with the weights of epoch {_text(metrics['best_epoch'])}." if "best_epoch" in metrics else ".")
+        + (f", with the weights of epoch {_text(metrics['best_epoch'])} (chosen on training pictures held back for it)." if "best_epoch" in metrics else ".")
     )
     matrix = confusion_table(metrics["confusion_matrix"], names, anchor)
     explain = _note("Rows are the true class, columns the predicted class. Each cell shows the count and its share of the row; the diagonal is correct.")

@@ -209,7 +209,7 @@ class EvaluatePanel(QWidget):
         self.balanced.setText(f"{metrics['balanced_accuracy']:.1%}")
         self.note.setText(
             f"On {metrics.get('n', 0)} validation pictures the model never trained on"
-            + (f", with the weights of epoch {metrics['best_epoch']} (the best one)." if metrics.get("best_epoch") else ".")
+            + (f", with the weights of epoch {metrics['best_epoch']} (chosen on training pictures held back for it)." if metrics.get("best_epoch") else ".")
         )
         self.confusion.set_matrix(self.classes, metrics["confusion_matrix"])
         self.per_class.show_metrics(self.classes, metrics["per_class"])

@@ -22,6 +22,7 @@ from tlstudio.core import project as pj
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EpochEnded, Message, PhaseStarted, Progress, StepEnded
+from tlstudio.core.fit_report import diagnosis_sentences, selection_sentence
 
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.live_plots import LivePlots
@@ -35,6 +36,7 @@ PHASE_TEXT = {
     "scanning": "Reading the folder",
     "decoding": "Decoding the pictures once",
     "caching features": "Running the frozen layers once",
+    "fitting the head": "Fitting the new head (trying settings on the training pictures)",
     "training": "Training",
     "evaluating": "Checking the model on the validation pictures",
     "exporting": "Exporting and verifying the model file",
@@ -231,7 +233,7 @@ class TrainPanel(QWidget):
             self.epoch_label.setText(f"Epoch {event.epoch} of {event.epochs}")
             self.speed_label.setText(f"{event.images_per_s:,.0f} images/s")
             self.eta_label.setText(f"about {duration(event.eta_s)} left" if event.epoch < event.epochs else "")
-            best = "  (best so far)" if event.is_best else ""
+            best = "  (kept so far: the best on the held-back training pictures)" if event.is_best else ""
             self._log(
                 f"Epoch {event.epoch}/{event.epochs}: loss {event.train_loss:.3f}, accuracy {event.train_acc:.1%}; "
                 f"validation loss {event.val_loss:.3f}, accuracy {event.val_acc:.1%}; {duration(event.seconds)}{best}"
@@ -254,8 +256,14 @@ class TrainPanel(QWidget):
             self.phase.setText("<b>Stopped.</b>")
         else:
             s = result.summary
-            self._log(f"Done in {duration(s.get('seconds', 0))}: validation accuracy {s.get('val_accuracy', 0):.1%} (best epoch {s.get('best_epoch')}).")
-            self.phase.setText(f"<b>Done.</b> Validation accuracy {s.get('val_accuracy', 0):.1%}. See Evaluate and Export.")
+            kept = f", epoch {s['best_epoch']} kept" if s.get("best_epoch") else ""
+            figures = f"validation accuracy {s.get('val_accuracy', 0):.1%}, balanced accuracy {s.get('val_balanced_accuracy', 0):.1%}"
+            self._log(f"Done in {duration(s.get('seconds', 0))}: {figures}{kept}.")
+            if s.get("selection"):
+                self._log(selection_sentence(s["selection"], (result.metrics or {}).get("n", 0)))
+            for sentence in diagnosis_sentences(s.get("diagnosis") or {}):
+                self._log("Warning: " + sentence)
+            self.phase.setText(f"<b>Done.</b> Validation accuracy {s.get('val_accuracy', 0):.1%} (balanced {s.get('val_balanced_accuracy', 0):.1%}). See Evaluate and Export.")
 
     def _on_failed(self, info) -> None:
         self.studio.project.finish_run(self.run_id, pj.FAILED, message=info.message)

@@ -13,7 +13,15 @@ AUGMENT = {
     "light": "Light: small crops and flips (recommended)",
     "strong": "Strong: bigger crops, rotations, colour changes",
 }
-WEIGHTING = {"auto": "Automatic: rarer classes count more", "none": "Off: every picture counts the same"}
+WEIGHTING = {
+    "auto": "Automatic: tried on your training pictures",
+    "balanced": "Balanced: rarer classes count more",
+    "none": "Off: every picture counts the same",
+}
+SELECTION = {
+    "balanced_accuracy": "Balanced accuracy: every class counts the same",
+    "accuracy": "Accuracy: every picture counts the same",
+}
 
 
 def has_cuda() -> bool:
@@ -41,7 +49,8 @@ class TrainSettings(QWidget):
         self.epochs.setRange(1, 1000)
         self.epochs.setToolTip(
             "How many times training goes through all training pictures. 20 is a good start;\n"
-            "the best epoch (on the validation pictures) is kept, so more epochs rarely hurt."
+            "the best epoch is kept (judged on training pictures held back for it, never on the validation pictures),\n"
+            "so more epochs rarely hurt. With the whole backbone frozen the new head is solved exactly instead."
         )
         self.batch_size = QSpinBox()
         self.batch_size.setRange(0, 4096)
@@ -65,7 +74,19 @@ class TrainSettings(QWidget):
         self.weighting = QComboBox()
         for key, text in WEIGHTING.items():
             self.weighting.addItem(text, key)
-        self.weighting.setToolTip("When some classes have far fewer pictures, give each of their pictures more weight so they are not ignored.")
+        self.weighting.setToolTip(
+            "When some classes have far fewer pictures, they can be given more weight so they are not ignored.\n"
+            "Automatic tries no weighting, balanced weights and a correction for how common each class is,\n"
+            "on your training pictures only, and keeps whichever scores best."
+        )
+        self.selection = QComboBox()
+        for key, text in SELECTION.items():
+            self.selection.addItem(text, key)
+        self.selection.setToolTip(
+            "What the run's choices (the epoch kept, the head's settings, the class weighting) aim for.\n"
+            "Balanced accuracy (the mean of each class's hit rate) keeps rare classes from being ignored;\n"
+            "both figures are always reported."
+        )
         self.device = QComboBox()
         for key, text in device_choices().items():
             self.device.addItem(text, key)
@@ -86,7 +107,7 @@ class TrainSettings(QWidget):
             for box in (self.device_augment, self.torch_compile):
                 box.setToolTip(box.toolTip() + "\nNo GPU on this computer: the setting is kept for a computer with one.")
 
-        for combo in (self.augment, self.weighting, self.device):
+        for combo in (self.augment, self.weighting, self.selection, self.device):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
         form = QFormLayout(self)
@@ -95,6 +116,7 @@ class TrainSettings(QWidget):
         form.addRow("Learning rate:", self.lr)
         form.addRow("Augmentation:", self.augment)
         form.addRow("Class weighting:", self.weighting)
+        form.addRow("Choose by:", self.selection)
         form.addRow("Device:", self.device)
         form.addRow(self.export)
         form.addRow(self.device_augment)
@@ -106,6 +128,7 @@ class TrainSettings(QWidget):
         self.lr.valueChanged.connect(lambda v: setattr(self.config, "lr", float(v)))
         self.augment.currentIndexChanged.connect(lambda _i: setattr(self.config, "augment", self.augment.currentData()))
         self.weighting.currentIndexChanged.connect(lambda _i: setattr(self.config, "class_weights", self.weighting.currentData()))
+        self.selection.currentIndexChanged.connect(lambda _i: setattr(self.config, "selection_metric", self.selection.currentData()))
         self.device.currentIndexChanged.connect(lambda _i: setattr(self.config, "device", self.device.currentData()))
         self.export.toggled.connect(lambda on: setattr(self.config, "export", bool(on)))
         self.device_augment.toggled.connect(lambda on: setattr(self.config, "device_augment", bool(on)))
@@ -120,7 +143,8 @@ class TrainSettings(QWidget):
         self.epochs.setValue(config.epochs)
         self.batch_size.setValue(config.batch_size)
         self.lr.setValue(config.lr)
-        for combo, value in ((self.augment, config.augment), (self.weighting, config.class_weights), (self.device, config.device)):
+        combos = ((self.augment, config.augment), (self.weighting, config.class_weights), (self.selection, config.selection_metric), (self.device, config.device))
+        for combo, value in combos:
             i = combo.findData(value)
             if i < 0:  # e.g. a GPU this machine does not have
                 combo.addItem(value, value)
@@ -133,7 +157,7 @@ class TrainSettings(QWidget):
             w.blockSignals(False)
 
     def _controls(self) -> tuple[QWidget, ...]:
-        return (self.epochs, self.batch_size, self.lr, self.augment, self.weighting, self.device, self.export, self.device_augment, self.torch_compile)
+        return (self.epochs, self.batch_size, self.lr, self.augment, self.weighting, self.selection, self.device, self.export, self.device_augment, self.torch_compile)
 
     def set_enabled_for_run(self, running: bool) -> None:
         for w in self._controls():
