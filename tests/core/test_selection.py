@@ -40,3 +40,4 @@ def test_folds_are_stratified_and_copies_share_a_fold():
         per_fold = np.bincount(fold_of[labels == c], minlength=5)
         assert per_fold.max() - per_fold.min() <= 2  # each fold holds about a fifth of each class
     assert (grouped_folds(labels, digests, seed=0, folds=5) == fold_of).all()
+

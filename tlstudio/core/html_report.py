@@ -27,6 +27,7 @@ from tlstudio.core import atomic
 from tlstudio.core.data import load_index
 from tlstudio.core.dataset_index import REASON_TEXT, SPLITS, DatasetIndex
 from tlstudio.core.errors import UserError
+from tlstudio.core.fit_report import diagnosis_sentences, selection_sentence
 from tlstudio.core.images import ImageRejected, open_image
 
 # The names RunFiles gives them; importing RunFiles would load torch, seconds for a page of text.
@@ -317,7 +318,12 @@ def _status_line(run: Run) -> str:
     else:
         state = "Not finished: no epoch completed"
     classes = ", ".join(_text(c) for c in run.classes) or "unknown"
-    return _note(f"{state}, with {model}. Classes ({len(run.classes)}): {classes}.", "lead")
+    lead = _note(f"{state}, with {model}. Classes ({len(run.classes)}): {classes}.", "lead")
+    if not summary.get("selection"):
+        return lead
+    how = selection_sentence(summary["selection"], (run.metrics or {}).get("n", 0))
+    warnings = "".join(_note(_text(sentence), "missing") for sentence in diagnosis_sentences(summary.get("diagnosis") or {}))
+    return lead + _note(_text(how)) + warnings
 
 
 def _headline_tiles(run: Run) -> str:
@@ -326,7 +332,7 @@ def _headline_tiles(run: Run) -> str:
         m = run.metrics
         tiles += [("accuracy", _pct(m["accuracy"]), f"on {_text(m.get('n', '?'))} validation images"), ("balanced accuracy", _pct(m["balanced_accuracy"]), "mean recall over classes")]
         if "best_epoch" in m:
-            tiles.append(("best epoch", _text(m["best_epoch"]), "its weights were kept"))
+            tiles.append(("epoch kept", _text(m["best_epoch"]), "best on held-back training pictures"))
     if run.summary and "seconds" in run.summary:
         tiles.append(("time", _duration(run.summary["seconds"]), _text(run.summary.get("device", ""))))
     return "".join(f'<div class="tile"><div class="label">{label}</div><div class="value">{value}</div><div class="hint">{hint}</div></div>' for label, value, hint in tiles)

@@ -33,7 +33,7 @@ from tlstudio.core.events import StopToken
 from tlstudio.core.metrics import accuracy_scores
 from tlstudio.core.selection import FOLDS, grouped_folds
 
-GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4)  # per-row L2 strength, strongest first
+GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4)  # per-row L2 strength, strongest first
 PATIENCE = 2
 MAX_ITER = 500
 GRAD_TOL = 1e-5  # the refit's: the head the run keeps

@@ -89,10 +89,16 @@ def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> C
     return factor
 
 
-def param_groups(model: Classifier, lr: float, backbone_scale: float, weight_decay: float) -> list[dict]:
-    """Head at ``lr``, trainable backbone stages at ``lr * backbone_scale``; no weight decay on biases and norms."""
+def param_groups(model: Classifier, lr: float, backbone_scale: float, weight_decay: float, head_converged: bool = False) -> list[dict]:
+    """Head at ``lr``, trainable backbone stages at ``lr * backbone_scale``; no weight decay on biases and norms.
+
+    A head already solved to convergence on frozen features (LP-FT) trains at the backbone's rate too:
+    Adam moves every weight by about the learning rate per step whatever its gradient, and at the
+    head's full rate the first steps would undo the solved head before the backbone has moved.
+    """
     groups = []
-    for module, group_lr in ((model.head, lr), (model.backbone, lr * backbone_scale)):
+    head_lr = lr * backbone_scale if head_converged else lr
+    for module, group_lr in ((model.head, head_lr), (model.backbone, lr * backbone_scale)):
         decay = [p for p in module.parameters() if p.requires_grad and p.ndim > 1]
         no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim <= 1]
         if decay:
@@ -129,6 +135,7 @@ class Trainer:
         self._stop = StopToken()
         self._loop_kind = "images"  # "features" | "prefix" | "images": what each epoch is fed
         self._weighting = "none"  # the class weighting the run trains with
+        self._head_converged = False  # the head was solved on frozen features before the epochs
         # The frozen backbone's cached features of a run that used them (view 0 of the training rows is
         # their centre crop): benchmarks and tests fit independent reference probes on exactly these.
         self.features = None
@@ -207,7 +214,8 @@ class Trainer:
         channels_last = spec.is_cnn  # faster for CNNs on CUDA and, measured, on the CPU too (EfficientNet-Lite0: ~2x)
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        self._announce_imbalance(labels[rows[0]], index.classes, plan.backbone_frozen)
+        cross_validated = cfg.feature_cache and self.pretrained and (plan.backbone_frozen or cfg.warm_start_head)
+        self._announce_imbalance(labels[rows[0]], index.classes, cross_validated)
         batch_size = cfg.batch_size
         if batch_size == 0:
             batch_size = choose_batch_size(model, pre.input_size, len(index.classes), device, amp, channels_last, len(rows[0]))
@@ -220,18 +228,22 @@ class Trainer:
     def _digests(index: DatasetIndex, rows: Sequence[int]) -> list[str]:
         return [index.samples[r].digest for r in rows]
 
-    def _announce_imbalance(self, train_labels: np.ndarray, classes: list[str], frozen: bool) -> None:
+    def _announce_imbalance(self, train_labels: np.ndarray, classes: list[str], cross_validated: bool) -> None:
         """Before any time is spent: how uneven the classes are, and what the run will do about it."""
         ratio = imbalance_ratio(train_labels, len(classes))
         if ratio <= 1.5:
             return
         counts = np.bincount(train_labels, minlength=len(classes))
-        big, small = classes[int(counts.argmax())], classes[int(np.where(counts > 0, counts, counts.max() + 1).argmin())]
-        if self.config.class_weights == "auto":
+        present = np.flatnonzero(counts)
+        big, small = int(counts.argmax()), int(present[counts[present].argmin()])
+        requested = self.config.class_weights
+        if requested == "auto" and cross_validated:
             what = "cross-validation on the training pictures chooses between no weighting, balanced class weights and a prior correction"
+        elif requested == "auto":
+            what = f"{rule_weighting(requested, train_labels, len(classes))} class weights are used (no frozen-feature fit to choose with)"
         else:
-            what = f"class weighting '{self.config.class_weights}' is used, as set"
-        self._emit(Message(f"The classes are imbalanced ({big}: {counts.max()} training pictures, {small}: {counts[counts > 0].min()}; {ratio:.0f}:1): {what}.", "warning"))
+            what = f"class weighting '{requested}' is used, as set"
+        self._emit(Message(f"The classes are imbalanced ({classes[big]}: {counts[big]} training pictures, {classes[small]}: {counts[small]}; {ratio:.0f}:1): {what}.", "warning"))
 
     def _prepare_image_loop(self, ctx: LoopContext, loop: Loop, spec: bb.BackboneSpec) -> None:
         cfg, emit, plan, device = self.config, self._emit, ctx.plan, ctx.device
@@ -341,9 +353,12 @@ class Trainer:
         head = None
         # Random features say nothing yet: a head fitted on them would only be a worse random start.
         if cfg.warm_start_head and cfg.feature_cache and self.pretrained and plan.trainable_params > plan_head_params(model):
+            # The evaluation crops only: every view's pooled features (a pass of the trainable stages over each)
+            # gave no better fine-tune on hymenoptera over 3 seeds, for 3x the cost.
             probe = loop.pooled_features() if isinstance(loop, CachedLoop) else cache("all", model.backbone, 1, "none").train[0]
             fit = np.asarray(selection.fit, dtype=np.int64)
             head = self._fit_head(ctx, [probe[fit]], fit_rows, self._digests(index, fit_rows))
+            self._head_converged = True
             emit(Message("The new head was first fitted to convergence on frozen features, so fine-tuning starts from a sensible head."))
         if head is None:
             self._use_weighting(ctx, rule_weighting(cfg.class_weights, ctx.labels[fit_rows], len(ctx.classes)), fit_rows)
@@ -358,13 +373,16 @@ class Trainer:
             seed=cfg.seed, device=ctx.device, stop=self._stop, on_progress=lambda done, total: emit(Progress(done, total, "fits")),
         )
         head.load_into(ctx.model.head[-1])
-        self._use_weighting(ctx, head.weighting, rows)
+        # The solved head fits plain targets: label smoothing would first pull it towards softer ones,
+        # undoing the fit before the backbone learns anything (measured on hymenoptera: one point lower).
+        self._use_weighting(ctx, head.weighting, rows, label_smoothing=0.0)
         return head
 
-    def _use_weighting(self, ctx: LoopContext, weighting: str, rows: list[int]) -> None:
+    def _use_weighting(self, ctx: LoopContext, weighting: str, rows: list[int], label_smoothing: Optional[float] = None) -> None:
         """Train (and report losses) with the chosen class weighting."""
         self._weighting = weighting
-        ctx.criterion = training_loss(weighting, ctx.labels[rows], len(ctx.classes), self.config.label_smoothing, ctx.device)
+        smoothing = self.config.label_smoothing if label_smoothing is None else label_smoothing
+        ctx.criterion = training_loss(weighting, ctx.labels[rows], len(ctx.classes), smoothing, ctx.device)
 
     def _record_head_fit(self, ctx: LoopContext, loop: CachedLoop, head: LinearHead, pictures: int):
         """A frozen head has no epochs: its fit is the run's one history line, and its state the best one."""
@@ -421,7 +439,7 @@ class Trainer:
     def _fit(self, ctx: "LoopContext", loop: "Loop"):
         """Gradient descent over the epochs; the best epoch is chosen on the selection split, never on validation."""
         cfg, emit = self.config, self._emit
-        optimizer = torch.optim.AdamW(param_groups(ctx.model, cfg.lr, cfg.backbone_lr_scale, cfg.weight_decay))
+        optimizer = torch.optim.AdamW(param_groups(ctx.model, cfg.lr, cfg.backbone_lr_scale, cfg.weight_decay, self._head_converged))
         steps_per_epoch = loop.steps_per_epoch()
         total_steps = steps_per_epoch * cfg.epochs
         warmup = min(total_steps // 10, int(round(cfg.warmup_epochs * steps_per_epoch)))  # short runs must not spend a third warming up
