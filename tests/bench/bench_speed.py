@@ -59,7 +59,7 @@ from tlstudio.core.events import EpochEnded, Failed, PhaseStarted, Progress  # n
 from tlstudio.core.pixel_store import build_pixel_store, default_workers  # noqa: E402
 from tlstudio.core.preprocess import preprocessing_for  # noqa: E402
 from tlstudio.core.training import Trainer  # noqa: E402
-from tlstudio.core.training_loops import ImageLoop  # noqa: E402
+from tlstudio.core.training_loops import ImageLoop, Scores  # noqa: E402
 
 HYMENOPTERA = REPO.parent / "shared" / "datasets" / "hymenoptera"
 BACKBONE = "efficientnet_lite0"  # bundled weights: runs offline
@@ -263,8 +263,8 @@ class InMemoryLoop(ImageLoop):
 
     max_steps = 8
 
-    def __init__(self, ctx, train_rows, val_rows):
-        super().__init__(ctx, train_rows, val_rows)
+    def __init__(self, ctx, train_rows, val_rows, held_rows=()):
+        super().__init__(ctx, train_rows, val_rows, held_rows)
         g = torch.Generator().manual_seed(0)
         s = ctx.pre.input_size
         self.x = torch.randint(0, 256, (ctx.batch_size, 3, s, s), dtype=torch.uint8, generator=g).to(ctx.device)
@@ -278,7 +278,10 @@ class InMemoryLoop(ImageLoop):
             yield self.x, self.y
 
     def validate(self):
-        return 0.0, 0.0
+        return Scores(0.0, 0.0, 0.0)
+
+    def score_selection(self):
+        return None
 
     def predict_rows(self, rows, cached_val):
         return np.full((len(rows), len(self.ctx.classes)), 1.0 / len(self.ctx.classes))

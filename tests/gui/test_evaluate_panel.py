@@ -42,7 +42,7 @@ def make_misfiled_colours(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def project_with_runs(tmp_path_factory):
-    """A project with two finished runs: the first with its model file; the second without, at 32 px.
+    """A project with two finished runs: a partial fine-tune with its model file; a frozen head without, at 32 px.
 
     At 32 px EfficientNet-Lite0's feature maps are 2x2 cells at most, so the second run cannot show a heat map.
     """
@@ -52,10 +52,10 @@ def project_with_runs(tmp_path_factory):
     data = make_misfiled_colours(base / "colours").resolve()
     project = pj.Project.create(base / "Evaluate")
     project.set_data(str(data), 0.25, 0.0, 0)
-    for export, epochs, size in ((True, 3, 64), (False, 2, 32)):
+    for export, epochs, size, freeze in ((True, 3, 64, "7"), (False, 2, 32, "all")):
         cfg = project.train_config()
         fast(cfg)
-        cfg.export, cfg.epochs, cfg.image_size = export, epochs, size
+        cfg.export, cfg.epochs, cfg.image_size, cfg.freeze_depth = export, epochs, size, freeze
         files = project.new_run(cfg)
         result = Trainer(cfg, files.root, cache_dir=project.cache_dir).run()
         project.finish_run(files.root.name, pj.FINISHED, result.summary)
@@ -178,7 +178,7 @@ def test_mistakes_come_worst_first_and_show_where_the_model_looked(qtbot, window
     comparison.set_ticked(runs[0].id, False)
     assert list(comparison.plotted()) == [runs[1].id]
     comparison.table.sortItems(5, Qt.SortOrder.DescendingOrder)  # epochs
-    assert [comparison.table.item(r, 5).text() for r in range(2)] == ["3", "2"]
+    assert [comparison.table.item(r, 5).text() for r in range(2)] == ["3", "1"]  # a frozen head is solved once: no epochs to plan
     assert [comparison.table.item(r, 1).text() for r in range(2)] == ["finished", "finished"]
 
 

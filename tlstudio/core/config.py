@@ -89,6 +89,11 @@ class TrainConfig:
             )
         return self
 
+    @property
+    def solved_head(self) -> bool:
+        """A frozen backbone on cached features: the head is solved once (one history line), not trained for epochs."""
+        return str(self.freeze_depth).strip().lower() == "all" and self.feature_cache
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -342,6 +342,19 @@ def _check_every_class_has_images(root: Path, classes: list[str], found: Sequenc
 # --------------------------------------------------------------------------------------- splitting
 
 
+def identical_groups_by_class(classes: Sequence, digests: Sequence[str]) -> dict:
+    """``{class: [[item, ...], ...]}``: the items grouped by content digest (identical files form one group,
+    filed under the smallest of their classes), groups in digest order: stable across runs and platforms."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, digest in enumerate(digests):
+        groups[digest].append(i)
+    by_class: dict = defaultdict(list)
+    for digest in sorted(groups):
+        members = groups[digest]
+        by_class[min(classes[i] for i in members)].append(members)
+    return by_class
+
+
 def stratified_split(class_names: Sequence[str], digests: Sequence[str], val_split: float, test_split: float, seed: int) -> list[str]:
     """The split ("train", "val" or "test") of each item, given its class name and content digest.
 
@@ -351,14 +364,7 @@ def stratified_split(class_names: Sequence[str], digests: Sequence[str], val_spl
     A class with at least two images always gets a val image when ``val_split`` > 0 (and a
     test image, from three images on, when ``test_split`` > 0).
     """
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, digest in enumerate(digests):
-        groups[digest].append(i)
-    by_class: dict[str, list[list[int]]] = defaultdict(list)
-    for digest in sorted(groups):
-        members = groups[digest]
-        by_class[min(class_names[i] for i in members)].append(members)
-
+    by_class = identical_groups_by_class(class_names, digests)
     out = ["train"] * len(digests)
     for class_name in sorted(by_class):
         class_groups = by_class[class_name]

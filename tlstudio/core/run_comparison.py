@@ -199,7 +199,7 @@ def _rows(roots: list[Path], runs: list[RunData]) -> list[dict]:
                 "pretrained": pretrained,
                 "init": init_words(pretrained),
                 "epochs": len(run.history),
-                "planned_epochs": cfg.epochs if cfg else None,
+                "planned_epochs": (1 if cfg.solved_head else cfg.epochs) if cfg else None,
                 "image_size": summary.get("image_size") or (cfg.image_size if cfg else None),
                 "seconds": _seconds(run),
                 "accuracy": _number(metrics.get("accuracy")),

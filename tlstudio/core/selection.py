@@ -16,11 +16,12 @@ figure stays an untouched estimate:
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from tlstudio.core.data import identical_groups_by_class
 
 SELECTION_FRACTION = 0.15
 SELECTION_MIN_PER_CLASS = 2
@@ -41,15 +42,7 @@ class SelectionSplit:
 
 
 def _groups_by_class(labels: Sequence[int], digests: Sequence[str]) -> dict[int, list[list[int]]]:
-    """Per class, the positions grouped by content digest (identical files form one group), in a stable order."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, digest in enumerate(digests):
-        groups[digest].append(i)
-    by_class: dict[int, list[list[int]]] = defaultdict(list)
-    for digest in sorted(groups):
-        members = groups[digest]
-        by_class[min(int(labels[i]) for i in members)].append(members)
-    return by_class
+    return identical_groups_by_class([int(label) for label in labels], digests)
 
 
 def _shuffled(groups: list[list[int]], seed: int, purpose: str, label: int) -> list[list[int]]:

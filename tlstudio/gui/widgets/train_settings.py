@@ -40,6 +40,15 @@ def device_choices() -> dict[str, str]:
     return choices
 
 
+def choices(items: dict[str, str], tooltip: str) -> QComboBox:
+    """A drop-down of ``{value: words}``, each entry carrying its value as its data."""
+    combo = QComboBox()
+    for key, text in items.items():
+        combo.addItem(text, key)
+    combo.setToolTip(tooltip)
+    return combo
+
+
 class TrainSettings(QWidget):
     def __init__(self, config: TrainConfig, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -67,30 +76,20 @@ class TrainSettings(QWidget):
             "How big each learning step is (for the new head; unfrozen backbone stages use a tenth of it).\n"
             "0.001 works for most data. Lower it if the loss jumps around; raise it if it barely moves."
         )
-        self.augment = QComboBox()
-        for key, text in AUGMENT.items():
-            self.augment.addItem(text, key)
-        self.augment.setToolTip("Randomly varied copies of the training pictures, so the model learns the subject rather than the exact picture.")
-        self.weighting = QComboBox()
-        for key, text in WEIGHTING.items():
-            self.weighting.addItem(text, key)
-        self.weighting.setToolTip(
+        self.augment = choices(AUGMENT, "Randomly varied copies of the training pictures, so the model learns the subject rather than the exact picture.")
+        self.weighting = choices(
+            WEIGHTING,
             "When some classes have far fewer pictures, they can be given more weight so they are not ignored.\n"
             "Automatic tries no weighting, balanced weights and a correction for how common each class is,\n"
-            "on your training pictures only, and keeps whichever scores best."
+            "on your training pictures only, and keeps whichever scores best.",
         )
-        self.selection = QComboBox()
-        for key, text in SELECTION.items():
-            self.selection.addItem(text, key)
-        self.selection.setToolTip(
+        self.selection = choices(
+            SELECTION,
             "What the run's choices (the epoch kept, the head's settings, the class weighting) aim for.\n"
             "Balanced accuracy (the mean of each class's hit rate) keeps rare classes from being ignored;\n"
-            "both figures are always reported."
+            "both figures are always reported.",
         )
-        self.device = QComboBox()
-        for key, text in device_choices().items():
-            self.device.addItem(text, key)
-        self.device.setToolTip("Where training runs. A GPU is many times faster; on a CPU, train only the new head.")
+        self.device = choices(device_choices(), "Where training runs. A GPU is many times faster; on a CPU, train only the new head.")
         self.export = QCheckBox("Export the model file at the end")
         self.export.setToolTip("Write model.pt (TorchScript) and check it in a fresh process; takes a few seconds more.")
         self.device_augment = QCheckBox("Augment on the GPU")
