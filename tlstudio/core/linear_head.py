@@ -41,7 +41,7 @@ CV_TOL = 3e-4  # cross-validation's: enough to rank the settings, in a third of 
 LARGE = 2000  # from this many pictures, 3 folds instead of 5 (each fold still holds hundreds of pictures)
 EVEN_CLASSES = 1.1  # at most this ratio between the largest and smallest class: weighting cannot matter
 
-Progress = Callable[[int, int], None]
+OnProgress = Callable[[int, int], None]  # (fits done, fits planned)
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ def fit_linear_head(
     seed: int = 0,
     device: torch.device = torch.device("cpu"),
     stop: Optional[StopToken] = None,
-    on_progress: Progress = lambda done, total: None,
+    on_progress: OnProgress = lambda done, total: None,
     grid: Sequence[float] = GRID,
     folds: Optional[int] = None,
 ) -> LinearHead:
