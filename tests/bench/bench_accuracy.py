@@ -1,6 +1,6 @@
 """Accuracy benchmark: tlstudio's default frozen run beside two independent reference probes on the same features.
 
-    .venv/bin/python -m tests.bench.bench_accuracy            # 3 split seeds, partial fine-tunes: about 30 min on 2 CPU cores
+    .venv/bin/python -m tests.bench.bench_accuracy            # 3 split seeds, partial fine-tunes: about 25 min on 2 CPU cores
     .venv/bin/python -m tests.bench.bench_accuracy --quick    # split seed 0 only, no fine-tunes: about 8 min
 
 For every data set under ../shared/datasets (hymenoptera with its own split; pbc_blood_cells and
