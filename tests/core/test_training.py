@@ -187,6 +187,9 @@ def test_partial_fine_tune_starts_from_a_head_fitted_on_frozen_features(colours,
     assert first_epoch.train_acc >= 0.8  # a random head would start near chance (1/3)
     selection = result.summary["selection"]
     assert selection["method"] == "selection split" and "epoch" in selection["chose"] and selection["pictures"] >= 6
+    assert len(selection["held"]) == selection["pictures"]  # the run records which pictures it chose on
+    train = {s["path"] for s in json.loads((tmp_path / "run" / "dataset.json").read_text())["samples"] if s["split"] == "train"}
+    assert set(selection["held"]) <= train
 
     off = Trainer(frozen_config(colours, freeze_depth="7", epochs=1, warm_start_head=False), tmp_path / "run2", cache_dir=tmp_path / "cache").run()
     assert off.summary["head_fit"] is None

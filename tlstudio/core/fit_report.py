@@ -23,9 +23,10 @@ class Selection:
     pictures: int  # training pictures chosen on (held back, or cross-validated)
     folds: int = 0
     fraction: float = 0.0
+    held: tuple[str, ...] = ()  # the held-back pictures (paths in the data folder), so the run records exactly which
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "chose": list(self.chose)}
+        return {**asdict(self), "chose": list(self.chose), "held": list(self.held)}
 
 
 @dataclass(frozen=True)

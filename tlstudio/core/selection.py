@@ -37,9 +37,6 @@ class SelectionSplit:
     fraction: float
     seed: int
 
-    def to_dict(self) -> dict:
-        return {"fraction": self.fraction, "seed": self.seed, "fit_images": len(self.fit), "selection_images": len(self.held)}
-
 
 def _groups_by_class(labels: Sequence[int], digests: Sequence[str]) -> dict[int, list[list[int]]]:
     return identical_groups_by_class([int(label) for label in labels], digests)

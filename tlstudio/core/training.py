@@ -172,7 +172,7 @@ class Trainer:
         else:
             self._prepare_image_loop(ctx, loop, spec)
             best_state, best_epoch, history = self._fit(ctx, loop)
-            chosen_on = self._fine_tune_selection(selection, head)
+            chosen_on = self._fine_tune_selection(selection, head, [index.samples[train_rows[i]].path for i in selection.held])
         ctx.model.load_state_dict(best_state)
         metrics, val_probs = self._evaluate(ctx, loop, index, rows, best_epoch)
         summary = self._summary(ctx, spec, history, best_epoch, metrics, head, chosen_on, started)
@@ -261,12 +261,13 @@ class Trainer:
         elif device.type == "cpu" and not plan.backbone_frozen:
             emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing more stages, or the whole backbone (feature extractor), trains in seconds.", "warning"))
 
-    def _fine_tune_selection(self, selection: SelectionSplit, head: Optional[LinearHead]) -> Selection:
+    def _fine_tune_selection(self, selection: SelectionSplit, head: Optional[LinearHead], held_paths: list[str]) -> Selection:
         metric = self.config.selection_metric
         warm = ("class weighting", "L2 strength of the first head") if head is not None else ()
         if not selection.held:
             return Selection("last epoch", metric, warm, 0)
-        return Selection("selection split", metric, ("epoch", *warm), len(selection.held), folds=head.folds if head else 0, fraction=selection.fraction)
+        folds = head.folds if head else 0
+        return Selection("selection split", metric, ("epoch", *warm), len(selection.held), folds, selection.fraction, tuple(sorted(held_paths)))
 
     def _evaluate(self, ctx: LoopContext, loop: Loop, index: DatasetIndex, rows, best_epoch: Optional[int]) -> tuple[dict, np.ndarray]:
         _, val_rows, test_rows = rows
