@@ -437,7 +437,8 @@ def _imbalance(index: DatasetIndex) -> list[Warning_]:
         return []
     text = (
         f"The classes are very unbalanced: '{big}' has {largest} images but '{small}' only {smallest} (more than {IMBALANCE_RATIO:g} to 1); "
-        "add images to the small classes or turn on class weighting."
+        "add images to the small classes if you can; with class weighting on Automatic (the default), training tries "
+        "weighting the rare classes up and keeps what scores best on balanced accuracy."
     )
     return [Warning_("imbalance", text)]
 

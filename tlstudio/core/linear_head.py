@@ -72,7 +72,6 @@ class LinearHead:
     folds: int
     converged: bool
     seconds: float = 0.0
-    fold_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def chosen(self) -> Candidate:
@@ -284,7 +283,7 @@ def fit_linear_head(
         weight, bias, best.weighting, best.l2, metric, candidates, _oof_probs(data, best, folds_),
         train_accuracy=float(((np.asarray(views[0], dtype=np.float32) @ weight.T + bias).argmax(1) == data.labels).mean()),
         rows=int(data.x.shape[0]), views=len(views), folds=k, converged=converged,
-        seconds=time.perf_counter() - started, fold_of=fold_of,
+        seconds=time.perf_counter() - started,
     )
 
 

@@ -16,6 +16,17 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
 
 
+def accuracy_scores(labels, preds) -> tuple[float, float]:
+    """(accuracy, balanced accuracy): the two figures every choice and every report gives."""
+    labels = np.asarray(labels, dtype=np.int64)
+    preds = np.asarray(preds, dtype=np.int64)
+    if labels.size == 0:
+        return 0.0, 0.0
+    correct = labels == preds
+    recalls = [correct[labels == c].mean() for c in np.unique(labels)]
+    return float(correct.mean()), float(np.mean(recalls))
+
+
 def classification_metrics(labels, preds, classes: list[str]) -> dict:
     """accuracy, balanced accuracy (mean recall over classes present), per-class P/R/F1/support, confusion matrix."""
     labels = np.asarray(labels, dtype=np.int64)
@@ -27,12 +38,12 @@ def classification_metrics(labels, preds, classes: list[str]) -> dict:
     precision = _safe_div(tp, predicted)
     recall = _safe_div(tp, support)
     f1 = _safe_div(2 * precision * recall, precision + recall)
-    present = support > 0
+    accuracy, balanced = accuracy_scores(labels, preds)
     return {
         "classes": list(classes),
         "n": int(labels.size),
-        "accuracy": float(tp.sum() / labels.size) if labels.size else 0.0,
-        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "accuracy": accuracy,
+        "balanced_accuracy": balanced,
         "per_class": {
             name: {
                 "precision": float(precision[i]),
@@ -45,13 +56,3 @@ def classification_metrics(labels, preds, classes: list[str]) -> dict:
         "confusion_matrix": cm.tolist(),
     }
 
-
-def accuracy_scores(labels, preds) -> tuple[float, float]:
-    """(accuracy, balanced accuracy): the two figures every choice and every report gives."""
-    labels = np.asarray(labels, dtype=np.int64)
-    preds = np.asarray(preds, dtype=np.int64)
-    if labels.size == 0:
-        return 0.0, 0.0
-    correct = labels == preds
-    recalls = [correct[labels == c].mean() for c in np.unique(labels)]
-    return float(correct.mean()), float(np.mean(recalls))

@@ -287,9 +287,8 @@ class Trainer:
 
     def _summary(self, ctx: LoopContext, spec, history: list[dict], best_epoch, metrics: dict, head: Optional[LinearHead], chosen_on: Selection, started: float) -> dict:
         plan, cfg = ctx.plan, self.config
-        frozen_fit = plan.backbone_frozen and head is not None
-        train_accuracy = head.train_accuracy if frozen_fit else history[-1]["train_acc"]
-        diagnosis = diagnose(train_accuracy, metrics["accuracy"], head.chosen.accuracy if head is not None else None)
+        # The last history line's training accuracy: a fine-tune's last epoch, or the solved head's own line.
+        diagnosis = diagnose(history[-1]["train_acc"], metrics["accuracy"], head.chosen.accuracy if head is not None else None)
         return {
             "backbone": spec.name,
             "pretrained": self.pretrained,
