@@ -51,7 +51,7 @@ class EpochEnded:
     images_per_s: float
     seconds: float
     eta_s: float
-    is_best: bool = False
+    is_best: bool = False  # the epoch kept so far, chosen on the selection split (a solved frozen head has none)
 
 
 @dataclass(frozen=True)

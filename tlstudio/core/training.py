@@ -398,7 +398,8 @@ class Trainer:
         self._save_checkpoints(ctx, None, None, 1, None, state, True)
         self.files.append_history(row)
         self._epochs_done = 1
-        self._emit(EpochEnded(1, 1, train.loss, train.accuracy, val.loss, val.accuracy, 0.0, row["images_per_s"], head.seconds, 0.0, True))
+        # is_best stays False: no epoch was chosen over another (the head's settings were, by cross-validation).
+        self._emit(EpochEnded(1, 1, train.loss, train.accuracy, val.loss, val.accuracy, 0.0, row["images_per_s"], head.seconds, 0.0, False))
         return state, None, [row]
 
     def _dataset(self) -> DatasetIndex:
