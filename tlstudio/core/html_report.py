@@ -312,7 +312,8 @@ def _status_line(run: Run) -> str:
     epochs_done = len(run.history or [])
     planned = config.get("epochs")
     if run.summary is not None:
-        state = f"Finished: {_text(_number(summary.get('epochs', epochs_done)))} epochs"
+        epochs = _number(summary.get("epochs", epochs_done))
+        state = f"Finished: {_text(epochs)} epoch{'' if epochs == 1 else 's'}"
     elif run.history:
         state = f"Not finished (stopped, or still running): {epochs_done} of {_text(planned or '?')} epochs completed"
     else:
