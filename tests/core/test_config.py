@@ -17,7 +17,7 @@ def test_unknown_keys_from_older_files_are_dropped_and_version_migrates():
 def test_schema_1_config_without_pretrained_migrates_to_pretrained():
     old = {"schema_version": 1, "data_dir": "d", "backbone": "resnet18", "freeze_depth": "all", "epochs": 5}
     cfg = TrainConfig.from_dict(old)
-    assert cfg.pretrained is True and cfg.schema_version == SCHEMA_VERSION == 3
+    assert cfg.pretrained is True and cfg.schema_version == SCHEMA_VERSION == 4
     assert cfg.selection_metric == "balanced_accuracy" and cfg.selection_split == 0.15
     assert (cfg.backbone, cfg.freeze_depth, cfg.epochs) == ("resnet18", "all", 5)
     assert TrainConfig.from_dict({"data_dir": "d"}).pretrained is True  # no version at all: the oldest files
@@ -50,3 +50,9 @@ def test_newer_schema_is_refused_with_advice():
 def test_bad_settings_name_the_setting(change, setting):
     with pytest.raises(UserError, match=setting):
         TrainConfig(**change).validate()
+
+
+def test_runs_from_before_early_stopping_keep_training_every_epoch_when_resumed():
+    old = {"schema_version": 3, "data_dir": "d", "epochs": 30}
+    assert TrainConfig.from_dict(old).patience == 0
+    assert TrainConfig(data_dir="d").patience is None  # new runs: the automatic patience

@@ -14,7 +14,7 @@ from tlstudio.core.config import TrainConfig
 from tlstudio.core.dataset_index import REASON_TEXT, TRUNCATED
 from tlstudio.core.errors import UserError
 from tlstudio.core.html_report import MAX_MISTAKES, RUN_FILES, render_report, write_report
-from tlstudio.core.run_files import RunFiles
+from tlstudio.core.runs.files import RunFiles
 from tlstudio.core.training import Trainer
 
 ODD_CLASS = "red <b>&"  # a folder name that is also HTML

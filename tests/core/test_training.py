@@ -61,7 +61,7 @@ def test_checkpoints_load_safely_and_hold_what_resuming_needs(colours, tmp_path)
     Trainer(frozen_config(colours, freeze_depth="7", epochs=2), tmp_path / "run", cache_dir=tmp_path / "cache").run()
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 2
-    assert {"model", "optimizer", "scheduler", "torch_rng", "config", "classes"} <= set(last)
+    assert {"model", "optimizer", "scheduler", "scaler", "rng", "history", "config", "classes"} <= set(last)
 
 
 def test_second_run_reuses_decoded_pixels_and_features_with_identical_results(colours, tmp_path):

@@ -1,5 +1,8 @@
 """`tlstudio train DATA_DIR --backbone NAME --freeze-depth all|none|K --epochs N --out RUN_DIR`.
 
+`tlstudio train --resume RUN_DIR` continues a stopped, crashed or killed run from its last
+completed epoch, with the settings and pictures it was started with.
+
 `--from-scratch` trains the same network from random weights with every layer training: the
 baseline that shows what the pretrained weights add (see tlstudio.core.baseline).
 """
@@ -41,8 +44,9 @@ def _positive_int(text: str) -> int:
 def register(subparsers) -> None:
     d = TrainConfig()
     p = subparsers.add_parser("train", help="train a classifier on a folder of images and export it", description=__doc__)
-    p.add_argument("data_dir", metavar="DATA_DIR", help="folder with one sub-folder per class (or train/ and val/ folders)")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="where the run's files go (config, history, metrics, checkpoints, model.pt)")
+    p.add_argument("data_dir", metavar="DATA_DIR", nargs="?", help="folder with one sub-folder per class (or train/ and val/ folders)")
+    p.add_argument("--out", metavar="RUN_DIR", help="where the run's files go (config, history, metrics, checkpoints, model.pt)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped, crashed or killed run from its last completed epoch, with its own settings")
     p.add_argument("--backbone", default=d.backbone, help=f"pretrained backbone (see 'tlstudio backbones'; default {d.backbone})")
     p.add_argument("--freeze-depth", default=None, help=f"'all' trains only the new head, 'none' fine-tunes everything, K freezes the first K stages (default {d.freeze_depth}; none with --from-scratch)")
     p.add_argument(
@@ -67,6 +71,7 @@ def register(subparsers) -> None:
         default=d.selection_metric,
         help="what the run's choices (epoch, L2 strength, class weighting) maximise on the training pictures (default balanced_accuracy)",
     )
+    p.add_argument("--patience", type=int, default=None, help="epochs without a better score on the held-back training pictures before a fine-tune stops (default: a third of the epochs, at least 3; 0: never)")
     p.add_argument("--val-split", type=float, default=d.val_split, help="validation fraction when the folder has no val/ folder (default 0.2)")
     p.add_argument("--test-split", type=float, default=d.test_split)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -78,7 +83,19 @@ def register(subparsers) -> None:
     p.add_argument("--compile", action="store_true", help="train through torch.compile: on a GPU and for long runs only, as compiling takes a minute or more")
     p.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resume_conflicts=_settings_of(p))
+
+
+RESUME_KEEPS = {"resume", "cache", "json", "help"}  # the options that may come with --resume
+
+
+def _settings_of(parser: argparse.ArgumentParser) -> dict[str, tuple[str, object]]:
+    """{dest: (how it is written, its default)} for every setting a resumed run takes from its own config."""
+    return {a.dest: (a.option_strings[0] if a.option_strings else a.metavar, a.default) for a in parser._actions if a.dest not in RESUME_KEEPS}
+
+
+def resume_conflicts(args) -> list[str]:
+    return [written for dest, (written, default) in args.resume_conflicts.items() if getattr(args, dest, default) != default]
 
 
 def config_from_args(args) -> TrainConfig:
@@ -104,6 +121,7 @@ def config_from_args(args) -> TrainConfig:
         augment=args.augment,
         class_weights=args.class_weights,
         selection_metric=args.selection_metric,
+        patience=args.patience,
         val_split=args.val_split,
         test_split=args.test_split,
         seed=args.seed,
@@ -127,6 +145,10 @@ def run(args) -> int:
     from tlstudio.core.preprocess import preprocessing_for
     from tlstudio.core.training import Trainer
 
+    if args.resume:
+        return resume(args)
+    if not args.data_dir or not args.out:
+        raise UserError("give the folder of images and --out RUN_DIR (or --resume RUN_DIR to continue a run).")
     config = config_from_args(args)
     spec = backbones.get_backbone(config.backbone)  # bad settings fail here, before any work
     backbones.parse_freeze_depth(config.freeze_depth, spec)
@@ -143,7 +165,23 @@ def run(args) -> int:
             "compare its accuracy with a pretrained run's to see what transfer learning adds.",
             file=sys.stderr,
         )
-    trainer = Trainer(config, out, cache_dir=args.cache or cache_dir())
+    return report(Trainer(config, out, cache_dir=args.cache or cache_dir()), args)
+
+
+def resume(args) -> int:
+    from tlstudio.core.paths import cache_dir
+    from tlstudio.core.training import Trainer
+
+    given = resume_conflicts(args)
+    if given:
+        raise UserError(f"--resume continues '{args.resume}' with the settings it was started with (its config.json); leave out {', '.join(given)}.")
+    if not Path(args.resume).is_dir():
+        raise UserError(f"--resume '{args.resume}' is not a folder. Give the run folder (the --out of the run to continue).")
+    return report(Trainer.resume(args.resume, cache_dir=args.cache or cache_dir()), args)
+
+
+def report(trainer, args) -> int:
+    """Run, print the outcome; 130 when stopped (Ctrl+C)."""
     result = trainer.run(TerminalProgress())
     if args.json:
         print(json.dumps(result.summary, indent=2))
@@ -157,6 +195,11 @@ def print_outcome(s: dict, metrics: dict) -> None:
 
     kept = f", epoch {s['best_epoch']} kept" if s.get("best_epoch") else ""
     print(f"val accuracy {s['val_accuracy']:.4f} (balanced {s['val_balanced_accuracy']:.4f}){kept}, {s['seconds']:.1f} s")
+    if s.get("stopped_after"):
+        print(f"{s['stopped_after']}: these are the figures of the epoch kept so far; resume the run to train the rest.")
+    early = s.get("stopped_early")
+    if early:
+        print(f"stopped early after epoch {early['epoch']}: the held-back training pictures scored no better for {early['patience']} epochs (epoch {early['best_epoch']} kept).")
     if s.get("selection"):
         print(selection_sentence(s["selection"], metrics.get("n", 0)))
     for sentence in diagnosis_sentences(s.get("diagnosis") or {}):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -41,8 +42,27 @@ def write_text(dest: str | os.PathLike, text: str) -> None:
     write_bytes(dest, text.encode("utf-8"))
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by None: JSON has no such numbers, and a reader would choke on them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any, indent: Optional[int] = 2) -> str:
+    return json.dumps(finite(obj), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def json_line(obj: Any) -> str:
+    return json_text(obj, indent=None)
+
+
 def write_json(dest: str | os.PathLike, obj: Any) -> None:
-    write_text(dest, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    write_text(dest, json_text(obj) + "\n")
 
 
 def append_line(dest: str | os.PathLike, line: str) -> None:

@@ -12,7 +12,7 @@ from typing import Optional
 
 from tlstudio.core.errors import UserError
 
-SCHEMA_VERSION = 3  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric
+SCHEMA_VERSION = 4  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric; 4: early stopping
 AUGMENT_PRESETS = ("none", "light", "strong")
 CLASS_WEIGHTING = ("auto", "none", "balanced")  # auto: the head's cross-validation chooses (none, balanced or a prior correction)
 SELECTION_METRICS = ("balanced_accuracy", "accuracy")
@@ -38,6 +38,7 @@ class TrainConfig:
     class_weights: str = "auto"
     selection_metric: str = "balanced_accuracy"  # what every choice of the run maximises (epoch, L2 strength, class weighting)
     selection_split: float = 0.15  # share of each class's training pictures a fine-tune holds back to choose on
+    patience: Optional[int] = None  # epochs without a better selection score before a fine-tune stops; None: a third of the run (at least 3); 0: never
     val_split: float = 0.2
     test_split: float = 0.0
     seed: int = 0
@@ -70,6 +71,8 @@ class TrainConfig:
             raise bad("--selection-metric", f"must be one of {', '.join(SELECTION_METRICS)}, not '{self.selection_metric}'.")
         if not (0 < self.selection_split < 0.5):
             raise bad("--selection-split", f"must be a fraction between 0 and 0.5 such as 0.15, not {self.selection_split}.")
+        if self.patience is not None and self.patience < 0:
+            raise bad("--patience", f"must be 0 (never stop early) or more epochs, not {self.patience}.")
         if self.precision not in PRECISIONS:
             raise bad("--precision", f"must be one of {', '.join(PRECISIONS)}, not '{self.precision}'.")
         if not (0 <= self.val_split < 1) or not (0 <= self.test_split < 1) or self.val_split + self.test_split >= 1:
@@ -126,5 +129,7 @@ def migrate(d: dict) -> dict:
         # selection split held back from training. Its defaults apply; "auto" weighting now means cross-validated.
         d.setdefault("selection_metric", "balanced_accuracy")
         d.setdefault("selection_split", 0.15)
+    if version < 4:
+        d.setdefault("patience", 0)  # runs before schema 4 never stopped early: resuming one must not either
     d["schema_version"] = SCHEMA_VERSION
     return d

@@ -18,14 +18,14 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlstudio.core.atomic import atomic_path
+from tlstudio.core.atomic import atomic_path, json_line
 from tlstudio.core.errors import UserError
 from tlstudio.core.preprocess import Preprocessing
 
@@ -93,8 +93,11 @@ def torchscript_quietly():
 
 
 def export_torchscript(network: nn.Module, pre: Preprocessing, classes: Sequence[str], summary: dict, dest: str | os.PathLike) -> Path:
-    """Write ``network`` (normalised images -> logits) as a self-contained TorchScript file at ``dest``."""
+    """Write ``network`` (normalised images -> logits) as a self-contained TorchScript file at ``dest``.
+
+    Refuses a network with a tensor that is not finite: it would give NaN for every picture."""
     network = network.float().cpu().eval()
+    refuse_non_finite(network)
     example = torch.zeros(2, 3, pre.input_size, pre.input_size)
     with torch.no_grad(), torchscript_quietly():
         traced = torch.jit.trace(network, example, check_trace=False)
@@ -107,8 +110,25 @@ def export_torchscript(network: nn.Module, pre: Preprocessing, classes: Sequence
     info = {"format": FORMAT, "class_names": list(map(str, classes)), "preprocessing": pre.to_dict(), "summary": summary, "torch": torch.__version__}
     dest = Path(dest)
     with atomic_path(dest) as tmp, torchscript_quietly():
-        torch.jit.save(module, str(tmp), _extra_files={INFO_FILE: json.dumps(info, ensure_ascii=False)})
+        torch.jit.save(module, str(tmp), _extra_files={INFO_FILE: json_line(info)})
     return dest
+
+
+def first_non_finite(network: nn.Module) -> Optional[str]:
+    """The name of the first weight or buffer holding a NaN or an infinity, or None."""
+    for name, tensor in network.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
+def refuse_non_finite(network: nn.Module) -> None:
+    bad = first_non_finite(network)
+    if bad is not None:
+        raise UserError(
+            f"the model cannot be exported: its tensor '{bad}' holds values that are not finite numbers, so it would answer "
+            "NaN for every picture. Train again with a lower learning rate, or import the backbone's weights file again."
+        )
 
 
 def read_export_info(path: str | os.PathLike) -> dict:

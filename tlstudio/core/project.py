@@ -23,7 +23,7 @@ from typing import Optional
 from tlstudio.core import atomic
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.run_files import RunFiles
+from tlstudio.core.runs.files import RunFiles
 
 SCHEMA_VERSION = 1
 SUFFIX = ".tlstudio"

@@ -15,7 +15,7 @@ from typing import Iterable, Optional
 
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.run_files import RunFiles
+from tlstudio.core.runs.files import RunFiles
 
 CURVE_KEYS = ("val_acc", "val_loss", "train_acc", "train_loss")
 

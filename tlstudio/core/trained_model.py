@@ -22,7 +22,7 @@ from tlstudio.core.errors import UserError
 from tlstudio.core.images import ImageRejected, load_rgb_array
 from tlstudio.core.pixel_store import centre_square
 from tlstudio.core.preprocess import Preprocessing, preprocessing_for
-from tlstudio.core.run_files import RunFiles
+from tlstudio.core.runs.files import RunFiles
 
 
 @dataclass

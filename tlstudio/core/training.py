@@ -48,7 +48,6 @@ from tlstudio.core.events import (
     Message,
     PhaseStarted,
     Progress,
-    StepEnded,
     StopToken,
     as_token,
     ignore_events,
@@ -61,10 +60,13 @@ from tlstudio.core.linear_head import LinearHead, fit_linear_head
 from tlstudio.core.metrics import classification_metrics
 from tlstudio.core.pixel_store import build_pixel_store
 from tlstudio.core.preprocess import preprocessing_for
-from tlstudio.core.run_files import RunFiles
+from tlstudio.core.engine.callbacks import Checkpointing, EarlyStopping, HistoryLog, KeepBest, NonFiniteGuard, ProgressReport, default_patience
+from tlstudio.core.engine.checkpoint import best_checkpoint, cpu_state, restore_training, resumable, training_checkpoint
+from tlstudio.core.engine.fit import FitState, Optimisation, fit
+from tlstudio.core.runs.files import FAILED, FINISHED, RUNNING, STOPPED, RunFiles, RunStatus
+from tlstudio.core.runs.lock import remove_stale_temporaries
 from tlstudio.core.selection import SelectionSplit, selection_split
 from tlstudio.core.training_loops import CachedLoop, ImageLoop, Loop, LoopContext, Scores
-from tlstudio.core.throttle import Throttle
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
 
@@ -121,12 +123,19 @@ class Trainer:
         index: Optional[DatasetIndex] = None,
         pretrained: Optional[bool] = None,
         state_dict_loader=None,
+        resume: bool = False,
+        evaluate_only: bool = False,
     ):
         """``pretrained`` overrides ``config.pretrained`` (None: follow the config). Tests pass False to use
         random weights with any freeze depth and never touch a weights file; the run's summary records what
-        was really used."""
+        was really used.
+
+        ``resume`` continues the run in ``out_dir`` from its last checkpoint (use ``Trainer.resume``);
+        ``evaluate_only`` then trains no further and evaluates (and exports) the epoch kept so far."""
         self.config = config.validate()
         self.files = RunFiles(out_dir)
+        self.resuming, self.evaluate_only = resume, evaluate_only
+        self.export = config.export
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.index = index
         self.pretrained = config.pretrained if pretrained is None else bool(pretrained)
@@ -139,25 +148,84 @@ class Trainer:
         # The frozen backbone's cached features of a run that used them (view 0 of the training rows is
         # their centre crop): benchmarks and tests fit independent reference probes on exactly these.
         self.features = None
+        self._fit_state: Optional[FitState] = None
+        self._last: Optional[dict] = None  # the checkpoint a resumed run continues from
+        self._status = RunStatus(RUNNING, 0, config.epochs)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, cache_dir: Optional[str | Path] = None, evaluate_only: bool = False, export: Optional[bool] = None, **kw) -> "Trainer":
+        """The run in ``run_dir``, to be continued with its own settings and pictures (its config.json and dataset.json)."""
+        files = RunFiles(run_dir)
+        config_dict = files.read_json(files.config)
+        if not isinstance(config_dict, dict):
+            raise UserError(f"'{run_dir}' is not a tlstudio run folder (it has no readable config.json). Give the folder a run wrote.")
+        dataset = files.read_json(files.dataset)
+        index = DatasetIndex.from_dict(dataset) if isinstance(dataset, dict) else None
+        trainer = cls(TrainConfig.from_dict(config_dict), run_dir, cache_dir, index=index, resume=True, evaluate_only=evaluate_only, **kw)
+        if export is not None:
+            trainer.export = export
+        return trainer
 
     # ----------------------------------------------------------------- entry point
     def run(self, on_event: EventCallback = ignore_events, stop: Optional[StopToken] = None) -> TrainResult:
-        """Train, evaluate and export. Emits Finished (also when cancelled) or Failed; a Failed is re-raised."""
+        """Train, evaluate and export. Emits Finished (also when cancelled) or Failed; a Failed is re-raised.
+
+        The run folder is locked for the whole run: a second writer is refused before it touches a file."""
         self._emit, self._stop = on_event, as_token(stop)
         try:
-            result = self._run()
-        except Cancelled:
-            result = TrainResult(self.files.root, cancelled=True, summary={"cancelled": True, "epochs_completed": getattr(self, "_epochs_done", 0)})
-            on_event(Finished(result.summary, cancelled=True))
-            return result
+            with self.files.lock() as lock:
+                if lock.taken_over:
+                    on_event(Message(f"Took over '{self.files.root}' from process {lock.taken_over.get('pid', '?')}, which ended without finishing."))
+                result = self._run_locked()
         except UserError as exc:
             on_event(Failed(str(exc)))
             raise
         except Exception as exc:
             on_event(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             raise
-        on_event(Finished(result.summary))
+        on_event(Finished(result.summary, cancelled=result.cancelled))
         return result
+
+    def _run_locked(self) -> TrainResult:
+        """The run, with its status on disk at every end: finished, stopped (resumable, evaluable) or failed."""
+        remove_stale_temporaries(self.files.root)
+        started = time.perf_counter()
+        self._begin_status()
+        try:
+            result = self._run()
+        except Cancelled:
+            done = self._fit_state.epoch if self._fit_state is not None else 0
+            self._end_status(STOPPED, started, f"stopped after epoch {done} of {self.config.epochs}")
+            return TrainResult(self.files.root, cancelled=True, summary={"cancelled": True, "epochs_completed": done})
+        except BaseException as exc:
+            self._end_status(FAILED, started, str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
+            raise
+        state = self._fit_state
+        stopped = self.evaluate_only and state is not None and state.epoch < state.epochs and state.stop_reason is None
+        self._end_status(STOPPED if stopped else FINISHED, started, result.summary.get("stopped_after") or "")
+        return result
+
+    def _begin_status(self) -> None:
+        previous = self.files.read_status() if self.resuming else None
+        if self.resuming and previous is not None and previous.state == FINISHED and not self.evaluate_only:
+            raise UserError(f"'{self.files.root}' finished all its epochs; there is nothing to resume. Evaluate or export it instead.")
+        status = previous or RunStatus(RUNNING, 0, self.config.epochs)
+        if previous is not None:
+            status.state, status.message, status.starts = RUNNING, "", previous.starts + 1
+        self._status = status
+        self.files.write_status(status)
+
+    def _end_status(self, state: str, started: float, message: str) -> None:
+        status = self._status
+        status.state, status.message = state, message
+        if self._fit_state is not None:
+            status.epochs_completed = self._fit_state.epoch
+            status.stopped_early = self._fit_state.stop_reason
+        status.seconds = round(status.seconds + time.perf_counter() - started, 2)
+        try:
+            self.files.write_status(status)
+        except OSError:
+            pass  # the run's own error (a full disk) is the one to report
 
     # ----------------------------------------------------------------- the phases
     def _run(self) -> TrainResult:
@@ -171,12 +239,15 @@ class Trainer:
             chosen_on = Selection("cross-validation", self.config.selection_metric, ("class weighting", "L2 strength"), len(train_rows), folds=head.folds)
         else:
             self._prepare_image_loop(ctx, loop, spec)
-            best_state, best_epoch, history = self._fit(ctx, loop)
+            state = self._fit(ctx, loop)
+            if state.best_state is None:
+                raise UserError(f"'{self.files.root}' has no completed epoch to evaluate: resume it to train.")
+            best_state, best_epoch, history = state.best_state, state.best_epoch, state.history
             chosen_on = self._fine_tune_selection(selection, head, [index.samples[train_rows[i]].path for i in selection.held])
         ctx.model.load_state_dict(best_state)
         metrics, val_probs = self._evaluate(ctx, loop, index, rows, best_epoch)
         summary = self._summary(ctx, spec, history, best_epoch, metrics, head, chosen_on, started)
-        if self.config.export:
+        if self.export:
             summary["export"] = self._export(ctx, val_rows, val_probs, summary)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         self.files.write_json(self.files.summary, summary)
@@ -193,10 +264,11 @@ class Trainer:
         spec = bb.get_backbone(cfg.backbone)
         depth = bb.parse_freeze_depth(cfg.freeze_depth, spec)
         pre = preprocessing_for(spec, cfg.image_size)
-        self.files.prepare()
-        for stale in (self.files.metrics, self.files.summary, self.files.predictions):
-            stale.unlink(missing_ok=True)  # an earlier run's results must not pass for this run's (a reused --out folder)
-        self.files.write_json(self.files.config, cfg.to_dict())
+        if self.resuming:
+            self._last = self._resume_point()
+        else:
+            self.files.prepare()
+            self.files.write_json(self.files.config, cfg.to_dict())
 
         index = self._dataset()
         rows = tuple([i for i, s in enumerate(index.samples) if s.split == split] for split in ("train", "val", "test"))
@@ -223,6 +295,22 @@ class Trainer:
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)  # replaced once the class weighting is chosen
         ctx = LoopContext(cfg, device, amp, channels_last, pre, store, labels, index.classes, model, plan, criterion, batch_size, stop)
         return ctx, spec, index, rows
+
+    def _resume_point(self) -> Optional[dict]:
+        """The checkpoint to continue from; None when there is none (the run starts again with its own settings).
+
+        A solved head has no epochs to continue: it is solved again, which gives the same head."""
+        files, cfg = self.files, self.config
+        last = files.load_checkpoint(files.last) if files.last.is_file() and not cfg.solved_head else None
+        if last is not None:
+            resumable(last, files.last)
+            return last
+        if self.evaluate_only and not cfg.solved_head:
+            raise UserError(f"'{files.root}' ended before its first epoch was complete, so it holds nothing to evaluate or export. Resume it to train it.")
+        files.prepare()
+        if not cfg.solved_head:
+            self._emit(Message("No epoch was complete: the run starts again from the beginning, with its own settings."))
+        return None
 
     @staticmethod
     def _digests(index: DatasetIndex, rows: Sequence[int]) -> list[str]:
@@ -289,6 +377,10 @@ class Trainer:
         plan, cfg = ctx.plan, self.config
         # The last history line's training accuracy: a fine-tune's last epoch, or the solved head's own line.
         diagnosis = diagnose(history[-1]["train_acc"], metrics["accuracy"], head.chosen.accuracy if head is not None else None)
+        state = self._fit_state
+        # A stopped run evaluated as it is: every figure of it is marked with how far it got.
+        incomplete = state.epoch < state.epochs and state.stop_reason is None
+        stopped_after = f"stopped after epoch {state.epoch} of {state.epochs}" if incomplete else None
         return {
             "backbone": spec.name,
             "pretrained": self.pretrained,
@@ -297,6 +389,9 @@ class Trainer:
             "trainable_params": plan.trainable_params,
             "total_params": plan.total_params,
             "epochs": len(history),
+            "epochs_planned": state.epochs,
+            "stopped_early": state.stop_reason,
+            "stopped_after": stopped_after,
             "best_epoch": best_epoch,
             "val_accuracy": metrics["accuracy"],
             "val_balanced_accuracy": metrics["balanced_accuracy"],
@@ -367,6 +462,7 @@ class Trainer:
     def _fit_head(self, ctx: LoopContext, views: Sequence[np.ndarray], rows: list[int], digests: list[str]) -> LinearHead:
         """The convex head: cross-validated on ``rows`` (every view a row), refitted on all of them, loaded into the model."""
         cfg, emit = self.config, self._emit
+        refuse_non_finite_features(views, self.config.backbone)
         emit(PhaseStarted("fitting the head", 0))
         head = fit_linear_head(
             views, ctx.labels[rows], digests, len(ctx.classes), class_weights=cfg.class_weights, metric=cfg.selection_metric,
@@ -394,13 +490,13 @@ class Trainer:
             "val_balanced_acc": val.balanced_accuracy, "lr": 0.0, "seconds": round(head.seconds, 3),
             "images_per_s": round(head.rows / max(1e-9, head.seconds), 1),
         }
-        state = {k: v.detach().cpu().clone() for k, v in ctx.model.state_dict().items()}
-        self._save_checkpoints(ctx, None, None, 1, None, state, True)
+        state = self._fit_state = FitState(1, 1, [row], (1,), 1, cpu_state(ctx.model), True)
+        self._save_last(ctx, None, state)
+        self._save_best(ctx, state)
         self.files.append_history(row)
-        self._epochs_done = 1
         # is_best stays False: no epoch was chosen over another (the head's settings were, by cross-validation).
         self._emit(EpochEnded(1, 1, train.loss, train.accuracy, val.loss, val.accuracy, 0.0, row["images_per_s"], head.seconds, 0.0, False))
-        return state, None, [row]
+        return state.best_state, None, [row]
 
     def _dataset(self) -> DatasetIndex:
         if self.index is None:
@@ -437,97 +533,57 @@ class Trainer:
         st = path.stat()
         return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
 
-    def _fit(self, ctx: "LoopContext", loop: "Loop"):
-        """Gradient descent over the epochs; the best epoch is chosen on the selection split, never on validation."""
-        cfg, emit = self.config, self._emit
+    def _fit(self, ctx: LoopContext, loop: Loop) -> FitState:
+        """Gradient descent over the epochs (from the last checkpoint when resuming); the epoch kept is chosen on the selection split."""
+        cfg = self.config
+        opt = self._optimisation(ctx, loop)
+        state = self._fit_state = self._restore(ctx, opt) or FitState(cfg.epochs)
+        steps = loop.steps_per_epoch()
+        self._emit(PhaseStarted("training", steps * cfg.epochs))
+        if state.epoch:
+            self._emit(Progress(state.epoch * steps, steps * cfg.epochs, f"epoch {state.epoch}/{cfg.epochs}"))
+        if self.evaluate_only:
+            return state
+        patience = default_patience(cfg.epochs) if cfg.patience is None else cfg.patience
+        callbacks = [
+            NonFiniteGuard(cfg.lr, check_gradients=not opt.scaler.is_enabled()),
+            KeepBest(ctx.model, cfg.selection_metric),
+            EarlyStopping(patience),
+            Checkpointing(lambda s: self._save_last(ctx, opt, s), lambda s: self._save_best(ctx, s)),
+            HistoryLog(self.files.append_history),
+            ProgressReport(self._emit, steps),
+        ]
+        return fit(ctx, loop, opt, callbacks, state, lambda: self._train_mode(ctx))
+
+    def _optimisation(self, ctx: LoopContext, loop: Loop) -> Optimisation:
+        cfg = self.config
         optimizer = torch.optim.AdamW(param_groups(ctx.model, cfg.lr, cfg.backbone_lr_scale, cfg.weight_decay, self._head_converged))
         steps_per_epoch = loop.steps_per_epoch()
         total_steps = steps_per_epoch * cfg.epochs
         warmup = min(total_steps // 10, int(round(cfg.warmup_epochs * steps_per_epoch)))  # short runs must not spend a third warming up
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
-        scaler = torch.amp.GradScaler("cuda", enabled=ctx.amp == torch.float16)
+        return Optimisation(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=ctx.amp == torch.float16))
 
-        emit(PhaseStarted("training", total_steps))
-        best_key, best_epoch, best_state = None, 0, None
-        history: list[dict] = []
-        epoch_seconds: list[float] = []
-        self._epochs_done = 0
-        for epoch in range(1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            train = self._train_epoch(ctx, loop, optimizer, scheduler, scaler, epoch, total_steps)
-            train_seconds = time.perf_counter() - t0
-            held, val = loop.score_selection(), loop.validate()
-            seconds = time.perf_counter() - t0
-            epoch_seconds.append(seconds)
-            # No selection split (classes too small to hold pictures back): the last epoch is kept.
-            key = (held.get(cfg.selection_metric), -held.loss) if held is not None else (epoch,)
-            is_best = best_key is None or key > best_key
-            if is_best:
-                best_key, best_epoch = key, epoch
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in ctx.model.state_dict().items()})
-            row = self._history_row(epoch, train, held, val, optimizer.param_groups[0]["lr"], seconds, train_seconds)
-            history.append(row)
-            self._save_checkpoints(ctx, optimizer, scheduler, epoch, best_epoch, best_state, is_best)
-            self.files.append_history(row)
-            self._epochs_done = epoch
-            recent = epoch_seconds[-3:]
-            eta = sum(recent) / len(recent) * (cfg.epochs - epoch)
-            emit(EpochEnded(epoch, cfg.epochs, row["train_loss"], row["train_acc"], val.loss, val.accuracy, row["lr"], row["images_per_s"], seconds, eta, is_best))
-        return best_state, best_epoch, history
+    def _restore(self, ctx: LoopContext, opt: Optimisation) -> Optional[FitState]:
+        """A resumed run's fit state, with the model and optimisation as its last checkpoint left them (None: start afresh)."""
+        if self._last is None:
+            return None
+        files = self.files
+        best = files.load_checkpoint(files.best) if files.best.is_file() else None
+        state = restore_training(self._last, best, ctx.model, opt, files.last)
+        files.write_history(state.history)  # a line written after the checkpoint, by a run killed in between, goes
+        self._emit(Message(f"Resumed after epoch {state.epoch} of {state.epochs}."))
+        return state
 
-    def _train_epoch(self, ctx: LoopContext, loop: Loop, optimizer, scheduler, scaler, epoch: int, total_steps: int) -> dict:
-        cfg, emit, stop = self.config, self._emit, self._stop
-        steps_per_epoch = loop.steps_per_epoch()
-        done_before = (epoch - 1) * steps_per_epoch
-        throttle = Throttle(0.1)
-        t0 = time.perf_counter()
+    def _train_mode(self, ctx: LoopContext) -> None:
         bb.set_train_mode(ctx.model.backbone, ctx.plan, self.train_batchnorm)
         ctx.model.head.train()
-        loss_sum = correct = seen = 0.0
-        for step, (x, y) in enumerate(loop.train_batches(epoch), start=1):
-            stop.check()
-            with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
-                logits = loop.forward_train(x)
-                loss = ctx.criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            n = y.shape[0]
-            loss_sum += loss.item() * n
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += n
-            if throttle.ready() or step == steps_per_epoch:
-                emit(StepEnded(epoch, step, steps_per_epoch, loss.item(), seen / max(1e-9, time.perf_counter() - t0)))
-                emit(Progress(done_before + step, total_steps, f"epoch {epoch}/{cfg.epochs}"))
-        return {"loss": loss_sum / max(1, seen), "acc": correct / max(1, seen), "seen": seen}
 
-    @staticmethod
-    def _history_row(epoch: int, train: dict, held: Optional[Scores], val: Scores, lr: float, seconds: float, train_seconds: float) -> dict:
-        row = {"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"]}
-        if held is not None:
-            row.update(sel_loss=held.loss, sel_acc=held.accuracy, sel_balanced_acc=held.balanced_accuracy)
-        row.update(val_loss=val.loss, val_acc=val.accuracy, val_balanced_acc=val.balanced_accuracy, lr=lr)
-        row.update(seconds=round(seconds, 3), images_per_s=round(train["seen"] / max(1e-9, train_seconds), 1))
-        return row
+    def _save_last(self, ctx: LoopContext, opt: Optional[Optimisation], state: FitState) -> None:
+        self.files.save_checkpoint(self.files.last, training_checkpoint(ctx.model, opt, state, self.config.to_dict(), ctx.classes))
 
-    def _save_checkpoints(self, ctx, optimizer, scheduler, epoch, best_epoch, best_state, is_best) -> None:
-        files = self.files
-        state = {
-            "format": "tlstudio-checkpoint-1",
-            "epoch": epoch,
-            "best_epoch": best_epoch,
-            "model": {k: v.detach().cpu() for k, v in ctx.model.state_dict().items()},
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "torch_rng": torch.get_rng_state(),
-            "config": self.config.to_dict(),
-            "classes": ctx.classes,
-        }
-        files.save_checkpoint(files.last, state)
-        if is_best:
-            files.save_checkpoint(files.best, {"format": "tlstudio-checkpoint-1", "epoch": epoch, "model": best_state, "config": self.config.to_dict(), "classes": ctx.classes})
+    def _save_best(self, ctx: LoopContext, state: FitState) -> None:
+        self.files.save_checkpoint(self.files.best, best_checkpoint(state, self.config.to_dict(), ctx.classes))
 
     @staticmethod
     def _predictions(index: DatasetIndex, rows: Sequence[int], split: str, probs: np.ndarray) -> list[dict]:
@@ -570,3 +626,13 @@ def _state_digest(module: nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def refuse_non_finite_features(views: Sequence[np.ndarray], backbone: str) -> None:
+    """Features with a NaN or an infinity come from damaged weights: no head fitted on them means anything."""
+    bad = max(int((~np.isfinite(np.asarray(v))).any(axis=tuple(range(1, np.ndim(v)))).sum()) for v in views)
+    if bad:
+        raise UserError(
+            f"the frozen backbone ({backbone}) gave features that are not finite numbers for {bad} of {len(views[0])} pictures: "
+            "its weights are damaged. Import its weights file again (Model step, or 'tlstudio weights import')."
+        )

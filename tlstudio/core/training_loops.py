@@ -125,6 +125,9 @@ class ImageLoop(Loop):
             pin_memory=ctx.device.type == "cuda",
             persistent_workers=workers > 0,
             drop_last=self.drop_last,
+            # Its own generator: the loader's worker seeds never draw from the global one, whose state a
+            # checkpoint restores (with persistent workers they are drawn once, at a resumed run's first epoch too).
+            generator=torch.Generator().manual_seed(ctx.cfg.seed),
         )
 
     def steps_per_epoch(self) -> int:

@@ -1,0 +1,28 @@
+"""`tlstudio evaluate RUN_DIR`: the epoch a run kept, measured on its validation (and test) pictures.
+
+For a run that was stopped, crashed or failed after at least one epoch: its best checkpoint is a
+result too. The figures are marked "stopped after epoch k of n" everywhere they are shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate the epoch a stopped or crashed run kept", description=__doc__)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the folder a run wrote (the --out of 'tlstudio train')")
+    p.add_argument("--cache", metavar="DIR", default=None, help="cache for decoded images and features (default: the per-user cache)")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    p.set_defaults(func=run, export=False)
+
+
+def run(args) -> int:
+    from tlstudio.commands.train import report
+    from tlstudio.core.errors import UserError
+    from tlstudio.core.paths import cache_dir
+    from tlstudio.core.training import Trainer
+
+    if not Path(args.run_dir).is_dir():
+        raise UserError(f"'{args.run_dir}' is not a folder. Give the run folder (the --out of 'tlstudio train').")
+    return report(Trainer.resume(args.run_dir, cache_dir=args.cache or cache_dir(), evaluate_only=True, export=args.export), args)

@@ -1,0 +1,116 @@
+"""The files of one training run (``runs/<id>/`` in a project, or the CLI's ``--out``), written atomically.
+
+The one reader and writer of a run folder. It imports torch only to save or load a checkpoint,
+so a page of text about a run (the HTML report) never pays for loading it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from tlstudio.core import atomic
+from tlstudio.core.runs.lock import RunLock, is_locked
+
+# A run's status (status.json). A run marked running that no live process holds was cut short: crashed.
+RUNNING, FINISHED, STOPPED, FAILED, CRASHED = "running", "finished", "stopped", "failed", "crashed"
+
+
+@dataclass
+class RunStatus:
+    state: str = RUNNING
+    epochs_completed: int = 0
+    epochs: int = 0
+    message: str = ""  # why it failed or stopped, in the user's words
+    stopped_early: Optional[dict] = None  # early stopping's reason: {"epoch", "best_epoch", "patience"}
+    seconds: float = 0.0  # time spent training, over every start of the run (resumes add up)
+    starts: int = 1
+
+    @property
+    def resumable(self) -> bool:
+        return self.state in (STOPPED, CRASHED, FAILED)
+
+    @property
+    def evaluable(self) -> bool:
+        """A stopped, crashed or failed run that completed an epoch holds a best checkpoint to evaluate and export."""
+        return self.epochs_completed > 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunStatus":
+        known = {"state", "epochs_completed", "epochs", "message", "stopped_early", "seconds", "starts"}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class RunFiles:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    config = property(lambda self: self.root / "config.json")
+    dataset = property(lambda self: self.root / "dataset.json")
+    history = property(lambda self: self.root / "history.jsonl")
+    metrics = property(lambda self: self.root / "metrics.json")
+    predictions = property(lambda self: self.root / "predictions.json")
+    summary = property(lambda self: self.root / "summary.json")
+    status = property(lambda self: self.root / "status.json")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    best = property(lambda self: self.root / "checkpoints" / "best.pt")
+    last = property(lambda self: self.root / "checkpoints" / "last.pt")
+    model = property(lambda self: self.root / "model.pt")
+
+    def lock(self) -> RunLock:
+        return RunLock(self.root)
+
+    def prepare(self) -> None:
+        """A new run into this folder: an earlier run's results must not pass for this run's."""
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        for stale in (self.history, self.metrics, self.summary, self.predictions, self.last, self.best):
+            stale.unlink(missing_ok=True)
+
+    def write_json(self, path: Path, obj: Any) -> None:
+        atomic.write_json(path, obj)
+
+    def read_json(self, path: Path, default: Any = None) -> Any:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return default
+
+    def append_history(self, row: dict) -> None:
+        atomic.append_line(self.history, atomic.json_line(row))
+
+    def write_history(self, rows: list[dict]) -> None:
+        atomic.write_text(self.history, "".join(atomic.json_line(r) + "\n" for r in rows))
+
+    def read_history(self) -> list[dict]:
+        if not self.history.exists():
+            return []
+        return [json.loads(line) for line in self.history.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def write_status(self, status: RunStatus) -> None:
+        self.write_json(self.status, status.to_dict())
+
+    def read_status(self) -> Optional[RunStatus]:
+        """The run's status, ``crashed`` for one still marked running that no live process holds; None before any."""
+        d = self.read_json(self.status)
+        if not isinstance(d, dict):
+            return None
+        status = RunStatus.from_dict(d)
+        if status.state == RUNNING and not is_locked(self.root):
+            status.state = CRASHED
+        return status
+
+    def save_checkpoint(self, path: Path, state: dict) -> None:
+        import torch
+
+        with atomic.atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    def load_checkpoint(self, path: Path) -> dict:
+        import torch
+
+        return torch.load(path, map_location="cpu", weights_only=True)

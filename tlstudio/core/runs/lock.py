@@ -1,0 +1,141 @@
+"""One writer per run folder: ``RunLock(root)`` holds an exclusive OS lock on ``root/.lock``.
+
+The operating system drops the lock when its process dies, however it dies (``kill -9``, a power
+cut ends every process anyway), so a lock file whose lock can be taken belongs to a dead process:
+it is taken over, and the new holder learns whose it was. The file names the holder (pid, host,
+start time) for the message a refused second writer prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from tlstudio.core.errors import UserError
+
+LOCK_NAME = ".lock"
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class RunFolderBusy(UserError):
+    def __init__(self, root: Path, holder: dict):
+        self.holder = holder
+        who = f"process {holder.get('pid', '?')}" + (f" on {holder['host']}" if holder.get("host") else "")
+        since = f", since {holder['started']}" if holder.get("started") else ""
+        super().__init__(
+            f"'{root}' is being written by another tlstudio run ({who}{since}). "
+            "Wait for it to finish, stop it, or give this run another folder."
+        )
+
+
+class RunLock:
+    """``with RunLock(root) as lock:`` holds the folder; ``lock.taken_over`` is the dead holder's record, if any."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.path = self.root / LOCK_NAME
+        self.taken_over: Optional[dict] = None
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> "RunLock":
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        if not _try_lock(fd):
+            holder = _read_record(fd)
+            os.close(fd)
+            raise RunFolderBusy(self.root, holder)
+        previous = _read_record(fd)
+        self.taken_over = previous or None
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Empties the record (a clean end) and drops the lock; the file stays, so no second writer races a deleted one."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            _unlock(fd)
+            os.close(fd)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _read_record(fd: int) -> dict:
+    try:
+        data = os.pread(fd, 4096, 0)
+        return json.loads(data) if data.strip() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def is_locked(root: str | Path) -> bool:
+    """Whether a live process holds the run folder (a run still marked running without one was cut short)."""
+    path = Path(root) / LOCK_NAME
+    if not path.is_file():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if _try_lock(fd):
+            _unlock(fd)
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(root: str | Path) -> list[Path]:
+    """Delete what a crashed writer left half-written (``tlstudio.core.atomic``'s ``.NAME.*.tmp``) in a run folder.
+
+    Only under the run's lock: a live writer's temporaries are never touched."""
+    root = Path(root)
+    removed = []
+    for folder in (root, root / "checkpoints"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed
