@@ -45,10 +45,10 @@ class TerminalProgress:
             )
         elif isinstance(event, Message):
             self._line(("warning: " if event.level == "warning" else "") + event.text, final=True)
-        elif isinstance(event, Failed):
-            self._line(f"failed: {event.message}", final=True)
+        elif isinstance(event, Failed) and self.live:
+            self._line("")  # the command prints the error itself, once
         elif isinstance(event, Finished) and event.cancelled:
-            self._line("stopped: the last completed epoch's checkpoint is kept", final=True)
+            self._line("stopped: the last completed epoch's checkpoint is kept ('tlstudio train --resume RUN_DIR' continues it, 'tlstudio evaluate RUN_DIR' measures it)", final=True)
 
     def _line(self, text: str, final: bool = False) -> None:
         self._last_draw = time.monotonic()
