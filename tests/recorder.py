@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tlstudio.core.events import Message, PhaseStarted
+from tlstudio.core.events import PhaseStarted
 
 
 class Recorder(list):
@@ -17,7 +17,3 @@ class Recorder(list):
 
     def phase_total(self, name: str) -> int:
         return next(e.total for e in self.of(PhaseStarted) if e.name == name)
-
-    def says(self, words: str) -> int:
-        """How many messages contain ``words``."""
-        return sum(words in e.text for e in self.of(Message))

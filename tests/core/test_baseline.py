@@ -14,10 +14,10 @@ from tests.synthetic import make_colour_dataset
 from tlstudio.core import backbones as bb
 from tlstudio.core.baseline import SHARED_SETTINGS, baseline_config, baseline_pairs, uplift
 from tlstudio.core.config import TrainConfig
+from tlstudio.core.engine.plan import PREFIX, RANDOM_BACKBONE
 from tlstudio.core.errors import UserError
 from tlstudio.core.training import Trainer
 
-REUSED = "Reused the cached features"
 
 
 class RecordingTrainer(Trainer):
@@ -105,8 +105,8 @@ def test_the_same_seed_gives_the_same_random_start_and_another_seed_another(tmp_
 def test_scratch_run_trains_everything_without_a_feature_cache_or_warm_start(runs):
     events, summary = runs["scratch_events"], json.loads((runs["root"] / "scratch" / "summary.json").read_text())
     assert "caching features" not in events.phases()
-    assert events.says(REUSED) == 0 and events.says("first fitted on frozen features") == 0
-    assert events.says("From scratch") == 1
+    plan = summary["plan"]
+    assert not summary["cache_reused"] and not plan["warm_start"] and plan["from_scratch"]
     assert summary["pretrained"] is False and summary["feature_cache"] is False
     assert summary["trainable_params"] == summary["total_params"]
     assert json.loads((runs["root"] / "scratch" / "config.json").read_text())["pretrained"] is False
@@ -119,25 +119,24 @@ def test_feature_cache_is_never_shared_between_pretrained_and_random_weights(run
     assert len(feature_files(cache)) == 2  # one view of the training images and the validation crops; the scratch baseline added none
 
     random_frozen = Recorder()  # the same frozen config on random weights (the tests' constructor override)
-    Trainer(replace(cfg, epochs=1), root / "random_frozen", cache_dir=cache, pretrained=False).run(random_frozen)
-    assert random_frozen.says(REUSED) == 0 and "caching features" in random_frozen.phases()
+    result = Trainer(replace(cfg, epochs=1), root / "random_frozen", cache_dir=cache, pretrained=False).run(random_frozen)
+    assert not result.summary["cache_reused"] and "caching features" in random_frozen.phases()
     assert len(feature_files(cache)) == 4
 
     again = Recorder()  # the pretrained config once more: its own features come back
-    Trainer(replace(cfg, epochs=1), root / "again", cache_dir=cache).run(again)
-    assert again.says(REUSED) == 1 and "caching features" not in again.phases()
+    result = Trainer(replace(cfg, epochs=1), root / "again", cache_dir=cache).run(again)
+    assert result.summary["cache_reused"] and "caching features" not in again.phases()
     random_again = Recorder()
-    Trainer(replace(cfg, epochs=1), root / "random_again", cache_dir=cache, pretrained=False).run(random_again)
-    assert random_again.says(REUSED) == 1  # seeded: the same random start, so its cache is valid
+    result = Trainer(replace(cfg, epochs=1), root / "random_again", cache_dir=cache, pretrained=False).run(random_again)
+    assert result.summary["cache_reused"]  # seeded: the same random start, so its cache is valid
     assert len(feature_files(cache)) == 4
     assert json.loads((root / "random_frozen" / "summary.json").read_text())["pretrained"] is False
 
 
 def test_random_partial_fine_tune_does_not_warm_start_the_head(runs, tmp_path):
-    events = Recorder()
-    Trainer(frozen_config(runs["data"], freeze_depth="8", epochs=1), tmp_path / "run", cache_dir=tmp_path / "cache", pretrained=False).run(events)
-    assert events.says("first fitted on frozen features") == 0
-    assert events.says("The frozen stages ran once") == 1
+    result = Trainer(frozen_config(runs["data"], freeze_depth="8", epochs=1), tmp_path / "run", cache_dir=tmp_path / "cache", pretrained=False).run()
+    assert (result.plan.warm_start, result.plan.warm_start_reason) == (False, RANDOM_BACKBONE)
+    assert result.plan.feed == PREFIX
     assert len(feature_files(tmp_path / "cache")) == 2  # the frozen prefix's output only: no features embedded for a head
 
 

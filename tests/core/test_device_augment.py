@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.recorder import Recorder
 from tests.synthetic import make_colour_dataset
 from tlstudio.core import training_loops
 from tlstudio.core.augment import PRESETS, Augmenter
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.device import COMPILE_MIN_STEPS, compile_decision
 from tlstudio.core.device_augment import augment_batch, draw_params
+from tlstudio.core.engine.plan import IMAGES
 from tlstudio.core.training import Trainer
 
 
@@ -88,11 +88,10 @@ def history(run: Path) -> list[dict]:
 
 
 def test_a_run_with_augmentation_on_the_device_learns_and_is_reproducible(colours, tmp_path):
-    said = Recorder()
     cfg = fine_tune(colours, backbone="efficientnet_lite0", freeze_depth="8", device_augment=True, epochs=8, augment="light", image_size=64, lr=3e-3, backbone_lr_scale=0.1)
-    first = Trainer(cfg, tmp_path / "a", cache_dir=tmp_path / "cache").run(said)
+    first = Trainer(cfg, tmp_path / "a", cache_dir=tmp_path / "cache").run()
     again = Trainer(cfg, tmp_path / "b", cache_dir=tmp_path / "cache").run()
-    assert said.says("Augmentation runs on the CPU, on whole batches") == 1
+    assert first.plan.device_augment and first.plan.feed == IMAGES
     assert first.metrics["accuracy"] >= 0.9
     assert [h["train_loss"] for h in history(tmp_path / "a")] == pytest.approx([h["train_loss"] for h in history(tmp_path / "b")])
     assert again.metrics["confusion_matrix"] == first.metrics["confusion_matrix"]
@@ -112,7 +111,7 @@ def test_compile_is_used_for_long_gpu_runs_only():
 def test_a_compiled_run_trains_exactly_like_the_plain_one(colours, tmp_path, monkeypatch):
     plain = Trainer(fine_tune(colours), tmp_path / "plain", cache_dir=tmp_path / "cache", pretrained=False).run()
 
-    from tlstudio.core import training
+    from tlstudio.core.engine import plan
 
     compiled_networks = []
     original = training_loops.ImageLoop.compile
@@ -121,11 +120,11 @@ def test_a_compiled_run_trains_exactly_like_the_plain_one(colours, tmp_path, mon
         original(loop)
         compiled_networks.append(loop.network)
 
-    monkeypatch.setattr(training, "compile_decision", lambda requested, device, steps: (requested, "compiled" if requested else ""))
+    monkeypatch.setattr(plan, "compile_decision", lambda requested, device, steps: (requested, "compiled" if requested else ""))
     monkeypatch.setattr(training_loops, "COMPILE_BACKEND", "eager")  # graph capture without a C++ toolchain
     monkeypatch.setattr(training_loops.ImageLoop, "compile", spy)
     compiled = Trainer(fine_tune(colours, torch_compile=True), tmp_path / "compiled", cache_dir=tmp_path / "cache", pretrained=False).run()
 
-    assert len(compiled_networks) == 1 and compiled_networks[0] is not None
+    assert compiled.plan.compile and len(compiled_networks) == 1 and compiled_networks[0] is not None
     assert [h["train_loss"] for h in history(tmp_path / "compiled")] == pytest.approx([h["train_loss"] for h in history(tmp_path / "plain")], rel=1e-4)
     assert compiled.metrics["confusion_matrix"] == plain.metrics["confusion_matrix"]

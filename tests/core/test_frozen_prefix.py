@@ -15,11 +15,11 @@ from tests.recorder import Recorder
 from tests.synthetic import colour_image, make_colour_dataset
 from tlstudio.core import backbones as bb
 from tlstudio.core.config import TrainConfig
+from tlstudio.core.engine.plan import CACHE_OFF, IMAGES, PREFIX, PREFIX_NOT_CACHED
 from tlstudio.core.frozen_prefix import FLATTEN, prefix_cache_fits, run_chain, split_chain, stage_of
 from tlstudio.core import training as training_module
 from tlstudio.core.training import Trainer
 
-CACHED = "The frozen stages ran once"
 
 
 CHAINED = [spec.name for spec in bb.list_backbones() if spec.chain]
@@ -101,7 +101,7 @@ def test_partial_run_trains_only_the_trainable_stages_on_the_cached_prefix_and_e
 
     # the prefix's output cached, then the new head solved on the pooled features, then the epochs
     assert events.phases() == ["scanning", "decoding", "caching features", "fitting the head", "training", "evaluating", "exporting"]
-    assert events.says(CACHED) == 1 and result.summary["head_fit"]["converged"]
+    assert result.plan.feed == PREFIX and result.plan.views == 5 and result.plan.warm_start and result.summary["head_fit"]["converged"]
     n_train = sum(1 for s in trainer.index.samples if s.split == "train")
     n_val = sum(1 for s in trainer.index.samples if s.split == "val")
     assert events.phase_total("caching features") == 5 * n_train + n_val  # the light preset's 5 views, then the validation crops
@@ -145,7 +145,7 @@ def test_prefix_cache_is_reused_extended_and_invalidated(colours, tmp_path):
     again = Recorder()  # the same run: nothing is computed again, and the result is the same
     r2 = Trainer(partial_config(colours, epochs=2), tmp_path / "run2", cache_dir=cache).run(again)
     assert "caching features" not in again.phases() and "decoding" not in again.phases()
-    assert again.says("reused from an earlier run") == 1
+    assert r2.summary["cache_reused"] and not r1.summary["cache_reused"]
     assert r1.metrics["confusion_matrix"] == r2.metrics["confusion_matrix"]
     assert feature_files(cache) == files
 
@@ -156,8 +156,8 @@ def test_prefix_cache_is_reused_extended_and_invalidated(colours, tmp_path):
     assert longer.phase_total("caching features") == 2 * n_train
 
     deeper = Recorder()  # another freeze depth runs other layers: its own cache
-    Trainer(partial_config(colours, freeze_depth="8", epochs=1), tmp_path / "run4", cache_dir=cache).run(deeper)
-    assert "caching features" in deeper.phases() and deeper.says(CACHED) == 1
+    r4 = Trainer(partial_config(colours, freeze_depth="8", epochs=1), tmp_path / "run4", cache_dir=cache).run(deeper)
+    assert "caching features" in deeper.phases() and r4.plan.feed == PREFIX and not r4.summary["cache_reused"]
 
     victim = sorted((colours / "red").iterdir())[0]  # a changed file: new pixels, new prefix outputs
     colour_image(np.random.default_rng(99), (10, 10, 10)).save(victim, "JPEG")
@@ -166,14 +166,14 @@ def test_prefix_cache_is_reused_extended_and_invalidated(colours, tmp_path):
     assert "decoding" in changed.phases() and "caching features" in changed.phases()
 
     other = Recorder()  # another backbone
-    Trainer(partial_config(colours, backbone="mobilenet_v3_small", freeze_depth="5", epochs=1), tmp_path / "run6", cache_dir=cache, pretrained=False).run(other)
-    assert "caching features" in other.phases() and other.says(CACHED) == 1
+    r6 = Trainer(partial_config(colours, backbone="mobilenet_v3_small", freeze_depth="5", epochs=1), tmp_path / "run6", cache_dir=cache, pretrained=False).run(other)
+    assert "caching features" in other.phases() and r6.plan.feed == PREFIX and not r6.summary["cache_reused"]
 
 
 def test_no_cache_runs_every_stage_every_epoch(colours, tmp_path):
     events = Recorder()
     result = Trainer(partial_config(colours, epochs=1, feature_cache=False), tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
-    assert "caching features" not in events.phases() and events.says(CACHED) == 0
+    assert "caching features" not in events.phases() and (result.plan.feed, result.plan.feed_reason) == (IMAGES, CACHE_OFF)
     assert not result.summary["prefix_cache"] and not feature_files(tmp_path / "cache")
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["prefix_cache"] is False
 
@@ -182,7 +182,7 @@ def test_a_prefix_too_large_to_cache_runs_every_epoch_and_says_why(colours, tmp_
     events = Recorder()
     cfg = replace(partial_config(colours, epochs=1), freeze_depth="1")  # the stem alone: its output outweighs the image
     result = Trainer(cfg, tmp_path / "run", cache_dir=tmp_path / "cache").run(events)
-    assert events.says("The frozen stages run every epoch") == 1 and events.says(CACHED) == 0
+    assert (result.plan.feed, result.plan.feed_reason) == (IMAGES, PREFIX_NOT_CACHED) and result.plan.feed_detail
     assert not result.summary["prefix_cache"]
 
 

@@ -13,7 +13,7 @@ from tests.recorder import Recorder
 from tests.synthetic import colour_image, make_colour_dataset
 from tlstudio.core import backbones as bb
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.events import EpochEnded, Finished, Message, StepEnded, StopToken
+from tlstudio.core.events import EpochEnded, Finished, StepEnded, StopToken
 from tlstudio.core.classifier import Classifier
 from tlstudio.core.class_balance import PriorCorrectedLoss, rule_weighting, training_loss
 from tlstudio.core.training import Trainer, param_groups, warmup_cosine
@@ -70,7 +70,7 @@ def test_second_run_reuses_decoded_pixels_and_features_with_identical_results(co
     r2 = Trainer(frozen_config(colours), tmp_path / "run2", cache_dir=tmp_path / "cache").run(second)
     assert "decoding" in first.phases() and "caching features" in first.phases()
     assert "decoding" not in second.phases() and "caching features" not in second.phases()
-    assert any("Reused the cached features" in m.text for m in second.of(Message))
+    assert r2.summary["cache_reused"] and not r1.summary["cache_reused"]
     assert r1.metrics["confusion_matrix"] == r2.metrics["confusion_matrix"]
     h1 = [json.loads(x)["val_loss"] for x in (tmp_path / "run1" / "history.jsonl").read_text().splitlines()]
     h2 = [json.loads(x)["val_loss"] for x in (tmp_path / "run2" / "history.jsonl").read_text().splitlines()]

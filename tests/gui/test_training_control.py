@@ -37,9 +37,9 @@ def test_stop_returns_within_a_batch_and_keeps_a_cancelled_run(qtbot, window, co
     image_loop(window.studio.config)
     job, steps = start_and_wait_for_a_step(qtbot, window)
 
-    # Pause holds the run; Resume lets it go on.
+    # Pause holds the run; Continue lets it go on.
     window.train_panel.pause_button.click()
-    assert job.paused and window.train_panel.pause_button.text() == "Resume"
+    assert job.paused and window.train_panel.pause_button.text() == "Continue"
     window.train_panel.pause_button.click()
     assert not job.paused
 
@@ -77,3 +77,36 @@ def test_closing_during_training_asks_stops_the_worker_and_exits_cleanly(qtbot, 
     assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
     # The layout was saved on the way out.
     assert window.settings.value("window/geometry") is not None
+
+
+def test_a_stopped_run_resumes_to_its_last_epoch_from_the_window(qtbot, window, colours):
+    from tlstudio.core.events import EpochEnded
+    from tlstudio.core.runs.files import FINISHED, STOPPED
+
+    scan(qtbot, window, colours)
+    config = window.studio.config
+    config.freeze_depth, config.epochs, config.batch_size, config.feature_cache = "5", 3, 8, False
+    panel = window.train_panel
+    epochs: list[EpochEnded] = []
+    panel.start_button.click()
+    panel.job.event.connect(lambda e: epochs.append(e) if isinstance(e, EpochEnded) else None)
+    qtbot.waitUntil(lambda: bool(epochs), timeout=120_000)
+    with qtbot.waitSignal(panel.run_finished, timeout=60_000) as stopped:
+        panel.stop_button.click()
+    run_id = stopped.args[0].run_dir.name
+    status = window.studio.run(run_id).files.read_status()
+    assert status.state == STOPPED and 1 <= status.epochs_completed < 3
+    assert panel.resume_button.isEnabled()
+
+    resumed: list[EpochEnded] = []
+    panel.resume_button.click()
+    assert panel.job is not None and not panel.resume_button.isEnabled()
+    panel.job.event.connect(lambda e: resumed.append(e) if isinstance(e, EpochEnded) else None)
+    with qtbot.waitSignal(panel.run_finished, timeout=240_000) as finished:
+        pass
+    assert not finished.args[0].cancelled
+    assert [e.epoch for e in resumed] == list(range(status.epochs_completed + 1, 4))
+    run = window.studio.run(run_id)
+    assert [h["epoch"] for h in run.history] == [1, 2, 3] and run.files.read_status().state == FINISHED
+    assert window.studio.project.record(run_id).status == pj.FINISHED
+    assert panel.plots.points("val_acc") == 3 and not panel.resume_button.isEnabled()

@@ -32,12 +32,11 @@ import torch
 from torch import nn
 
 from tlstudio.core import backbones as bb
-from tlstudio.core.augment import PRESETS
 from tlstudio.core.batch_size import choose_batch_size
 from tlstudio.core.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.dataset_index import DatasetIndex
-from tlstudio.core.device import autocast_dtype, compile_decision, describe_device, embedding_batch, precision_name, resolve_device
+from tlstudio.core.device import autocast_dtype, describe_device, embedding_batch, precision_name, resolve_device
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import (
     Cancelled,
@@ -53,7 +52,7 @@ from tlstudio.core.events import (
     ignore_events,
 )
 from tlstudio.core.features import FeatureRequest, cached_features
-from tlstudio.core.frozen_prefix import prefix_cache_fits, run_chain, split_chain
+from tlstudio.core.frozen_prefix import run_chain, split_chain
 from tlstudio.core.class_balance import imbalance_ratio, rule_weighting, training_loss
 from tlstudio.core.fit_report import Selection, diagnose
 from tlstudio.core.linear_head import LinearHead, fit_linear_head
@@ -63,10 +62,11 @@ from tlstudio.core.preprocess import preprocessing_for
 from tlstudio.core.engine.callbacks import Checkpointing, EarlyStopping, HistoryLog, KeepBest, NonFiniteGuard, ProgressReport, default_patience
 from tlstudio.core.engine.checkpoint import best_checkpoint, cpu_state, restore_training, resumable, training_checkpoint
 from tlstudio.core.engine.fit import FitState, Optimisation, fit
+from tlstudio.core.engine.plan import FEATURES, PREFIX, RunPlan, plan_messages, plan_run
 from tlstudio.core.runs.files import FAILED, FINISHED, RUNNING, STOPPED, RunFiles, RunStatus
 from tlstudio.core.runs.lock import remove_stale_temporaries
 from tlstudio.core.selection import SelectionSplit, selection_split
-from tlstudio.core.training_loops import CachedLoop, ImageLoop, Loop, LoopContext, Scores
+from tlstudio.core.training_loops import CachedLoop, ImageLoop, Loop, LoopContext
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
 
@@ -77,6 +77,7 @@ class TrainResult:
     cancelled: bool = False
     summary: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    plan: Optional[RunPlan] = None
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> Callable[[int], float]:
@@ -110,10 +111,6 @@ def param_groups(model: Classifier, lr: float, backbone_scale: float, weight_dec
     return groups
 
 
-def plan_head_params(model: Classifier) -> int:
-    return sum(p.numel() for p in model.head.parameters())
-
-
 class Trainer:
     def __init__(
         self,
@@ -142,7 +139,8 @@ class Trainer:
         self.state_dict_loader = state_dict_loader
         self._emit: EventCallback = ignore_events
         self._stop = StopToken()
-        self._loop_kind = "images"  # "features" | "prefix" | "images": what each epoch is fed
+        self.plan: Optional[RunPlan] = None
+        self.cache_reused = False  # the frozen layers' outputs came from an earlier run's cache
         self._weighting = "none"  # the class weighting the run trains with
         self._head_converged = False  # the head was solved on frozen features before the epochs
         # The frozen backbone's cached features of a run that used them (view 0 of the training rows is
@@ -233,12 +231,12 @@ class Trainer:
         ctx, spec, index, rows = self._setup()
         train_rows, val_rows, test_rows = rows
         selection = selection_split(ctx.labels[train_rows], self._digests(index, train_rows), self.config.seed, self.config.selection_split)
-        loop, head = self._loop(ctx, spec, index, train_rows, val_rows, selection)
-        if isinstance(loop, CachedLoop) and ctx.plan.backbone_frozen:
+        plan = self.plan = self._plan(ctx, spec, rows, selection)
+        loop, head = self._loop(ctx, spec, index, train_rows, val_rows, selection, plan)
+        if plan.solved_head:
             best_state, best_epoch, history = self._record_head_fit(ctx, loop, head, len(train_rows))
             chosen_on = Selection("cross-validation", self.config.selection_metric, ("class weighting", "L2 strength"), len(train_rows), folds=head.folds)
         else:
-            self._prepare_image_loop(ctx, loop, spec)
             state = self._fit(ctx, loop)
             if state.best_state is None:
                 raise UserError(f"'{self.files.root}' has no completed epoch to evaluate: resume it to train.")
@@ -251,7 +249,7 @@ class Trainer:
             summary["export"] = self._export(ctx, val_rows, val_probs, summary)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         self.files.write_json(self.files.summary, summary)
-        return TrainResult(self.files.root, summary=summary, metrics=metrics)
+        return TrainResult(self.files.root, summary=summary, metrics=metrics, plan=plan)
 
     def _setup(self) -> tuple[LoopContext, bb.BackboneSpec, DatasetIndex, tuple[list[int], list[int], list[int]]]:
         """Everything before the first choice: the folder, the decoded pixels, the model with its frozen stages, the device."""
@@ -279,22 +277,26 @@ class Trainer:
         model = self.build_model(len(index.classes))
         plan = bb.apply_freeze(model.backbone, depth, model.head)
         emit(Message(f"{spec.title}: {plan.describe()}."))
-        if not self.pretrained:
-            emit(Message(f"From scratch: the backbone starts from random weights (seed {cfg.seed}), without anything learnt on ImageNet; BatchNorm statistics are estimated from your images."))
-        emit(Message(f"Device: {describe_device(device)}."))
         model.to(device)
         channels_last = spec.is_cnn  # faster for CNNs on CUDA and, measured, on the CPU too (EfficientNet-Lite0: ~2x)
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        cross_validated = cfg.feature_cache and self.pretrained and (plan.backbone_frozen or cfg.warm_start_head)
-        self._announce_imbalance(labels[rows[0]], index.classes, cross_validated)
         batch_size = cfg.batch_size
         if batch_size == 0:
             batch_size = choose_batch_size(model, pre.input_size, len(index.classes), device, amp, channels_last, len(rows[0]))
-            emit(Message(f"Batch size: {batch_size} (the largest that fits)." if device.type == "cuda" else f"Batch size: {batch_size}."))
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)  # replaced once the class weighting is chosen
         ctx = LoopContext(cfg, device, amp, channels_last, pre, store, labels, index.classes, model, plan, criterion, batch_size, stop)
         return ctx, spec, index, rows
+
+    def _plan(self, ctx: LoopContext, spec: bb.BackboneSpec, rows, selection: SelectionSplit) -> RunPlan:
+        """Every decision of the run, before any of the work; what the user reads about it is rendered from it."""
+        cfg, (train_rows, val_rows, _) = self.config, rows
+        pictures = (len(train_rows), len(selection.held), len(val_rows))
+        plan = plan_run(cfg, spec, ctx.freeze, ctx.model, ctx.device, precision_name(ctx.amp), ctx.batch_size, cfg.batch_size == 0, pictures, self.pretrained)
+        for message in plan_messages(plan, on_cpu=ctx.device.type == "cpu"):
+            self._emit(message)
+        self._announce_imbalance(ctx.labels[train_rows], ctx.classes, cross_validated=plan.solved_head or plan.warm_start)
+        return plan
 
     def _resume_point(self) -> Optional[dict]:
         """The checkpoint to continue from; None when there is none (the run starts again with its own settings).
@@ -333,22 +335,6 @@ class Trainer:
             what = f"class weighting '{requested}' is used, as set"
         self._emit(Message(f"The classes are imbalanced ({classes[big]}: {counts[big]} training pictures, {classes[small]}: {counts[small]}; {ratio:.0f}:1): {what}.", "warning"))
 
-    def _prepare_image_loop(self, ctx: LoopContext, loop: Loop, spec: bb.BackboneSpec) -> None:
-        cfg, emit, plan, device = self.config, self._emit, ctx.plan, ctx.device
-        if not isinstance(loop, ImageLoop):
-            return
-        use_compile, why = compile_decision(cfg.torch_compile, device, loop.steps_per_epoch() * cfg.epochs)
-        if why:
-            emit(Message(why))
-        if use_compile:
-            loop.compile()
-        if cfg.device_augment and cfg.augment != "none":
-            emit(Message(f"Augmentation runs on the {'GPU' if device.type == 'cuda' else 'CPU'}, on whole batches."))
-        if device.type == "cpu" and not self.pretrained:
-            emit(Message("Training from scratch on the CPU is slow: every layer learns from every image.", "warning"))
-        elif device.type == "cpu" and not plan.backbone_frozen:
-            emit(Message("Fine-tuning backbone stages on the CPU is slow. Freezing more stages, or the whole backbone (feature extractor), trains in seconds.", "warning"))
-
     def _fine_tune_selection(self, selection: SelectionSplit, head: Optional[LinearHead], held_paths: list[str]) -> Selection:
         metric = self.config.selection_metric
         warm = ("class weighting", "L2 strength of the first head") if head is not None else ()
@@ -374,7 +360,7 @@ class Trainer:
         return metrics, val_probs
 
     def _summary(self, ctx: LoopContext, spec, history: list[dict], best_epoch, metrics: dict, head: Optional[LinearHead], chosen_on: Selection, started: float) -> dict:
-        plan, cfg = ctx.plan, self.config
+        plan, cfg = ctx.freeze, self.config
         # The last history line's training accuracy: a fine-tune's last epoch, or the solved head's own line.
         diagnosis = diagnose(history[-1]["train_acc"], metrics["accuracy"], head.chosen.accuracy if head is not None else None)
         state = self._fit_state
@@ -400,64 +386,62 @@ class Trainer:
             "precision": precision_name(ctx.amp),
             "image_size": ctx.pre.input_size,
             "seconds": round(time.perf_counter() - started, 2),
-            "feature_cache": self._loop_kind == "features",
-            "prefix_cache": self._loop_kind == "prefix",
+            "feature_cache": self.plan.feed == FEATURES,
+            "prefix_cache": self.plan.feed == PREFIX,
+            "cache_reused": self.cache_reused,
+            "plan": self.plan.to_dict(),
             "class_weighting": self._weighting,
             "selection": chosen_on.to_dict(),
             "head_fit": head.to_summary() if head is not None else None,
             "diagnosis": diagnosis.to_dict(),
         }
 
-    def _loop(self, ctx: LoopContext, spec: bb.BackboneSpec, index: DatasetIndex, train_rows: list[int], val_rows: list[int], selection: SelectionSplit) -> tuple[Loop, Optional[LinearHead]]:
-        """How epochs get their inputs (cached outputs of the frozen layers when the config allows it, else
-        images), and the head fitted to convergence on frozen features when there is one to fit."""
-        cfg, emit, plan, model = self.config, self._emit, ctx.plan, ctx.model
-        views = min(PRESETS[cfg.augment].views, cfg.epochs)  # later views would never be trained on
-        self._loop_kind = "images"
+    def _loop(self, ctx: LoopContext, spec: bb.BackboneSpec, index: DatasetIndex, train_rows: list[int], val_rows: list[int],
+              selection: SelectionSplit, plan: RunPlan) -> tuple[Loop, Optional[LinearHead]]:
+        """The feed the plan chose, and the head solved on frozen features where the plan fits one."""
+        cfg, model = self.config, ctx.model
+        cache = self._cacher(ctx, spec, train_rows, val_rows)
+        if plan.feed == FEATURES:
+            feats = self.features = cache("all", model.backbone, plan.views, cfg.augment)
+            head = self._fit_head(ctx, feats.train, train_rows, self._digests(index, train_rows))
+            return CachedLoop(ctx, (), train_rows, val_rows, feats.train, feats.val), head
+        fit_rows = [train_rows[i] for i in selection.fit]
+        if plan.feed == PREFIX:
+            split = split_chain(spec, ctx.freeze.depth)
+            outputs = cache(split.key, lambda x: run_chain(model.backbone, split.prefix, x), plan.views, cfg.augment)
+            loop = CachedLoop(ctx, split.suffix, train_rows, val_rows, outputs.train, outputs.val, fit=selection.fit, held=selection.held)
+        else:
+            loop = ImageLoop(ctx, fit_rows, val_rows, [train_rows[i] for i in selection.held])
+            if plan.compile:
+                loop.compile()
+        head = None
+        if plan.warm_start:
+            # The evaluation crops only: every view's pooled features (a pass of the trainable stages over each)
+            # gave no better fine-tune on hymenoptera over 3 seeds, for 3x the cost.
+            probe = loop.pooled_features() if isinstance(loop, CachedLoop) else cache("all", model.backbone, 1, "none").train[0]
+            head = self._fit_head(ctx, [probe[np.asarray(selection.fit, dtype=np.int64)]], fit_rows, self._digests(index, fit_rows))
+            self._head_converged = True
+        else:
+            self._use_weighting(ctx, rule_weighting(cfg.class_weights, ctx.labels[fit_rows], len(ctx.classes)), fit_rows)
+        return loop, head
+
+    def _cacher(self, ctx: LoopContext, spec: bb.BackboneSpec, train_rows: list[int], val_rows: list[int]):
+        """``cache(layers, network, views, augment)``: the cached outputs of frozen layers, run once (or reused)."""
+        cfg, model = self.config, ctx.model
 
         def cache(layers: str, network, views: int, augment: str):
             request = FeatureRequest(spec.name, self._weights_id(spec, model.backbone), ctx.pre, augment, cfg.seed, precision_name(ctx.amp), layers)
             model.backbone.eval()
-            return cached_features(
+            outputs = cached_features(
                 request, network, views, ctx.store, train_rows, val_rows, ctx.device, embedding_batch(ctx.device, ctx.batch_size),
-                ctx.amp, ctx.channels_last, self.cache_dir, emit, self._stop,
+                ctx.amp, ctx.channels_last, self.cache_dir, self._emit, self._stop,
             )
+            if outputs.fully_reused:
+                self.cache_reused = True
+                self._emit(Message("Reused the cached output of the frozen layers from an earlier run."))
+            return outputs
 
-        if plan.backbone_frozen and cfg.feature_cache:
-            feats = self.features = cache("all", model.backbone, views, cfg.augment)
-            if feats.fully_reused:
-                emit(Message("Reused the cached features of an earlier run: only the head trains."))
-            self._loop_kind = "features"
-            head = self._fit_head(ctx, feats.train, train_rows, self._digests(index, train_rows))
-            return CachedLoop(ctx, (), train_rows, val_rows, feats.train, feats.val), head
-
-        fit_rows = [train_rows[i] for i in selection.fit]
-        held_rows = [train_rows[i] for i in selection.held]
-        split = split_chain(spec, plan.depth) if cfg.feature_cache else None
-        loop: Optional[Loop] = None
-        if split is not None:
-            fits, why = prefix_cache_fits(model.backbone, split, ctx.pre.input_size, views * len(train_rows) + len(val_rows), ctx.device)
-            if fits:
-                outputs = cache(split.key, lambda x: run_chain(model.backbone, split.prefix, x), views, cfg.augment)
-                loop = CachedLoop(ctx, split.suffix, train_rows, val_rows, outputs.train, outputs.val, fit=selection.fit, held=selection.held)
-                self._loop_kind = "prefix"
-                reused = " (reused from an earlier run)" if outputs.fully_reused else ""
-                emit(Message(f"The frozen stages ran once on {views} view{'s' if views > 1 else ''} of each image and their output is cached{reused}: each epoch runs only {', '.join(plan.trainable)} and the new head."))
-            else:
-                emit(Message(f"The frozen stages run every epoch: {why}"))
-        head = None
-        # Random features say nothing yet: a head fitted on them would only be a worse random start.
-        if cfg.warm_start_head and cfg.feature_cache and self.pretrained and plan.trainable_params > plan_head_params(model):
-            # The evaluation crops only: every view's pooled features (a pass of the trainable stages over each)
-            # gave no better fine-tune on hymenoptera over 3 seeds, for 3x the cost.
-            probe = loop.pooled_features() if isinstance(loop, CachedLoop) else cache("all", model.backbone, 1, "none").train[0]
-            fit = np.asarray(selection.fit, dtype=np.int64)
-            head = self._fit_head(ctx, [probe[fit]], fit_rows, self._digests(index, fit_rows))
-            self._head_converged = True
-            emit(Message("The new head was first fitted to convergence on frozen features, so fine-tuning starts from a sensible head."))
-        if head is None:
-            self._use_weighting(ctx, rule_weighting(cfg.class_weights, ctx.labels[fit_rows], len(ctx.classes)), fit_rows)
-        return loop or ImageLoop(ctx, fit_rows, val_rows, held_rows), head
+        return cache
 
     def _fit_head(self, ctx: LoopContext, views: Sequence[np.ndarray], rows: list[int], digests: list[str]) -> LinearHead:
         """The convex head: cross-validated on ``rows`` (every view a row), refitted on all of them, loaded into the model."""
@@ -576,7 +560,7 @@ class Trainer:
         return state
 
     def _train_mode(self, ctx: LoopContext) -> None:
-        bb.set_train_mode(ctx.model.backbone, ctx.plan, self.train_batchnorm)
+        bb.set_train_mode(ctx.model.backbone, ctx.freeze, self.train_batchnorm)
         ctx.model.head.train()
 
     def _save_last(self, ctx: LoopContext, opt: Optional[Optimisation], state: FitState) -> None:

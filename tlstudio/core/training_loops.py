@@ -77,7 +77,7 @@ class LoopContext:
     labels: np.ndarray
     classes: list[str]
     model: Classifier
-    plan: bb.FreezePlan
+    freeze: bb.FreezePlan
     criterion: nn.Module
     batch_size: int
     stop: StopToken

@@ -72,9 +72,12 @@ class TrainPanel(QWidget):
         self.start_button.setObjectName("primary")
         self.start_button.setToolTip("Train on the chosen folder with the chosen backbone. The window stays usable meanwhile.")
         self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Hold training after the current batch; Resume continues exactly where it stopped.")
+        self.pause_button.setToolTip("Hold training after the current batch; Continue goes on exactly where it stopped.")
         self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("End training after the current batch. The best model so far is kept.")
+        self.stop_button.setToolTip("End training after the current batch. The best model so far is kept, and Resume Run continues it later.")
+        self.resume_button = QPushButton("Resume Run")
+        self.resume_button.setToolTip("Continue the chosen stopped or interrupted run from its last complete epoch, with the settings it was started with.")
+        self.resume_button.clicked.connect(lambda _checked=False: self.resume())
         self.start_button.clicked.connect(lambda _checked=False: self.start())
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
@@ -100,6 +103,7 @@ class TrainPanel(QWidget):
         buttons.addWidget(self.pause_button)
         buttons.addWidget(self.stop_button)
         box.addLayout(buttons)
+        box.addWidget(self.resume_button)
         box.addStretch(1)
 
         stats = QHBoxLayout()
@@ -156,15 +160,42 @@ class TrainPanel(QWidget):
             reserve_a_core_for_the_window()
             return Trainer(config, files.root, cache_dir=cache, index=index).run(on_event, stop)
 
-        self.run_id = files.root.name
         self.plots.clear()
         self.log.clear()
         start = f"freeze depth {config.freeze_depth}" if config.pretrained else "from random weights, everything trains"
-        self._log(f"Run {self.run_id}: {config.backbone}, {start}, {config.epochs} epochs.")
+        self._log(f"Run {files.root.name}: {config.backbone}, {start}, {config.epochs} epochs.")
         if explicit:
             self._log("The Settings box is not used for this run: its settings are in the run's config.json.")
+        return self._launch(files.root.name, work)
+
+    def resume(self, run_id: str = "") -> Optional[Job]:
+        """Continue a stopped or interrupted run (the chosen one) from its last complete epoch, with its own settings."""
+        run = self.studio.run(run_id or self.studio.current_run)
+        if self.job is not None or run is None or not self._resumable(run):
+            return None
+        cache = self.studio.project.cache_dir
+
+        def work(on_event, stop):
+            from tlstudio.core.training import Trainer
+
+            reserve_a_core_for_the_window()
+            return Trainer.resume(run.files.root, cache_dir=cache).run(on_event, stop)
+
+        self.studio.project.finish_run(run.id, pj.RUNNING, run.record.summary)
+        self.plots.load_history(run.history)  # the epochs done so far; the resumed ones follow
+        self.log.clear()
+        self._log(f"Run {run.id}: continuing after epoch {len(run.history)} of {run.config.epochs}, with the settings it was started with.")
+        return self._launch(run.id, work)
+
+    @staticmethod
+    def _resumable(run) -> bool:
+        status = run.files.read_status()
+        return run.config is not None and status is not None and status.resumable
+
+    def _launch(self, run_id: str, work) -> Job:
+        self.run_id = run_id
         self.studio.runs_changed.emit()
-        self.studio.set_current_run(self.run_id)
+        self.studio.set_current_run(run_id)
         freeze_long_lived_objects()  # no 300 ms garbage collection pause in the window during the run
         job = self.studio.jobs.start("train", "Training", work)
         self.job = job
@@ -185,8 +216,8 @@ class TrainPanel(QWidget):
             self._log("Resumed.")
         else:
             self.job.pause()
-            self.pause_button.setText("Resume")
-            self._log("Paused after the current batch. Click Resume to continue.")
+            self.pause_button.setText("Continue")
+            self._log("Paused after the current batch. Click Continue to go on.")
 
     def stop(self) -> None:
         if self.job is not None:
@@ -252,7 +283,7 @@ class TrainPanel(QWidget):
         self.studio.project.finish_run(self.run_id, status, result.summary)
         if result.cancelled:
             done = result.summary.get("epochs_completed", 0)
-            self._log(f"Stopped after {done} complete epoch(s). The last completed epoch's checkpoint is kept.")
+            self._log(f"Stopped after {done} complete epoch(s). The last completed epoch's checkpoint is kept: Resume Run continues from it.")
             self.phase.setText("<b>Stopped.</b>")
         else:
             s = result.summary
@@ -290,18 +321,22 @@ class TrainPanel(QWidget):
         run = self.studio.run(run_id)
         if run is None:
             self.plots.clear()
+            self.resume_button.setEnabled(False)
             return
         self.plots.load_history(run.history)
         if run.history:
             last = run.history[-1]
             self.epoch_label.setText(f"Epoch {last['epoch']} of {run.config.epochs if run.config else last['epoch']}")
         self.phase.setText(f"Run {run.id}: {run.record.status}.")
+        self.resume_button.setEnabled(self._resumable(run))
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.pause_button.setText("Pause")
         self.stop_button.setEnabled(running)
+        run = None if running else self.studio.run(self.studio.current_run)
+        self.resume_button.setEnabled(run is not None and self._resumable(run))
         self.settings.set_enabled_for_run(running)
         self.runs.setEnabled(not running)
 
