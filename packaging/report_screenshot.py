@@ -38,7 +38,7 @@ def report_file(target: Path, scratch: Path) -> Path:
     if target.is_file():
         return target
     sys.path.insert(0, str(REPO))
-    from tlstudio.core.html_report import write_report
+    from tlstudio.core.report.html import write_report
 
     return write_report(target, scratch / "report.html")
 

@@ -21,8 +21,8 @@ from typing import Optional
 
 import numpy as np
 
-from tlstudio.core.data import scan_folder, stratified_split
-from tlstudio.core.dataset_index import DatasetIndex
+from tlstudio.core.data.scan import scan_folder, stratified_split
+from tlstudio.core.data.index import DatasetIndex
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 HYMENOPTERA = SHARED / "hymenoptera"
@@ -82,7 +82,7 @@ def reference_probe(train_x, train_y, val_x, val_y, class_weight: Optional[str],
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
-    from tlstudio.core.metrics import accuracy_scores
+    from tlstudio.core.report.metrics import accuracy_scores
 
     scaler = StandardScaler().fit(np.asarray(train_x, dtype=np.float64))
     search = GridSearchCV(

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--verify-export-child"]:  # the export check's fresh process, in a frozen bundle
-        from tlstudio.core.export import run_child
+        from tlstudio.core.inference.export import run_child
 
         return run_child()
     if not argv or argv[0].startswith("--gui"):

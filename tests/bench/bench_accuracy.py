@@ -31,7 +31,7 @@ if str(REPO) not in sys.path:
 
 from tests.accuracy_sets import data_sets, reference_probe  # noqa: E402
 from tlstudio.core.config import TrainConfig  # noqa: E402
-from tlstudio.core.training import Trainer  # noqa: E402
+from tlstudio.core.engine.trainer import Trainer  # noqa: E402
 
 
 def rows_of(index, split: str) -> list[int]:
@@ -88,7 +88,7 @@ def report_set(name: str, runs: list[dict]) -> None:
 def head_fit_speed(pictures: int = 10_000, views: int = 5, d: int = 1280, classes: int = 5) -> None:
     import torch
 
-    from tlstudio.core import linear_head as lh
+    from tlstudio.core.engine import linear_head as lh
     from tlstudio.core.events import StopToken
 
     rng = np.random.default_rng(0)

@@ -45,9 +45,9 @@ import torchvision  # noqa: E402,F401
 from tests.bench.machine import OtherLoad, RssSampler, ru_maxrss_bytes, status_kib  # noqa: E402
 from tests.bench.photos import make_photos  # noqa: E402
 from tlstudio.core.config import TrainConfig  # noqa: E402
-from tlstudio.core.data import scan_folder  # noqa: E402
-from tlstudio.core.pixel_store import build_pixel_store, default_ram_budget, describe  # noqa: E402
-from tlstudio.core.training import Trainer  # noqa: E402
+from tlstudio.core.data.scan import scan_folder  # noqa: E402
+from tlstudio.core.data.pixel_store import build_pixel_store, default_ram_budget, describe  # noqa: E402
+from tlstudio.core.engine.trainer import Trainer  # noqa: E402
 
 MiB = 2**20
 

@@ -50,16 +50,17 @@ if str(REPO) not in sys.path:
 
 from tests.bench.machine import OtherLoad  # noqa: E402
 from tests.bench.photos import make_photos  # noqa: E402
-from tlstudio.core import backbones as bb  # noqa: E402
-from tlstudio.core import training  # noqa: E402
-from tlstudio.core.augment import PRESETS  # noqa: E402
+from tlstudio.core.catalog import backbones as bb  # noqa: E402
+from tlstudio.core.catalog.build import build_backbone  # noqa: E402
+from tlstudio.core.engine import trainer as training  # noqa: E402
+from tlstudio.core.data.augment import PRESETS  # noqa: E402
 from tlstudio.core.config import TrainConfig  # noqa: E402
-from tlstudio.core.data import scan_folder  # noqa: E402
+from tlstudio.core.data.scan import scan_folder  # noqa: E402
 from tlstudio.core.events import EpochEnded, Failed, PhaseStarted, Progress  # noqa: E402
-from tlstudio.core.pixel_store import build_pixel_store, default_workers  # noqa: E402
-from tlstudio.core.preprocess import preprocessing_for  # noqa: E402
-from tlstudio.core.training import Trainer  # noqa: E402
-from tlstudio.core.training_loops import ImageLoop, Scores  # noqa: E402
+from tlstudio.core.data.pixel_store import build_pixel_store, default_workers  # noqa: E402
+from tlstudio.core.data.preprocess import preprocessing_for  # noqa: E402
+from tlstudio.core.engine.trainer import Trainer  # noqa: E402
+from tlstudio.core.engine.feeds import ImageLoop, Scores  # noqa: E402
 
 HYMENOPTERA = REPO.parent / "shared" / "datasets" / "hymenoptera"
 BACKBONE = "efficientnet_lite0"  # bundled weights: runs offline
@@ -357,7 +358,7 @@ def bench_cuda_precision(batch: int = 128, steps: int = 20) -> None:
         spec = bb.get_backbone(name)
         rates = {}
         for label, dtype, fmt in (("fp32 NCHW", None, torch.contiguous_format), ("bf16 channels_last", torch.bfloat16, torch.channels_last)):
-            model = torch.nn.Sequential(bb.build_backbone(name, pretrained=False), torch.nn.Linear(spec.feature_dim, 10)).cuda().to(memory_format=fmt)
+            model = torch.nn.Sequential(build_backbone(name, pretrained=False), torch.nn.Linear(spec.feature_dim, 10)).cuda().to(memory_format=fmt)
             opt = torch.optim.AdamW(model.parameters())
             x = torch.randn(batch, 3, spec.input_size, spec.input_size, device="cuda").contiguous(memory_format=fmt)
             y = torch.randint(0, 10, (batch,), device="cuda")

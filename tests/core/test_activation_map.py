@@ -11,14 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from tlstudio.core import backbones as bb
-from tlstudio.core.activation_map import explain, explain_crop, heat_colours, overlay
-from tlstudio.core.classifier import Classifier
+from tlstudio.core.catalog import backbones as bb
+
+from tlstudio.core.catalog.build import build_backbone
+from tlstudio.core.inference.activation_map import explain, explain_crop, heat_colours, overlay
+from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.preprocess import preprocessing_for
-from tlstudio.core.trained_model import TrainedModel, load_trained_model
-from tlstudio.core.training import Trainer
+from tlstudio.core.data.preprocess import preprocessing_for
+from tlstudio.core.inference.trained_model import TrainedModel, load_trained_model
+from tlstudio.core.engine.trainer import Trainer
 
 PATCH_COLOURS = {"red": (210, 40, 40), "green": (40, 180, 60), "blue": (40, 70, 210)}
 IMAGE_PX = 128
@@ -151,7 +153,7 @@ def test_zero_evidence_is_reported_not_drawn(patch_run):
 
 def test_vit_says_why_it_has_no_heat_map_and_touches_nothing():
     spec = bb.get_backbone("vit_b_16")
-    model = Classifier(bb.build_backbone(spec.name, pretrained=False), 2, 0.0).eval()
+    model = Classifier(build_backbone(spec.name, pretrained=False), 2, 0.0).eval()
     trained = TrainedModel(model, spec, preprocessing_for(spec), ["a", "b"])
     crop = np.random.default_rng(0).integers(0, 256, size=(224, 224, 3), dtype=np.uint8)
 
@@ -192,7 +194,7 @@ def test_a_missing_run_or_checkpoint_is_a_user_error(tmp_path):
 @pytest.mark.parametrize("name", [s.name for s in bb.list_backbones() if s.is_cnn])
 def test_every_convolutional_backbone_explains_at_stride_16(name):
     spec = bb.get_backbone(name)
-    model = Classifier(bb.build_backbone(spec.name, pretrained=False), 3, 0.0).eval()
+    model = Classifier(build_backbone(spec.name, pretrained=False), 3, 0.0).eval()
     trained = TrainedModel(model, spec, preprocessing_for(spec, 224), ["a", "b", "c"])
     crop = np.random.default_rng(1).integers(0, 256, size=(224, 224, 3), dtype=np.uint8)
 
@@ -206,7 +208,7 @@ def test_every_convolutional_backbone_explains_at_stride_16(name):
 
 def test_a_map_too_coarse_to_point_at_anything_is_explained_in_words():
     spec = bb.get_backbone("efficientnet_lite0")
-    model = Classifier(bb.build_backbone(spec.name, pretrained=False), 2, 0.0).eval()
+    model = Classifier(build_backbone(spec.name, pretrained=False), 2, 0.0).eval()
     trained = TrainedModel(model, spec, preprocessing_for(spec, 32), ["a", "b"])
     crop = np.random.default_rng(2).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
 

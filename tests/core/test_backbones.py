@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from tlstudio.core import backbones as bb
+from tlstudio.core.catalog import backbones as bb
+
+from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.errors import UserError
 
 REQUIRED = (
@@ -28,7 +30,7 @@ REQUIRED = (
 def random_backbone(name: str) -> bb.Backbone:
     """Built once per test session: the big ones (ViT, ConvNeXt) take seconds to initialise on a CPU."""
     torch.manual_seed(0)
-    return bb.build_backbone(name, pretrained=False).eval()
+    return build_backbone(name, pretrained=False).eval()
 
 
 def probe_size(spec: bb.BackboneSpec) -> int:
@@ -102,7 +104,7 @@ def _stage_param_ids(backbone: bb.Backbone) -> list[set[int]]:
 @pytest.fixture(params=["resnet18", "efficientnet_lite0"])
 def fresh(request) -> bb.Backbone:
     torch.manual_seed(0)
-    return bb.build_backbone(request.param, pretrained=False)
+    return build_backbone(request.param, pretrained=False)
 
 
 def test_freezing_k_stages_freezes_exactly_those(fresh):

@@ -11,12 +11,12 @@ import torch
 
 from tests.recorder import Recorder
 from tests.synthetic import make_colour_dataset
-from tlstudio.core import backbones as bb
-from tlstudio.core.baseline import SHARED_SETTINGS, baseline_config, baseline_pairs, uplift
+from tlstudio.core.catalog.build import build_backbone
+from tlstudio.core.runs.baseline import SHARED_SETTINGS, baseline_config, baseline_pairs, uplift
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.engine.plan import PREFIX, RANDOM_BACKBONE
 from tlstudio.core.errors import UserError
-from tlstudio.core.training import Trainer
+from tlstudio.core.engine.trainer import Trainer
 
 
 
@@ -36,7 +36,7 @@ def frozen_config(data: Path, **kw) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def bundled() -> dict:
-    return bb.build_backbone("efficientnet_lite0", pretrained=True).state_dict()
+    return build_backbone("efficientnet_lite0", pretrained=True).state_dict()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tlstudio.core.batch_size import CPU_BATCH, choose_batch_size, largest_fitting_batch
+from tlstudio.core.engine.batch_size import CPU_BATCH, choose_batch_size, largest_fitting_batch
 from tlstudio.core.errors import UserError
 
 

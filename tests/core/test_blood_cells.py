@@ -11,8 +11,8 @@ import pytest
 
 from tests.accuracy_sets import PBC, pbc_available, rare_subsample, reference_probe, seeded_split
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.data import scan_folder
-from tlstudio.core.training import Trainer
+from tlstudio.core.data.scan import scan_folder
+from tlstudio.core.engine.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 

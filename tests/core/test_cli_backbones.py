@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tlstudio.cli import main
-from tlstudio.core import backbones as bb
+from tlstudio.core.catalog import backbones as bb
 
 
 @pytest.fixture(autouse=True)

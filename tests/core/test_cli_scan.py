@@ -8,7 +8,7 @@ import pytest
 
 from tests.core.messy_folder import make_tree, truncated_jpeg
 from tlstudio.cli import main
-from tlstudio.core.dataset_index import DatasetIndex
+from tlstudio.core.data.index import DatasetIndex
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ def test_from_scratch_with_freeze_depth_none_is_fine(data, tmp_path):
 
 
 def test_an_internal_error_is_one_line_and_exit_1_with_the_traceback_on_request(data, tmp_path, capsys, monkeypatch):
-    from tlstudio.core.training import Trainer
+    from tlstudio.core.engine.trainer import Trainer
 
     def broken(self, on_event=None, stop=None):
         raise RuntimeError("the exported model disagreed with the trained model")

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from tests.synthetic import make_colour_dataset
-from tlstudio.core import training_loops
-from tlstudio.core.augment import PRESETS, Augmenter
+from tlstudio.core.engine import feeds as training_loops
+from tlstudio.core.data.augment import PRESETS, Augmenter
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.device import COMPILE_MIN_STEPS, compile_decision
-from tlstudio.core.device_augment import augment_batch, draw_params
+from tlstudio.core.engine.device import COMPILE_MIN_STEPS, compile_decision
+from tlstudio.core.data.device_augment import augment_batch, draw_params
 from tlstudio.core.engine.plan import IMAGES
-from tlstudio.core.training import Trainer
+from tlstudio.core.engine.trainer import Trainer
 
 
 def squares(n: int = 6, size: int = 96) -> np.ndarray:

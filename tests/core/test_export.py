@@ -7,19 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from tlstudio.core import backbones as bb
-from tlstudio.core.augment import normalize_batch
-from tlstudio.core.classifier import Classifier
+from tlstudio.core.catalog import backbones as bb
+
+from tlstudio.core.catalog.build import build_backbone
+from tlstudio.core.data.augment import normalize_batch
+from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.errors import UserError
-from tlstudio.core.export import export_torchscript, read_export_info, torchscript_quietly, verify_in_fresh_process
-from tlstudio.core.preprocess import preprocessing_for
+from tlstudio.core.inference.export import export_torchscript, read_export_info, torchscript_quietly, verify_in_fresh_process
+from tlstudio.core.data.preprocess import preprocessing_for
 
 CLASSES = ["ants", "bees", "wasps"]
 
 
 def network(name: str = "efficientnet_lite0") -> Classifier:
     torch.manual_seed(0)
-    return Classifier(bb.build_backbone(name, pretrained=False), len(CLASSES), 0.2).eval()
+    return Classifier(build_backbone(name, pretrained=False), len(CLASSES), 0.2).eval()
 
 
 def load(path):

@@ -10,7 +10,7 @@ import torch
 from tlstudio.core import atomic
 from tlstudio.core.engine.callbacks import EarlyStopping, KeepBest, NonFiniteGuard, NonFiniteTraining, default_patience
 from tlstudio.core.engine.fit import EpochResult, FitState, StepInfo, TrainScores, history_row
-from tlstudio.core.training_loops import Scores
+from tlstudio.core.engine.feeds import Scores
 
 
 def epoch(n: int, sel_acc: float, sel_loss: float = 0.5) -> EpochResult:

@@ -1,6 +1,6 @@
 """What a run says about its own fit: typed verdicts first, sentences only at the edge."""
 
-from tlstudio.core.fit_report import Selection, diagnose, diagnosis_sentences, selection_sentence
+from tlstudio.core.report.fit_report import Selection, diagnose, diagnosis_sentences, selection_sentence
 
 
 def test_underfit_and_overfit_are_typed_verdicts():

@@ -13,12 +13,13 @@ import torch
 
 from tests.recorder import Recorder
 from tests.synthetic import colour_image, make_colour_dataset
-from tlstudio.core import backbones as bb
+from tlstudio.core.catalog import backbones as bb
+from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.engine.plan import CACHE_OFF, IMAGES, PREFIX, PREFIX_NOT_CACHED
-from tlstudio.core.frozen_prefix import FLATTEN, prefix_cache_fits, run_chain, split_chain, stage_of
-from tlstudio.core import training as training_module
-from tlstudio.core.training import Trainer
+from tlstudio.core.catalog.frozen_prefix import FLATTEN, prefix_cache_fits, run_chain, split_chain, stage_of
+from tlstudio.core.engine import trainer as training_module
+from tlstudio.core.engine.trainer import Trainer
 
 
 
@@ -35,7 +36,7 @@ def test_every_cnn_has_a_chain_and_vit_has_none():
 def test_the_chain_is_the_backbone_and_splits_at_every_stage_boundary(name):
     spec = bb.get_backbone(name)
     torch.manual_seed(0)
-    backbone = bb.build_backbone(name, pretrained=False).eval()
+    backbone = build_backbone(name, pretrained=False).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(run_chain(backbone, spec.chain, x), backbone(x))
@@ -60,7 +61,7 @@ def test_the_chain_is_the_backbone_and_splits_at_every_stage_boundary(name):
 
 
 def test_a_prefix_whose_output_outweighs_the_image_is_not_cached():
-    backbone = bb.build_backbone("efficientnet_lite0", pretrained=False)
+    backbone = build_backbone("efficientnet_lite0", pretrained=False)
     spec = backbone.spec
     stem_only, most = split_chain(spec, 1), split_chain(spec, 7)  # 32 x 112 x 112 vs 192 x 7 x 7 at 224 px
     fits, why = prefix_cache_fits(backbone, stem_only, 224, 100, torch.device("cpu"))
@@ -202,8 +203,8 @@ def test_a_damaged_cache_file_is_computed_again_and_nothing_else(colours, tmp_pa
 
 def test_outputs_held_on_the_device_train_exactly_like_the_memory_mapped_cache(colours, tmp_path, monkeypatch):
     """On a GPU with room, the cached outputs are uploaded once and batches are gathered there."""
-    from tlstudio.core import training_loops
-    from tlstudio.core.device import fits_on_device
+    from tlstudio.core.engine import feeds as training_loops
+    from tlstudio.core.engine.device import fits_on_device
 
     assert not fits_on_device(torch.device("cpu"), 1)  # on the CPU the memory-mapped cache is what the network reads
     mapped = Trainer(partial_config(colours, epochs=2), tmp_path / "mapped", cache_dir=tmp_path / "cache").run()

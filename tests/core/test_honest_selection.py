@@ -17,8 +17,8 @@ import torch
 
 from tests.synthetic import colour_image, make_colour_dataset
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.data import scan_folder
-from tlstudio.core.training import Trainer
+from tlstudio.core.data.scan import scan_folder
+from tlstudio.core.engine.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

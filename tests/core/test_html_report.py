@@ -11,11 +11,11 @@ import pytest
 from tests.synthetic import make_colour_dataset
 from tlstudio.cli import main
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.dataset_index import REASON_TEXT, TRUNCATED
+from tlstudio.core.data.index import REASON_TEXT, TRUNCATED
 from tlstudio.core.errors import UserError
-from tlstudio.core.html_report import MAX_MISTAKES, RUN_FILES, render_report, write_report
+from tlstudio.core.report.html import MAX_MISTAKES, RUN_FILES, render_report, write_report
 from tlstudio.core.runs.files import RunFiles
-from tlstudio.core.training import Trainer
+from tlstudio.core.engine.trainer import Trainer
 
 ODD_CLASS = "red <b>&"  # a folder name that is also HTML
 SERIES = ("train_loss", "val_loss", "train_acc", "val_acc")

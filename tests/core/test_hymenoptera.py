@@ -11,16 +11,9 @@ from pathlib import Path
 import pytest
 
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.events import Message
-from tlstudio.core.training import Trainer
+from tlstudio.core.engine.trainer import Trainer
 
 pytestmark = pytest.mark.slow
-
-
-class Messages(list):
-    def __call__(self, event):
-        if isinstance(event, Message):
-            self.append(event.text)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +38,8 @@ def test_feature_extractor_reaches_95_percent(frozen_run):
 
 def test_the_same_run_again_reuses_the_feature_cache_with_the_same_result(frozen_run):
     cfg, root, first = frozen_run
-    messages = Messages()
-    again = Trainer(TrainConfig(**{**cfg.to_dict(), "export": False}), root / "again", cache_dir=root / "cache").run(messages)
-    assert any("Reused the cached features" in m for m in messages)
+    again = Trainer(TrainConfig(**{**cfg.to_dict(), "export": False}), root / "again", cache_dir=root / "cache").run()
+    assert again.summary["cache_reused"] and not first.summary["cache_reused"]
     assert again.summary["val_accuracy"] == first.summary["val_accuracy"]
 
 

@@ -19,9 +19,9 @@ from tests.core.messy_folder import (
     rotated_jpeg,
     truncated_jpeg,
 )
-from tlstudio.core import images
-from tlstudio.core.dataset_index import EMPTY, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNREADABLE, UNSUPPORTED_MODE
-from tlstudio.core.images import BACKGROUND, MAX_PIXELS, ImageRejected, load_rgb_array, open_image, probe
+from tlstudio.core.data import images
+from tlstudio.core.data.index import EMPTY, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNREADABLE, UNSUPPORTED_MODE
+from tlstudio.core.data.images import BACKGROUND, MAX_PIXELS, ImageRejected, load_rgb_array, open_image, probe
 
 
 def pixel(image: Image.Image, x: int, y: int) -> np.ndarray:

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from tlstudio.core.events import Cancelled, StopToken
-from tlstudio.core.linear_head import fit_linear_head
-from tlstudio.core.metrics import accuracy_scores
+from tlstudio.core.engine.linear_head import fit_linear_head
+from tlstudio.core.report.metrics import accuracy_scores
 
 
 def blobs(rng, counts, d=16, spread=1.0, offset=0.0):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tlstudio.core.metrics import classification_metrics, confusion_matrix
+from tlstudio.core.report.metrics import classification_metrics, confusion_matrix
 
 
 def test_confusion_matrix_rows_are_truth_columns_are_predictions():

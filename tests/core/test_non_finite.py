@@ -9,16 +9,16 @@ import torch
 
 from tests.recorder import Recorder
 from tests.synthetic import make_colour_dataset
-from tlstudio.core import backbones as bb
+from tlstudio.core.catalog import backbones as bb
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.engine.callbacks import NonFiniteTraining
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EpochEnded, Failed
-from tlstudio.core.export import export_torchscript, first_non_finite
-from tlstudio.core.preprocess import preprocessing_for
+from tlstudio.core.inference.export import export_torchscript, first_non_finite
+from tlstudio.core.data.preprocess import preprocessing_for
 from tlstudio.core.runs.files import FAILED, RunFiles
-from tlstudio.core.training import Trainer
-from tlstudio.core.weights import load_state_dict
+from tlstudio.core.engine.trainer import Trainer
+from tlstudio.core.catalog.weights import load_state_dict
 
 
 @pytest.fixture(scope="module")

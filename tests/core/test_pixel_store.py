@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image
 
 from tests.synthetic import make_colour_dataset
-from tlstudio.core.data import scan_folder
-from tlstudio.core.images import load_rgb_array
-from tlstudio.core.pixel_store import build_pixel_store
+from tlstudio.core.data.scan import scan_folder
+from tlstudio.core.data.images import load_rgb_array
+from tlstudio.core.data.pixel_store import build_pixel_store
 
 SIZE = 48
 

@@ -10,8 +10,8 @@ import pytest
 from tests.synthetic import make_colour_dataset
 from tlstudio.cli import main
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.predict import ExportedModel, expand_paths
-from tlstudio.core.training import Trainer
+from tlstudio.core.inference.predict import ExportedModel, expand_paths
+from tlstudio.core.engine.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from tlstudio.core import project as pj
+from tlstudio.core.runs import project as pj
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.project import Project
+from tlstudio.core.runs.project import Project
 
 
 def test_create_adds_the_suffix_and_lays_out_the_folder(tmp_path):

@@ -19,9 +19,9 @@ from tests.synthetic import make_colour_dataset
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EpochEnded, StopToken
-from tlstudio.core.export import read_export_info
+from tlstudio.core.inference.export import read_export_info
 from tlstudio.core.runs.files import CRASHED, FINISHED, STOPPED, RunFiles
-from tlstudio.core.training import Trainer
+from tlstudio.core.engine.trainer import Trainer
 
 TIMINGS = ("seconds", "images_per_s")
 

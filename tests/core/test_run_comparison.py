@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.synthetic import make_colour_dataset
-from tlstudio.core.baseline import baseline_config
+from tlstudio.core.runs.baseline import baseline_config
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.events import PhaseStarted, StopToken
-from tlstudio.core.run_comparison import curves, run_table
-from tlstudio.core.training import Trainer
+from tlstudio.core.runs.comparison import curves, run_table
+from tlstudio.core.engine.trainer import Trainer
 
 
 class StopAfterFirstBatch(StopToken):

@@ -16,7 +16,7 @@ from tests.synthetic import make_colour_dataset
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.runs.files import FINISHED, RunFiles
 from tlstudio.core.runs.lock import LOCK_NAME, RunFolderBusy, RunLock, is_locked
-from tlstudio.core.training import Trainer
+from tlstudio.core.engine.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.core.messy_folder import build_messy_folder, jpeg_bytes, make_tree, noise, truncated_jpeg
-from tlstudio.core.data import IGNORED_NAMES, IMAGE_EXTENSIONS, load_index, save_index, scan_folder
-from tlstudio.core.dataset_index import TRUNCATED, DatasetError
+from tlstudio.core.data.scan import IGNORED_NAMES, IMAGE_EXTENSIONS, load_index, save_index, scan_folder
+from tlstudio.core.data.index import TRUNCATED, DatasetError
 from tlstudio.core.events import Cancelled, PhaseStarted, Progress, StopToken
-from tlstudio.core.report import format_report
+from tlstudio.core.data.scan_report import format_report
 
 
 @pytest.fixture(scope="module")

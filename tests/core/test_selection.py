@@ -4,7 +4,7 @@ from collections import Counter
 
 import numpy as np
 
-from tlstudio.core.selection import grouped_folds, selection_split
+from tlstudio.core.engine.selection import grouped_folds, selection_split
 
 
 def labels_and_digests(counts, duplicates=()):

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from tests.core.messy_folder import make_tree
-from tlstudio.core.data import scan_folder, stratified_split
+from tlstudio.core.data.scan import scan_folder, stratified_split
 
 SIZES = {"a": 2, "b": 3, "c": 5, "d": 7, "e": 10, "f": 13, "g": 20, "h": 51, "i": 101}
 

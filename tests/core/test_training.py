@@ -11,12 +11,13 @@ import torch
 
 from tests.recorder import Recorder
 from tests.synthetic import colour_image, make_colour_dataset
-from tlstudio.core import backbones as bb
+from tlstudio.core.catalog import backbones as bb
+from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.events import EpochEnded, Finished, StepEnded, StopToken
-from tlstudio.core.classifier import Classifier
-from tlstudio.core.class_balance import PriorCorrectedLoss, rule_weighting, training_loss
-from tlstudio.core.training import Trainer, param_groups, warmup_cosine
+from tlstudio.core.catalog.classifier import Classifier
+from tlstudio.core.engine.class_balance import PriorCorrectedLoss, rule_weighting, training_loss
+from tlstudio.core.engine.trainer import Trainer, param_groups, warmup_cosine
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_stop_mid_epoch_returns_within_one_batch_and_keeps_the_last_checkpoint(c
 
 
 def test_partial_freeze_trains_the_last_stages_with_a_lower_learning_rate():
-    backbone = bb.build_backbone("resnet18", pretrained=False)
+    backbone = build_backbone("resnet18", pretrained=False)
     model = Classifier(backbone, 3, 0.2)
     plan = bb.apply_freeze(backbone, 3, model.head)
     assert plan.frozen == ["stem", "stage 1", "stage 2"] and plan.trainable == ["stage 3", "stage 4"]

@@ -17,8 +17,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from tlstudio.core import backbones as bb
-from tlstudio.core import weights
+from tlstudio.core.catalog import backbones as bb
+
+from tlstudio.core.catalog.build import build_backbone
+from tlstudio.core.catalog import weights
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import Cancelled, PhaseStarted, Progress, StopToken
 
@@ -57,7 +59,7 @@ def test_bundled_lite0_is_available_and_builds_offline():
     spec = bb.get_backbone("efficientnet_lite0")
     assert weights.availability(spec) == weights.BUNDLED
     assert weights.weights_file(spec).name == "efficientnet-lite0-57934424.pth"
-    backbone = bb.build_backbone("efficientnet_lite0", pretrained=True)
+    backbone = build_backbone("efficientnet_lite0", pretrained=True)
     # Trained BatchNorm statistics, not the fresh 0/1 of a random init.
     assert not torch.allclose(backbone.body.bn1.running_var, torch.ones_like(backbone.body.bn1.running_var))
     assert backbone(torch.zeros(1, 3, 224, 224)).shape == (1, 1280)
@@ -197,7 +199,7 @@ def test_download_streams_with_progress_into_the_hub_cache(served, own_homes):
     loaded = weights.load_state_dict(spec)
     expected = random_state(SMALL)
     assert list(loaded) == list(expected) and all(torch.equal(loaded[k], expected[k]) for k in expected)
-    backbone = bb.build_backbone(SMALL, pretrained=True, state_dict_loader=lambda _spec: weights.load_state_dict(spec))
+    backbone = build_backbone(SMALL, pretrained=True, state_dict_loader=lambda _spec: weights.load_state_dict(spec))
     assert torch.equal(backbone.body.features[0][0].weight, expected["features.0.0.weight"])
 
 
@@ -260,7 +262,7 @@ def test_weights_not_on_the_machine_say_how_to_get_them():
     with pytest.raises(UserError, match="not on this machine.*tlstudio weights download resnet18.*tlstudio weights import FILE --backbone resnet18"):
         weights.load_state_dict(spec)
     with pytest.raises(UserError, match="not on this machine"):
-        bb.build_backbone("resnet18", pretrained=True)
+        build_backbone("resnet18", pretrained=True)
 
 
 # ---------------------------------------------------------------- import
@@ -359,7 +361,7 @@ def test_import_accepts_a_wrapped_checkpoint_and_build_uses_it(tmp_path, own_hom
     assert path == own_homes / "home" / "weights" / f"{SMALL}.safetensors"
     assert weights.availability(spec) == weights.IMPORTED and weights.weights_file(spec) == path
     assert files_in(path.parent) == [path.name]  # no temp files beside it
-    backbone = bb.build_backbone(SMALL, pretrained=True)
+    backbone = build_backbone(SMALL, pretrained=True)
     assert torch.equal(backbone.body.features[0][0].weight, state["features.0.0.weight"])
     assert torch.equal(backbone.body.features[0][1].running_mean, state["features.0.1.running_mean"])
 
@@ -385,7 +387,7 @@ def test_a_foreign_file_in_the_hub_cache_is_refused_on_load():
     cached.parent.mkdir(parents=True)
     torch.save(random_state("resnet18"), cached)
     with pytest.raises(UserError, match=f"{cached.name}' does not fit backbone 'mobilenet_v3_small'"):
-        bb.build_backbone(SMALL, pretrained=True)
+        build_backbone(SMALL, pretrained=True)
 
 
 def test_a_missing_bundled_package_says_to_reinstall(monkeypatch):

@@ -14,7 +14,7 @@ pytest.importorskip("PySide6")
 
 from tests.gui.conftest import fast, scan, train  # noqa: E402
 from tests.synthetic import make_colour_dataset  # noqa: E402
-from tlstudio.core import project as pj  # noqa: E402
+from tlstudio.core.runs import project as pj  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -80,7 +80,7 @@ def test_baseline_button_trains_the_run_from_scratch_and_shows_the_uplift(qtbot,
 @pytest.fixture
 def finished_run(qtbot, window, tmp_path):
     """A project with one short finished run (trained with the core trainer), open in the window on Evaluate."""
-    from tlstudio.core.training import Trainer
+    from tlstudio.core.engine.trainer import Trainer
 
     data = make_colour_dataset(tmp_path / "colours", per_class=8).resolve()
     project = pj.Project.create(tmp_path / "Report")
@@ -98,7 +98,7 @@ def finished_run(qtbot, window, tmp_path):
 
 
 def test_export_report_writes_a_self_contained_page_in_the_background(qtbot, window, finished_run, tmp_path, monkeypatch):
-    from tlstudio.core import html_report
+    from tlstudio.core.report import html as html_report
 
     writers = []
     real = html_report.write_report

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from tests.gui.conftest import scan  # noqa: E402
 from tests.synthetic import make_colour_dataset  # noqa: E402
-from tlstudio.core.dataset_index import REASON_TEXT, TRUNCATED  # noqa: E402
+from tlstudio.core.data.index import REASON_TEXT, TRUNCATED  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

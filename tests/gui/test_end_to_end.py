@@ -9,7 +9,7 @@ pytest.importorskip("PySide6")
 import torch  # noqa: E402
 
 from tests.gui.conftest import scan, train  # noqa: E402
-from tlstudio.core import project as pj  # noqa: E402
+from tlstudio.core.runs import project as pj  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

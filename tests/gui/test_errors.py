@@ -9,7 +9,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from tests.gui.conftest import scan, train  # noqa: E402
-from tlstudio.core import project as pj  # noqa: E402
+from tlstudio.core.runs import project as pj  # noqa: E402
 from tlstudio.core.errors import UserError  # noqa: E402
 from tlstudio.gui.notifier import ErrorInfo, Notifier  # noqa: E402
 
@@ -47,7 +47,7 @@ def test_a_bug_shows_a_short_message_with_the_traceback_in_details(qtbot, caplog
 
 
 def test_an_error_inside_the_training_worker_becomes_a_dialog_and_a_failed_run(qtbot, window, colours, monkeypatch):
-    from tlstudio.core import training
+    from tlstudio.core.engine import trainer as training
 
     def broken_run(self, on_event, stop=None):
         raise RuntimeError("the GPU caught fire")

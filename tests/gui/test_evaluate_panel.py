@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from tests.gui.conftest import fast, scan, train  # noqa: E402
 from tests.synthetic import COLOURS, colour_image, make_colour_dataset  # noqa: E402
-from tlstudio.core import project as pj  # noqa: E402
+from tlstudio.core.runs import project as pj  # noqa: E402
 from tlstudio.gui.widgets.per_class_table import PerClassTable  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -46,7 +46,7 @@ def project_with_runs(tmp_path_factory):
 
     At 32 px EfficientNet-Lite0's feature maps are 2x2 cells at most, so the second run cannot show a heat map.
     """
-    from tlstudio.core.training import Trainer
+    from tlstudio.core.engine.trainer import Trainer
 
     base = tmp_path_factory.mktemp("evaluate")
     data = make_misfiled_colours(base / "colours").resolve()
@@ -183,7 +183,7 @@ def test_mistakes_come_worst_first_and_show_where_the_model_looked(qtbot, window
 
 
 def test_try_it_agrees_with_the_model_file_and_needs_one(qtbot, window, project_with_runs):
-    from tlstudio.core.predict import ExportedModel
+    from tlstudio.core.inference.predict import ExportedModel
 
     ev = open_project(qtbot, window, project_with_runs)
     studio = window.studio

@@ -8,7 +8,9 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from tlstudio.core import backbones as bb  # noqa: E402
+from tlstudio.core.catalog import backbones as bb  # noqa: E402
+
+from tlstudio.core.catalog.build import build_backbone  # noqa: E402
 from tlstudio.core.events import PhaseStarted, Progress  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -42,13 +44,13 @@ def test_the_freeze_slider_goes_from_the_head_only_to_everything(qtbot, window):
 
     freeze.slider.setValue(n)
     assert window.studio.config.freeze_depth == "none"
-    total = sum(p.numel() for p in bb.build_backbone("efficientnet_lite0", pretrained=False).parameters())
+    total = sum(p.numel() for p in build_backbone("efficientnet_lite0", pretrained=False).parameters())
     assert freeze.trainable_params() == total + head
     assert "frozen" not in freeze.stages.text().split("<br>")[1]
 
 
 def test_a_download_shows_progress_and_can_be_cancelled(qtbot, window, monkeypatch):
-    from tlstudio.core import weights
+    from tlstudio.core.catalog import weights
 
     started = threading.Event()
 

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from tests.gui.conftest import scan  # noqa: E402
-from tlstudio.core import project as pj  # noqa: E402
+from tlstudio.core.runs import project as pj  # noqa: E402
 from tlstudio.core.events import StepEnded  # noqa: E402
 
 pytestmark = pytest.mark.gui

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tlstudio.core.backbones import BackboneSpec, list_backbones
-from tlstudio.core.weights import availability, weights_file
+from tlstudio.core.catalog.backbones import BackboneSpec, list_backbones
+from tlstudio.core.catalog.weights import availability, weights_file
 
 _COLUMNS = (
     ("name", "<"),

@@ -21,7 +21,7 @@ def run(args) -> int:
     from tlstudio.commands.train import report
     from tlstudio.core.errors import UserError
     from tlstudio.core.paths import cache_dir
-    from tlstudio.core.training import Trainer
+    from tlstudio.core.engine.trainer import Trainer
 
     if not Path(args.run_dir).is_dir():
         raise UserError(f"'{args.run_dir}' is not a folder. Give the run folder (the --out of 'tlstudio train').")

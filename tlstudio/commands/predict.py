@@ -10,7 +10,7 @@ from tlstudio.commands.progress import TerminalProgress
 from tlstudio.core.atomic import write_text
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import ignore_events
-from tlstudio.core.predict import ExportedModel, Prediction
+from tlstudio.core.inference.predict import ExportedModel, Prediction
 
 
 def register(subparsers) -> None:

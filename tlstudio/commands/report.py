@@ -13,7 +13,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tlstudio.core.html_report import write_report  # imported late: 'tlstudio --help' stays quick
+    from tlstudio.core.report.html import write_report  # imported late: 'tlstudio --help' stays quick
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
     print(write_report(args.run_dir, out))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from tlstudio.commands.progress import TerminalProgress
-from tlstudio.core.data import check_fractions, scan_folder
+from tlstudio.core.data.scan import check_fractions, scan_folder
 from tlstudio.core.events import ignore_events
-from tlstudio.core.report import format_report
+from tlstudio.core.data.scan_report import format_report
 
 
 def register(subparsers) -> None:

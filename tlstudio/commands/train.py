@@ -4,7 +4,7 @@
 completed epoch, with the settings and pictures it was started with.
 
 `--from-scratch` trains the same network from random weights with every layer training: the
-baseline that shows what the pretrained weights add (see tlstudio.core.baseline).
+baseline that shows what the pretrained weights add (see tlstudio.core.runs.baseline).
 """
 
 from __future__ import annotations
@@ -133,17 +133,17 @@ def config_from_args(args) -> TrainConfig:
         export=not args.no_export,
     ).validate()
     if from_scratch:
-        from tlstudio.core.baseline import baseline_config
+        from tlstudio.core.runs.baseline import baseline_config
 
         config = baseline_config(config)
     return config
 
 
 def run(args) -> int:
-    from tlstudio.core import backbones
+    from tlstudio.core.catalog import backbones
     from tlstudio.core.paths import cache_dir
-    from tlstudio.core.preprocess import preprocessing_for
-    from tlstudio.core.training import Trainer
+    from tlstudio.core.data.preprocess import preprocessing_for
+    from tlstudio.core.engine.trainer import Trainer
 
     if args.resume:
         return resume(args)
@@ -170,7 +170,7 @@ def run(args) -> int:
 
 def resume(args) -> int:
     from tlstudio.core.paths import cache_dir
-    from tlstudio.core.training import Trainer
+    from tlstudio.core.engine.trainer import Trainer
 
     given = resume_conflicts(args)
     if given:
@@ -191,7 +191,7 @@ def report(trainer, args) -> int:
 
 
 def print_outcome(s: dict, metrics: dict) -> None:
-    from tlstudio.core.fit_report import diagnosis_sentences, selection_sentence
+    from tlstudio.core.report.fit_report import diagnosis_sentences, selection_sentence
 
     kept = f", epoch {s['best_epoch']} kept" if s.get("best_epoch") else ""
     print(f"val accuracy {s['val_accuracy']:.4f} (balanced {s['val_balanced_accuracy']:.4f}){kept}, {s['seconds']:.1f} s")

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from tlstudio.commands.progress import TerminalProgress
-from tlstudio.core.backbones import get_backbone
-from tlstudio.core.weights import download, import_weights
+from tlstudio.core.catalog.backbones import get_backbone
+from tlstudio.core.catalog.weights import download, import_weights
 
 
 def register(subparsers) -> None:

@@ -21,7 +21,7 @@ import pyqtgraph as pg  # noqa: E402 - after PySide6 on purpose
 
 from tlstudio import __version__
 from tlstudio.core.paths import data_dir, resources_dir
-from tlstudio.core.project import is_project
+from tlstudio.core.runs.project import is_project
 
 from tlstudio.gui.garbage import collect_on_the_gui_thread, freeze_long_lived_objects
 from tlstudio.gui.notifier import Notifier

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio import __version__
 from tlstudio.core.paths import resources_dir
-from tlstudio.core.project import is_project
+from tlstudio.core.runs.project import is_project
 
 from tlstudio.gui.notifier import Notifier
 from tlstudio.gui.panels.data_panel import DataPanel
@@ -45,7 +45,7 @@ STEP_TIPS = (
 
 
 def device_in_words() -> str:
-    from tlstudio.core.device import describe_device, resolve_device
+    from tlstudio.core.engine.device import describe_device, resolve_device
 
     return describe_device(resolve_device("auto"))
 

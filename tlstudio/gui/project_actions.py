@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from tlstudio.core.errors import UserError
-from tlstudio.core.project import SUFFIX, Project
+from tlstudio.core.runs.project import SUFFIX, Project
 
 from tlstudio.gui.recent import RecentList, RecentMenu
 from tlstudio.gui.studio import Studio

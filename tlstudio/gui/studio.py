@@ -16,10 +16,10 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal
 
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.dataset_index import DatasetIndex
+from tlstudio.core.data.index import DatasetIndex
 from tlstudio.core.errors import UserError
 from tlstudio.core.paths import data_dir
-from tlstudio.core.project import SUFFIX, Project, RunInfo
+from tlstudio.core.runs.project import SUFFIX, Project, RunInfo
 
 from tlstudio.gui.notifier import Notifier
 from tlstudio.gui.workers import Jobs

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from tlstudio.core.training_loops import Loop, LoopContext, Scores
+from tlstudio.core.engine.feeds import Loop, LoopContext, Scores
 
 
 @dataclass

@@ -10,11 +10,11 @@ and tests read its fields instead of the sentences.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from tlstudio.core.augment import PRESETS
+from tlstudio.core.data.augment import PRESETS
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.device import compile_decision, describe_device
+from tlstudio.core.engine.device import compile_decision, describe_device
 from tlstudio.core.events import Message
-from tlstudio.core.frozen_prefix import prefix_cache_fits, split_chain
+from tlstudio.core.catalog.frozen_prefix import prefix_cache_fits, split_chain
 
 # What each epoch is fed.
 FEATURES, PREFIX, IMAGES = "features", "prefix", "images"
@@ -93,7 +93,7 @@ def _feed(cfg: TrainConfig, spec, freeze, model, device, items: int) -> tuple[st
 
 
 def model_input_size(cfg: TrainConfig, spec) -> int:
-    from tlstudio.core.preprocess import preprocessing_for
+    from tlstudio.core.data.preprocess import preprocessing_for
 
     return preprocessing_for(spec, cfg.image_size).input_size
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.dataset_index import DatasetIndex
+from tlstudio.core.data.index import DatasetIndex
 from tlstudio.core.events import PhaseStarted, Progress
 
 from tlstudio.gui.studio import Studio
@@ -137,7 +137,7 @@ class DataPanel(QWidget):
         val, test, seed = cfg.val_split, cfg.test_split, cfg.seed
 
         def work(on_event, stop):
-            from tlstudio.core.data import scan_folder
+            from tlstudio.core.data.scan import scan_folder
 
             return scan_folder(root, val_split=val, test_split=test, seed=seed, on_event=on_event, stop=stop)
 

@@ -28,9 +28,9 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
-from tlstudio.core.baseline import baseline_pairs, uplift
+from tlstudio.core.runs.baseline import baseline_pairs, uplift
 from tlstudio.core.errors import UserError
-from tlstudio.core.project import RunInfo
+from tlstudio.core.runs.project import RunInfo
 
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.activation_view import ActivationView

@@ -54,7 +54,7 @@ def copy_model(source: Path, dest: Path) -> dict:
                 os.unlink(tmp)
     except OSError as exc:
         raise UserError(f"could not save '{dest}': {exc.strerror or exc}. Choose another folder.") from None
-    from tlstudio.core.export import read_export_info
+    from tlstudio.core.inference.export import read_export_info
 
     return read_export_info(dest)
 

@@ -8,8 +8,10 @@ from typing import Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from tlstudio.core import backbones as bb
-from tlstudio.core import weights
+from tlstudio.core.catalog import backbones as bb
+
+from tlstudio.core.catalog.build import build_backbone
+from tlstudio.core.catalog import weights
 from tlstudio.core.events import PhaseStarted, Progress
 
 from tlstudio.gui.studio import Studio
@@ -25,7 +27,7 @@ _PARAM_COUNTS: dict[str, tuple[int, list[int]]] = {}
 
 def count_parameters(name: str) -> tuple[str, int, list[int]]:
     """(name, backbone parameters, trainable backbone parameters for freeze depth 0..n)."""
-    backbone = bb.build_backbone(name, pretrained=False)
+    backbone = build_backbone(name, pretrained=False)
     n = len(backbone.spec.stages)
     per_depth = [bb.apply_freeze(backbone, depth).trainable_params for depth in range(n + 1)]
     return name, sum(p.numel() for p in backbone.parameters()), per_depth

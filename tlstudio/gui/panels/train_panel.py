@@ -18,11 +18,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core import project as pj
+from tlstudio.core.runs import project as pj
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EpochEnded, Message, PhaseStarted, Progress, StepEnded
-from tlstudio.core.fit_report import diagnosis_sentences, selection_sentence
+from tlstudio.core.report.fit_report import diagnosis_sentences, selection_sentence
 
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.live_plots import LivePlots
@@ -155,7 +155,7 @@ class TrainPanel(QWidget):
         cache = self.studio.project.cache_dir
 
         def work(on_event, stop):
-            from tlstudio.core.training import Trainer
+            from tlstudio.core.engine.trainer import Trainer
 
             reserve_a_core_for_the_window()
             return Trainer(config, files.root, cache_dir=cache, index=index).run(on_event, stop)
@@ -176,7 +176,7 @@ class TrainPanel(QWidget):
         cache = self.studio.project.cache_dir
 
         def work(on_event, stop):
-            from tlstudio.core.training import Trainer
+            from tlstudio.core.engine.trainer import Trainer
 
             reserve_a_core_for_the_window()
             return Trainer.resume(run.files.root, cache_dir=cache).run(on_event, stop)

@@ -42,7 +42,7 @@ class Explained:
 
     request: Request
     classes: list[str]
-    map: Any  # tlstudio.core.activation_map.ActivationMap
+    map: Any  # tlstudio.core.inference.activation_map.ActivationMap
     overlay: Optional[np.ndarray]  # H x W x 3 uint8, None when the map is not supported
 
 
@@ -60,8 +60,8 @@ class ModelCache:
         self.loads = 0  # how many times a model was built (tests check the cache works)
 
     def explain(self, request: Request, stop) -> Explained:
-        from tlstudio.core.activation_map import explain, overlay
-        from tlstudio.core.trained_model import load_trained_model
+        from tlstudio.core.inference.activation_map import explain, overlay
+        from tlstudio.core.inference.trained_model import load_trained_model
 
         with self._lock:
             key = _model_key(request.run_dir)
@@ -149,7 +149,7 @@ class PicturePair(QWidget):
 def _legend() -> Optional[np.ndarray]:
     """A strip of the heat map's colours, from no evidence to the most."""
     try:
-        from tlstudio.core.activation_map import heat_colours
+        from tlstudio.core.inference.activation_map import heat_colours
     except ImportError:
         return None
     return np.repeat(heat_colours(np.linspace(0, 1, 256, dtype=np.float32)[None, :]), 10, axis=0)

@@ -7,7 +7,7 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-from tlstudio.core.backbones import BackboneSpec
+from tlstudio.core.catalog.backbones import BackboneSpec
 
 COLUMNS = ("Backbone", "Size (M params)", "Speed (GFLOPs)", "ImageNet accuracy", "Weights")
 AVAILABILITY_TEXT = {

@@ -12,7 +12,7 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QSlider, QWidget
 
-from tlstudio.core.backbones import BackboneSpec
+from tlstudio.core.catalog.backbones import BackboneSpec
 
 
 def depth_text(depth: int, n_stages: int) -> str:

@@ -15,11 +15,11 @@ from typing import Callable, Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget
 
-from tlstudio.core import project as pj
-from tlstudio.core.baseline import baseline_config
+from tlstudio.core.runs import project as pj
+from tlstudio.core.runs.baseline import baseline_config
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.project import RunInfo
+from tlstudio.core.runs.project import RunInfo
 
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.workers import Job
@@ -119,7 +119,7 @@ class RunActions(QWidget):
             dest = dest.with_name(dest.name + ".html")
 
         def work(on_event, stop):
-            from tlstudio.core.html_report import write_report  # reads pictures for the thumbnails: never on the GUI thread
+            from tlstudio.core.report.html import write_report  # reads pictures for the thumbnails: never on the GUI thread
 
             return str(write_report(source, dest))
 

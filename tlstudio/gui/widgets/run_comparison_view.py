@@ -3,7 +3,7 @@
 Above them, when the shown run has a from-scratch baseline (or is one), a plain sentence says what
 transfer learning added (``uplift_words``), and both runs are ticked so their curves sit side by side.
 
-The rows and curves come from ``tlstudio.core.run_comparison`` (``run_table`` / ``curves``), which
+The rows and curves come from ``tlstudio.core.runs.comparison`` (``run_table`` / ``curves``), which
 reads each run folder defensively: a stopped, failed or damaged run still gets a row saying so.
 Each run keeps one colour (by its place in the project's run list) in the table's swatch and in
 both plots, so a curve is easy to find in the table. The colours are Okabe and Ito's palette,
@@ -23,8 +23,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from tlstudio.core.project import RunInfo
-from tlstudio.core.run_comparison import curves, run_table
+from tlstudio.core.runs.project import RunInfo
+from tlstudio.core.runs.comparison import curves, run_table
 
 from tlstudio.gui.widgets.per_class_table import NumberItem
 
@@ -70,7 +70,7 @@ def _points(fraction: float) -> str:
 def uplift_words(u: dict) -> str:
     """What the pretrained weights added over training from scratch, in one plain sentence (rich text).
 
-    ``u`` is ``tlstudio.core.baseline.uplift``'s answer; differing settings are named, since they make
+    ``u`` is ``tlstudio.core.runs.baseline.uplift``'s answer; differing settings are named, since they make
     the comparison unfair.
     """
     acc, bal = u["accuracy_uplift"], u["balanced_accuracy_uplift"]

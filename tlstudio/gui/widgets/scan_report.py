@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from tlstudio.core.dataset_index import REASON_TEXT, DatasetIndex
+from tlstudio.core.data.index import REASON_TEXT, DatasetIndex
 
 
 class ScanReport(QWidget):
@@ -41,7 +41,7 @@ class ScanReport(QWidget):
         layout.addWidget(self.tree, 1)
 
     def show_index(self, index: DatasetIndex) -> None:
-        from tlstudio.core.report import format_report
+        from tlstudio.core.data.scan_report import format_report
 
         self.text = format_report(index)
         self.copy_button.setEnabled(True)

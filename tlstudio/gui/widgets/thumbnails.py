@@ -44,7 +44,7 @@ class ThumbnailLoader(QObject):
         future.add_done_callback(self._pending.discard)
 
     def _decode(self, path: str) -> None:  # on a pool thread: numpy only, then a queued signal
-        from tlstudio.core.images import load_rgb_array
+        from tlstudio.core.data.images import load_rgb_array
 
         try:
             rgb: Optional[np.ndarray] = np.ascontiguousarray(centre_square(load_rgb_array(path, short_side=self.size)))

@@ -1,6 +1,6 @@
 """"Try it": drop new pictures (or folders of them) and see what the run's exported model says.
 
-Only the run's ``model.pt`` is used, through ``tlstudio.core.predict.ExportedModel`` (the CLI's
+Only the run's ``model.pt`` is used, through ``tlstudio.core.inference.predict.ExportedModel`` (the CLI's
 ``predict`` runs the same code), so what is shown here is what the file will say anywhere.
 Loading the file and predicting happen in a background job; the file is loaded once per run and
 kept. Each result row shows a lazily loaded thumbnail and the top classes as probability bars,
@@ -59,7 +59,7 @@ class ExportedModels:
         self._models: dict[str, tuple[int, Any]] = {}
 
     def get(self, path: str | os.PathLike):
-        from tlstudio.core.predict import ExportedModel
+        from tlstudio.core.inference.predict import ExportedModel
 
         from tlstudio.core.errors import UserError
 
@@ -332,7 +332,7 @@ class TryItView(QWidget):
 
     # ------------------------------------------------------------ dialogs
     def _choose_files(self) -> None:
-        from tlstudio.core.data import IMAGE_EXTENSIONS
+        from tlstudio.core.data.scan import IMAGE_EXTENSIONS
 
         pattern = " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))
         paths, _ = QFileDialog.getOpenFileNames(self, "Choose pictures to try", str(Path.home()), f"Images ({pattern});;All files (*)")

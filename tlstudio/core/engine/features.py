@@ -2,7 +2,7 @@
 
 Two things are cached this way: the pooled features of a fully frozen backbone (only the
 head trains), and the output of the frozen prefix of a partly frozen one (only the
-trainable stages run each epoch; see ``tlstudio.core.frozen_prefix``).
+trainable stages run each epoch; see ``tlstudio.core.catalog.frozen_prefix``).
 
 Each view of the training rows and the evaluation crops of the validation rows is one
 float16 ``.npy`` file in the cache folder, memory-mapped when read, so a later run with
@@ -25,10 +25,11 @@ import numpy as np
 import torch
 
 from tlstudio.core import atomic
-from tlstudio.core.augment import Augmenter, normalize_batch
+from tlstudio.core.data.augment import Augmenter, normalize_batch
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken
-from tlstudio.core.pixel_store import PixelStore
-from tlstudio.core.preprocess import Preprocessing
+from tlstudio.core.data.pixel_store import PixelStore
+from tlstudio.core.data.preprocess import Preprocessing
+from tlstudio.core.inference.batches import batched_outputs
 from tlstudio.core.throttle import Throttle
 
 FEATURES_VERSION = 2  # 2: one file per view; frozen-prefix outputs
@@ -61,7 +62,6 @@ def view_seed(seed: int, view: int, row: int) -> np.random.Generator:
     return np.random.default_rng([seed, view, row])
 
 
-@torch.inference_mode()
 def embed(
     network: Network,
     make_input: Callable[[int], torch.Tensor],
@@ -77,17 +77,16 @@ def embed(
 ) -> np.ndarray:
     """Run ``network`` over ``count`` inputs (``make_input(i)`` gives uint8 CHW) into ``allocate(shape)``, float16."""
     out = None
-    for start in range(0, count, batch_size):
-        stop.check()
-        stop_i = min(count, start + batch_size)
-        batch = torch.stack([make_input(i) for i in range(start, stop_i)]).to(device, non_blocking=True)
-        x = normalize_batch(batch, preprocessing.mean, preprocessing.std, channels_last)
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            result = network(x)
+
+    def batch(span: range) -> torch.Tensor:
+        x = torch.stack([make_input(i) for i in span]).to(device, non_blocking=True)
+        return normalize_batch(x, preprocessing.mean, preprocessing.std, channels_last)
+
+    for result, span in batched_outputs(network, count, batch_size, batch, device, autocast_dtype, stop):
         if out is None:
             out = allocate((count, *result.shape[1:]))
-        out[start:stop_i] = result.float().clamp_(-65504, 65504).cpu().numpy()  # float16's range: never an inf
-        on_step(stop_i - start)
+        out[span.start : span.stop] = result.clamp(-65504, 65504).cpu().numpy()  # float16's range: never an inf
+        on_step(len(span))
     return out if out is not None else allocate((0,))
 
 

@@ -1,7 +1,7 @@
 """What a run does about imbalanced classes: no weighting, balanced class weights, or a prior correction.
 
 A frozen head's cross-validation chooses among the three on the run's selection metric
-(``tlstudio.core.linear_head``), and a fine-tune trains with the weighting its head's
+(``tlstudio.core.engine.linear_head``), and a fine-tune trains with the weighting its head's
 cross-validation chose. Only when there is no probe to ask (a run from scratch, or with the
 feature cache off) does a rule decide: balanced weights once the largest class is more than
 1.5 times the smallest.

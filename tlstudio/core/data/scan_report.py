@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections import defaultdict
 
-from tlstudio.core.dataset_index import REASON_TEXT, SPLITS, DatasetIndex, Skipped
+from tlstudio.core.data.index import REASON_TEXT, SPLITS, DatasetIndex, Skipped
 
 
 def format_report(index: DatasetIndex) -> str:

@@ -1,6 +1,6 @@
 """What a scan found: the classes, every usable image with its split, every skipped file and why.
 
-This is the contract between intake (``tlstudio.core.data``) and everything after it
+This is the contract between intake (``tlstudio.core.data.scan``) and everything after it
 (training, caches, evaluation, the GUI). Plain data, JSON round-trip.
 """
 

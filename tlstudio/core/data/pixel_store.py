@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tlstudio.core import atomic
-from tlstudio.core.dataset_index import Sample
+from tlstudio.core.data.index import Sample
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.throttle import Throttle
@@ -87,7 +87,7 @@ class PixelStore:
 
 
 def _square(path: Path, size: int) -> np.ndarray:
-    from tlstudio.core.images import ImageRejected, load_rgb_array
+    from tlstudio.core.data.images import ImageRejected, load_rgb_array
 
     try:
         arr = load_rgb_array(path, short_side=size)

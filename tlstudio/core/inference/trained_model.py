@@ -14,14 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tlstudio.core import backbones as bb
-from tlstudio.core.augment import normalize_batch
-from tlstudio.core.classifier import Classifier
+from tlstudio.core.catalog import backbones as bb
+
+from tlstudio.core.catalog.build import build_backbone
+from tlstudio.core.data.augment import normalize_batch
+from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.images import ImageRejected, load_rgb_array
-from tlstudio.core.pixel_store import centre_square
-from tlstudio.core.preprocess import Preprocessing, preprocessing_for
+from tlstudio.core.data.images import ImageRejected, load_rgb_array
+from tlstudio.core.data.pixel_store import centre_square
+from tlstudio.core.data.preprocess import Preprocessing, preprocessing_for
 from tlstudio.core.runs.files import RunFiles
 
 
@@ -79,7 +81,7 @@ def load_trained_model(run_dir: str | os.PathLike) -> TrainedModel:
         raise UserError(f"'{files.best}' cannot be read as a tlstudio checkpoint ({type(exc).__name__}). Train the run again.") from None
 
     spec = bb.get_backbone(cfg.backbone)
-    model = Classifier(bb.build_backbone(spec.name, pretrained=False), len(classes), cfg.dropout)
+    model = Classifier(build_backbone(spec.name, pretrained=False), len(classes), cfg.dropout)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError:

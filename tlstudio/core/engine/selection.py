@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tlstudio.core.data import identical_groups_by_class
+from tlstudio.core.data.scan import identical_groups_by_class
 
 SELECTION_FRACTION = 0.15
 SELECTION_MIN_PER_CLASS = 2

@@ -14,17 +14,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlstudio.core import backbones as bb
-from tlstudio.core.augment import Augmenter, normalize_batch
-from tlstudio.core.classifier import Classifier
+from tlstudio.core.catalog import backbones as bb
+from tlstudio.core.data.augment import Augmenter, normalize_batch
+from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.device import default_loader_workers, embedding_batch, fits_on_device
-from tlstudio.core.device_augment import augment_batch, draw_params
+from tlstudio.core.engine.device import default_loader_workers, embedding_batch, fits_on_device
+from tlstudio.core.data.device_augment import augment_batch, draw_params
 from tlstudio.core.events import StopToken
-from tlstudio.core.frozen_prefix import run_chain
-from tlstudio.core.metrics import accuracy_scores
-from tlstudio.core.pixel_store import PixelStore
-from tlstudio.core.preprocess import Preprocessing
+from tlstudio.core.inference.batches import batched_outputs
+from tlstudio.core.catalog.frozen_prefix import run_chain
+from tlstudio.core.report.metrics import accuracy_scores
+from tlstudio.core.data.pixel_store import PixelStore
+from tlstudio.core.data.preprocess import Preprocessing
 
 
 COMPILE_BACKEND = "inductor"
@@ -155,18 +156,16 @@ class ImageLoop(Loop):
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(self._normalise(x))
 
-    @torch.inference_mode()
     def _logits(self, rows: Sequence[int]) -> Iterator[tuple[torch.Tensor, list[int]]]:
-        ctx = self.ctx
+        ctx, rows = self.ctx, list(rows)
         ctx.model.eval()
-        bs = embedding_batch(ctx.device, ctx.batch_size)
-        for start in range(0, len(rows), bs):
-            ctx.stop.check()
-            chunk = rows[start : start + bs]
-            x = torch.stack([self.augmenter.eval_view(ctx.store[r]) for r in chunk]).to(ctx.device, non_blocking=True)
-            with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
-                logits = ctx.model(self._normalise(x))
-            yield logits.float(), chunk
+
+        def batch(span: range) -> torch.Tensor:
+            x = torch.stack([self.augmenter.eval_view(ctx.store[rows[i]]) for i in span]).to(ctx.device, non_blocking=True)
+            return self._normalise(x)
+
+        for logits, span in batched_outputs(ctx.model, len(rows), embedding_batch(ctx.device, ctx.batch_size), batch, ctx.device, ctx.amp, ctx.stop):
+            yield logits, rows[span.start : span.stop]
 
     def validate(self) -> Scores:
         return score_batches(self.ctx, self._logits(self.val_rows))
@@ -234,18 +233,14 @@ class CachedLoop(Loop):
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         return self.ctx.model.head(run_chain(self.ctx.model.backbone, self.suffix, x))
 
-    @torch.inference_mode()
     def _outputs(self, array: Union[np.ndarray, torch.Tensor], network, positions: Optional[np.ndarray] = None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
         ctx = self.ctx
         ctx.model.eval()
         positions = np.arange(len(array)) if positions is None else positions
-        bs = embedding_batch(ctx.device, ctx.batch_size)
-        for start in range(0, len(positions), bs):
-            ctx.stop.check()
-            idx = positions[start : start + bs]
-            with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
-                out = network(self._batch(array, idx))
-            yield out.float(), idx
+        batch_size = embedding_batch(ctx.device, ctx.batch_size)
+        batches = batched_outputs(network, len(positions), batch_size, lambda span: self._batch(array, positions[span.start : span.stop]), ctx.device, ctx.amp, ctx.stop)
+        for out, span in batches:
+            yield out, positions[span.start : span.stop]
 
     def _val_logits(self):
         val_rows = np.asarray(self.val_rows)

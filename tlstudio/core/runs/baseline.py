@@ -14,7 +14,7 @@ from typing import Iterable
 
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.run_comparison import RunData, align, init_words, read_run
+from tlstudio.core.runs.comparison import RunData, align, init_words, read_run
 
 # Settings the two runs must share for the uplift to mean "what the ImageNet weights added".
 SHARED_SETTINGS = ("data_dir", "backbone", "val_split", "test_split", "seed", "epochs", "image_size", "augment", "class_weights", "batch_size")

@@ -10,7 +10,7 @@ output) -> training -> evaluating -> exporting (TorchScript, verified in a fresh
 process).
 
 ``config.pretrained`` picks the initialisation: the ImageNet weights, or a random one
-seeded by ``config.seed`` (the from-scratch baseline, see ``tlstudio.core.baseline``).
+seeded by ``config.seed`` (the from-scratch baseline, see ``tlstudio.core.runs.baseline``).
 Feature caches are keyed by the initialisation, and a random backbone never warm-starts
 the head (its features say nothing yet) and always re-estimates BatchNorm statistics
 (it has no ImageNet statistics to keep).
@@ -31,12 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlstudio.core import backbones as bb
-from tlstudio.core.batch_size import choose_batch_size
-from tlstudio.core.classifier import Classifier
+from tlstudio.core.catalog import backbones as bb
+
+from tlstudio.core.catalog.build import build_backbone
+from tlstudio.core.engine.batch_size import choose_batch_size
+from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.dataset_index import DatasetIndex
-from tlstudio.core.device import autocast_dtype, describe_device, embedding_batch, precision_name, resolve_device
+from tlstudio.core.data.index import DatasetIndex
+from tlstudio.core.engine.device import autocast_dtype, describe_device, embedding_batch, precision_name, resolve_device
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import (
     Cancelled,
@@ -51,22 +53,22 @@ from tlstudio.core.events import (
     as_token,
     ignore_events,
 )
-from tlstudio.core.features import FeatureRequest, cached_features
-from tlstudio.core.frozen_prefix import run_chain, split_chain
-from tlstudio.core.class_balance import imbalance_ratio, rule_weighting, training_loss
-from tlstudio.core.fit_report import Selection, diagnose
-from tlstudio.core.linear_head import LinearHead, fit_linear_head
-from tlstudio.core.metrics import classification_metrics
-from tlstudio.core.pixel_store import build_pixel_store
-from tlstudio.core.preprocess import preprocessing_for
+from tlstudio.core.engine.features import FeatureRequest, cached_features
+from tlstudio.core.catalog.frozen_prefix import run_chain, split_chain
+from tlstudio.core.engine.class_balance import imbalance_ratio, rule_weighting, training_loss
+from tlstudio.core.report.fit_report import Selection, diagnose
+from tlstudio.core.engine.linear_head import LinearHead, fit_linear_head
+from tlstudio.core.report.metrics import classification_metrics
+from tlstudio.core.data.pixel_store import build_pixel_store
+from tlstudio.core.data.preprocess import preprocessing_for
 from tlstudio.core.engine.callbacks import Checkpointing, EarlyStopping, HistoryLog, KeepBest, NonFiniteGuard, ProgressReport, default_patience
 from tlstudio.core.engine.checkpoint import best_checkpoint, cpu_state, restore_training, resumable, training_checkpoint
 from tlstudio.core.engine.fit import FitState, Optimisation, fit
 from tlstudio.core.engine.plan import FEATURES, PREFIX, RunPlan, plan_messages, plan_run
 from tlstudio.core.runs.files import FAILED, FINISHED, RUNNING, STOPPED, RunFiles, RunStatus
 from tlstudio.core.runs.lock import remove_stale_temporaries
-from tlstudio.core.selection import SelectionSplit, selection_split
-from tlstudio.core.training_loops import CachedLoop, ImageLoop, Loop, LoopContext
+from tlstudio.core.engine.selection import SelectionSplit, selection_split
+from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
 
@@ -484,7 +486,7 @@ class Trainer:
 
     def _dataset(self) -> DatasetIndex:
         if self.index is None:
-            from tlstudio.core.data import scan_folder
+            from tlstudio.core.data.scan import scan_folder
 
             cfg = self.config
             self.index = scan_folder(cfg.data_dir, cfg.val_split, cfg.test_split, cfg.seed, self._emit, self._stop)
@@ -496,7 +498,7 @@ class Trainer:
         initialisation seeded by ``config.seed`` (the same seed gives the same weights), and a new head."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        backbone = bb.build_backbone(cfg.backbone, self.pretrained, self.state_dict_loader)
+        backbone = build_backbone(cfg.backbone, self.pretrained, self.state_dict_loader)
         return Classifier(backbone, num_classes, cfg.dropout)
 
     @property
@@ -511,7 +513,7 @@ class Trainer:
             return f"random:{self.config.seed}:{_state_digest(backbone) if backbone is not None else 'unknown'}"
         if self.state_dict_loader is not None:
             return f"custom:{getattr(self.state_dict_loader, '__name__', 'loader')}"
-        from tlstudio.core.weights import weights_file
+        from tlstudio.core.catalog.weights import weights_file
 
         path = weights_file(spec)
         st = path.stat()
@@ -586,7 +588,7 @@ class Trainer:
         from-scratch baseline disagreed on 2 of 153 hymenoptera images that way); that path is
         checked by tests on any image size and on the full-size hymenoptera files instead.
         """
-        from tlstudio.core.export import export_torchscript, verify_in_fresh_process
+        from tlstudio.core.inference.export import export_torchscript, verify_in_fresh_process
         held = list(range(min(VERIFY_IMAGES, len(val_rows))))
         self._emit(PhaseStarted("exporting", len(held)))
         network = copy.deepcopy(ctx.model).float().cpu().eval().to(memory_format=torch.contiguous_format)

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from tlstudio.core.atomic import write_json
-from tlstudio.core.dataset_index import SPLITS, UNREADABLE, DatasetError, DatasetIndex, Sample, Skipped, Warning_
+from tlstudio.core.data.index import SPLITS, UNREADABLE, DatasetError, DatasetIndex, Sample, Skipped, Warning_
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
-from tlstudio.core.images import ImageRejected, probe_bytes
+from tlstudio.core.data.images import ImageRejected, probe_bytes
 from tlstudio.core.throttle import Throttle
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})

@@ -24,11 +24,11 @@ from PIL import Image
 
 from tlstudio import __version__
 from tlstudio.core import atomic
-from tlstudio.core.data import load_index
-from tlstudio.core.dataset_index import REASON_TEXT, SPLITS, DatasetIndex
+from tlstudio.core.data.scan import load_index
+from tlstudio.core.data.index import REASON_TEXT, SPLITS, DatasetIndex
 from tlstudio.core.errors import UserError
-from tlstudio.core.fit_report import diagnosis_sentences, selection_sentence
-from tlstudio.core.images import ImageRejected, open_image
+from tlstudio.core.report.fit_report import diagnosis_sentences, selection_sentence
+from tlstudio.core.data.images import ImageRejected, open_image
 
 # The names RunFiles gives them; importing RunFiles would load torch, seconds for a page of text.
 RUN_FILES = {

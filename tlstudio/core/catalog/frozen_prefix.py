@@ -14,8 +14,8 @@ from typing import Optional
 
 import torch
 
-from tlstudio.core.backbones import Backbone, BackboneSpec, resolve
-from tlstudio.core.pixel_store import default_ram_budget
+from tlstudio.core.catalog.backbones import Backbone, BackboneSpec, resolve
+from tlstudio.core.data.pixel_store import default_ram_budget
 
 FLATTEN = "flatten"
 

@@ -10,7 +10,7 @@ read these specs.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -45,7 +45,7 @@ class BackboneSpec:
     stages: tuple[Stage, ...]
     classifier_path: str  # the ImageNet classifier, replaced by nn.Identity
     # The body's forward as a chain of module paths ("flatten": torch.flatten(x, 1)), applied in order, so
-    # that frozen stages can run once and their output be cached (tlstudio.core.frozen_prefix). Empty when
+    # that frozen stages can run once and their output be cached (tlstudio.core.catalog.frozen_prefix). Empty when
     # the forward is not a plain chain (ViT: class token and positional embedding).
     chain: tuple[str, ...] = ()
     weights_url: str = ""  # torchvision download
@@ -141,11 +141,18 @@ def _features_chain(count: int, *tail: str) -> tuple[str, ...]:
     return (*_seq("features", 0, count), "avgpool", *tail)
 
 
-def _catalog() -> dict[str, BackboneSpec]:
-    specs = [
+def _lite_and_resnets() -> list[BackboneSpec]:
+    """The bundled EfficientNet-Lite0 and torchvision's ResNets."""
+    return [
         _LITE0,
         _torchvision("resnet18", "ResNet-18", "ResNet18_Weights.IMAGENET1K_V1", 512, _resnet_stages(), "fc", chain=_RESNET_CHAIN),
         _torchvision("resnet50", "ResNet-50", "ResNet50_Weights.IMAGENET1K_V2", 2048, _resnet_stages(), "fc", chain=_RESNET_CHAIN),
+    ]
+
+
+def _mobilenets() -> list[BackboneSpec]:
+    """torchvision's MobileNetV3s."""
+    return [
         _torchvision(
             "mobilenet_v3_small",
             "MobileNetV3-Small",
@@ -181,6 +188,12 @@ def _catalog() -> dict[str, BackboneSpec]:
             "classifier.3",
             chain=_features_chain(17, "flatten", "classifier.0", "classifier.1", "classifier.2"),
         ),
+    ]
+
+
+def _larger_torchvision() -> list[BackboneSpec]:
+    """torchvision's EfficientNet-B0, ConvNeXt-Tiny and ViT-B/16."""
+    return [
         _torchvision(
             "efficientnet_b0",
             "EfficientNet-B0",
@@ -226,6 +239,10 @@ def _catalog() -> dict[str, BackboneSpec]:
             is_cnn=False,
         ),
     ]
+
+
+def _catalog() -> dict[str, BackboneSpec]:
+    specs = [*_lite_and_resnets(), *_mobilenets(), *_larger_torchvision()]
     # Duplicate names would make the catalog ambiguous; refuse them like torchvision's registry does.
     catalog: dict[str, BackboneSpec] = {}
     for spec in specs:
@@ -265,7 +282,7 @@ def resolve(root: nn.Module, path: str):
     return obj
 
 
-def _set(root: nn.Module, path: str, value: nn.Module) -> None:
+def set_module(root: nn.Module, path: str, value: nn.Module) -> None:
     parent_path, _, leaf = path.rpartition(".")
     parent = resolve(root, parent_path) if parent_path else root
     if leaf.isdigit():
@@ -300,33 +317,6 @@ class Backbone(nn.Module):
     def stage_modules(self) -> list[list[object]]:
         """For each stage in order, the modules and parameters it holds."""
         return [[resolve(self.body, p) for p in stage.paths] for stage in self.spec.stages]
-
-
-def build_backbone(
-    name: str,
-    pretrained: bool = True,
-    state_dict_loader: Optional[Callable[[BackboneSpec], dict]] = None,
-) -> Backbone:
-    """Build a backbone, with its ImageNet weights when ``pretrained``.
-
-    Weights come from ``tlstudio.core.weights.load_state_dict`` (bundled package, torch hub
-    cache or an imported file, always loaded safely) unless another loader is given.
-    """
-    spec = get_backbone(name)
-    model = architecture(spec)
-    if pretrained:
-        if state_dict_loader is None:
-            from tlstudio.core.weights import load_state_dict as state_dict_loader
-        state = state_dict_loader(spec)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise UserError(
-                f"the weights for backbone '{name}' do not fit its architecture "
-                f"({len(missing)} missing, {len(unexpected)} unexpected tensors, e.g. {(missing or unexpected)[:3]}). "
-                "Import the right file with 'tlstudio weights import FILE --backbone NAME'."
-            )
-    _set(model, spec.classifier_path, nn.Identity())
-    return Backbone(spec, model)
 
 
 @dataclass

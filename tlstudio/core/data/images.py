@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from tlstudio.core.dataset_index import EMPTY, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNREADABLE, UNSUPPORTED_MODE
+from tlstudio.core.data.index import EMPTY, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNREADABLE, UNSUPPORTED_MODE
 
 # Pillow's own default for Image.MAX_IMAGE_PIXELS, fixed here so a changed global cannot lift the guard.
 MAX_PIXELS = 89_478_485

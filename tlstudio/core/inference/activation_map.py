@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlstudio.core import backbones as bb
-from tlstudio.core.trained_model import TrainedModel
+from tlstudio.core.catalog import backbones as bb
+from tlstudio.core.inference.trained_model import TrainedModel
 
 
 MIN_GRID = 3  # a 2x2 map only names a quadrant: drawn over the image it would look like more than it is

@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tlstudio.core.class_balance import WEIGHTINGS, balanced_class_weights, imbalance_ratio, log_prior
+from tlstudio.core.engine.class_balance import WEIGHTINGS, balanced_class_weights, imbalance_ratio, log_prior
 from tlstudio.core.events import StopToken
-from tlstudio.core.metrics import accuracy_scores
-from tlstudio.core.selection import FOLDS, grouped_folds
+from tlstudio.core.report.metrics import accuracy_scores
+from tlstudio.core.engine.selection import FOLDS, grouped_folds
 
 GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4)  # per-row L2 strength, strongest first
 PATIENCE = 2

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from tlstudio.core.atomic import atomic_path
-from tlstudio.core.backbones import BackboneSpec, architecture
+from tlstudio.core.catalog.backbones import BackboneSpec, architecture
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, Message, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.paths import data_dir

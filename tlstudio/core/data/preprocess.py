@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from tlstudio.core.backbones import BackboneSpec
+from tlstudio.core.catalog.backbones import BackboneSpec
 from tlstudio.core.errors import UserError
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torchvision.ops import roi_align
 
-from tlstudio.core.augment import AugmentPreset, random_crop_box
+from tlstudio.core.data.augment import AugmentPreset, random_crop_box
 
 PARAMS = 8  # top, left, height, width, flip, brightness, contrast, saturation
 _GREY = (0.2989, 0.587, 0.114)  # the weights torchvision's rgb_to_grayscale uses

@@ -15,11 +15,11 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from tlstudio.core.data import IGNORED_NAMES, IMAGE_EXTENSIONS
+from tlstudio.core.data.scan import IGNORED_NAMES, IMAGE_EXTENSIONS
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
-from tlstudio.core.export import torchscript_quietly, read_export_info
-from tlstudio.core.images import ImageRejected, load_rgb_array
+from tlstudio.core.inference.export import torchscript_quietly, read_export_info
+from tlstudio.core.data.images import ImageRejected, load_rgb_array
 from tlstudio.core.throttle import Throttle
 
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from tlstudio.core.atomic import atomic_path, json_line
 from tlstudio.core.errors import UserError
-from tlstudio.core.preprocess import Preprocessing
+from tlstudio.core.data.preprocess import Preprocessing
 
 INFO_FILE = "tlstudio.json"
 FORMAT = "tlstudio-model-1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tlstudio.core.backbones import Backbone
+from tlstudio.core.catalog.backbones import Backbone
 
 
 class Classifier(nn.Module):
