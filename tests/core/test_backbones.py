@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from tlstudio.core.catalog import backbones as bb
+from tlstudio.core.config import FreezeDepth
 
 from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.errors import UserError
@@ -123,7 +124,7 @@ def test_freezing_k_stages_freezes_exactly_those(fresh):
 
 def test_freeze_all_leaves_only_the_head_trainable(fresh):
     head = nn.Linear(fresh.feature_dim, 3)
-    plan = bb.apply_freeze(fresh, bb.parse_freeze_depth("all", fresh.spec), head)
+    plan = bb.apply_freeze(fresh, FreezeDepth.parse("all").stages_of(fresh.spec), head)
     assert not any(p.requires_grad for p in fresh.parameters())
     assert all(p.requires_grad for p in head.parameters())
     assert plan.backbone_frozen and plan.trainable_params == sum(p.numel() for p in head.parameters())
@@ -133,7 +134,7 @@ def test_freeze_all_leaves_only_the_head_trainable(fresh):
 
 def test_freeze_none_trains_everything(fresh):
     plan = bb.apply_freeze(fresh, 2)  # refreezing from a partly frozen state must undo it
-    plan = bb.apply_freeze(fresh, bb.parse_freeze_depth("none", fresh.spec))
+    plan = bb.apply_freeze(fresh, FreezeDepth.parse("none").stages_of(fresh.spec))
     assert all(p.requires_grad for p in fresh.parameters())
     assert plan.trainable_params == plan.total_params == sum(p.numel() for p in fresh.parameters())
     assert "fine-tune everything" in plan.describe()
@@ -171,7 +172,7 @@ def test_by_default_no_batchnorm_statistics_change_but_trainable_weights_still_t
 
 @pytest.mark.parametrize("value, expected", [("all", 5), ("none", 0), ("2", 2), (" ALL ", 5), (0, 0), (5, 5)])
 def test_parse_freeze_depth_accepts(value, expected):
-    assert bb.parse_freeze_depth(value, bb.get_backbone("resnet18")) == expected
+    assert FreezeDepth.parse(value).stages_of(bb.get_backbone("resnet18")) == expected
 
 
 @pytest.mark.parametrize(
@@ -180,4 +181,4 @@ def test_parse_freeze_depth_accepts(value, expected):
 )
 def test_parse_freeze_depth_refuses(value, message):
     with pytest.raises(UserError, match=message):
-        bb.parse_freeze_depth(value, bb.get_backbone("resnet18"))
+        FreezeDepth.parse(value).stages_of(bb.get_backbone("resnet18"))

@@ -4,6 +4,8 @@ import html
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,8 @@ from tlstudio.cli import main
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.data.index import REASON_TEXT, TRUNCATED
 from tlstudio.core.errors import UserError
-from tlstudio.core.report.html import MAX_MISTAKES, RUN_FILES, render_report, write_report
-from tlstudio.core.runs.files import RunFiles
+from tlstudio.core.report.html import MAX_MISTAKES, render_report, write_report
+from tlstudio.core.runs.files import RUN_PARTS, RunFiles
 from tlstudio.core.engine.trainer import Trainer
 
 ODD_CLASS = "red <b>&"  # a folder name that is also HTML
@@ -159,7 +161,7 @@ def test_without_history_the_report_says_curves_are_unavailable(run_copy):
 
 def test_a_stopped_run_shows_what_exists_and_names_what_is_missing(run_copy):
     for part in ("metrics", "predictions", "summary"):
-        (run_copy / RUN_FILES[part]).unlink()
+        (run_copy / RUN_PARTS[part]).unlink()
     page = render_report(run_copy)
     assert "Not finished" in page
     for name in ("metrics.json", "predictions.json", "summary.json"):
@@ -183,9 +185,11 @@ def test_a_folder_that_is_not_a_run_is_refused_by_name(tmp_path):
         render_report(tmp_path / "nowhere")
 
 
-def test_run_file_names_agree_with_run_files(tmp_path):
+def test_run_parts_are_the_files_run_files_writes_and_a_report_needs_no_torch(tmp_path, run_copy):
     files = RunFiles(tmp_path)
-    assert {part: getattr(files, part).name for part in RUN_FILES} == RUN_FILES
+    assert {part: getattr(files, part).name for part in RUN_PARTS} == RUN_PARTS
+    code = f"import sys; from tlstudio.core.report.html import render_report; render_report({str(run_copy)!r}); assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
 
 
 # ------------------------------------------------------------------------------- writing and the CLI

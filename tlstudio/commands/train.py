@@ -151,7 +151,7 @@ def run(args) -> int:
         raise UserError("give the folder of images and --out RUN_DIR (or --resume RUN_DIR to continue a run).")
     config = config_from_args(args)
     spec = backbones.get_backbone(config.backbone)  # bad settings fail here, before any work
-    backbones.parse_freeze_depth(config.freeze_depth, spec)
+    config.freeze.stages_of(spec)
     preprocessing_for(spec, config.image_size)
     data = Path(config.data_dir)
     if not data.is_dir():

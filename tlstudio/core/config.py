@@ -19,6 +19,47 @@ SELECTION_METRICS = ("balanced_accuracy", "accuracy")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+@dataclass(frozen=True)
+class FreezeDepth:
+    """How much of the backbone stays frozen: all of it (a feature extractor), nothing, or its first ``stages``.
+
+    Parsed once from the setting's text (``TrainConfig.freeze``); ``stages_of`` checks it against a backbone."""
+
+    frozen_all: bool = False
+    stages: int = 0
+
+    @classmethod
+    def parse(cls, value: str | int) -> "FreezeDepth":
+        text = str(value).strip().lower()
+        if text == "all":
+            return cls(frozen_all=True)
+        if text == "none":
+            return cls(stages=0)
+        try:
+            stages = int(text)
+        except ValueError:
+            raise UserError(f"--freeze-depth must be 'all', 'none' or a number of stages, not '{value}'.") from None
+        if stages < 0:
+            raise UserError(f"--freeze-depth {value} is out of range: give a number of stages from 0, 'all' or 'none'.")
+        return cls(stages=stages)
+
+    @property
+    def nothing_frozen(self) -> bool:
+        return not self.frozen_all and self.stages == 0
+
+    def stages_of(self, spec) -> int:
+        """The number of the backbone's stages frozen; a depth beyond its stages names them."""
+        n = len(spec.stages)
+        if self.frozen_all:
+            return n
+        if self.stages > n:
+            raise UserError(
+                f"--freeze-depth {self.stages} is out of range: backbone '{spec.name}' has {n} stages "
+                f"({', '.join(spec.stage_labels)}). Use 0..{n}, 'all' or 'none'."
+            )
+        return self.stages
+
+
 @dataclass
 class TrainConfig:
     data_dir: str = ""
@@ -83,8 +124,9 @@ class TrainConfig:
             raise bad("--device", f"must be auto, cpu, cuda or cuda:N, not '{self.device}'.")
         if self.workers is not None and self.workers < 0:
             raise bad("--workers", f"must be 0 or more, not {self.workers}.")
-        if not self.pretrained and str(self.freeze_depth).strip().lower() not in ("none", "0"):
-            what = "a frozen random backbone learns nothing" if str(self.freeze_depth).strip().lower() == "all" else "frozen random stages stay random"
+        freeze = self.freeze
+        if not self.pretrained and not freeze.nothing_frozen:
+            what = "a frozen random backbone learns nothing" if freeze.frozen_all else "frozen random stages stay random"
             raise bad(
                 "--from-scratch",
                 f"starts the backbone from random weights and {what} (--freeze-depth {self.freeze_depth}). "
@@ -95,7 +137,12 @@ class TrainConfig:
     @property
     def solved_head(self) -> bool:
         """A frozen backbone on cached features: the head is solved once (one history line), not trained for epochs."""
-        return str(self.freeze_depth).strip().lower() == "all" and self.feature_cache
+        return self.freeze.frozen_all and self.feature_cache
+
+    @property
+    def freeze(self) -> FreezeDepth:
+        """The freeze depth setting, parsed (a bad one raises, naming the setting)."""
+        return FreezeDepth.parse(self.freeze_depth)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -342,27 +342,6 @@ class FreezePlan:
         return f"{what} ({self.trainable_params:,} of {self.total_params:,} parameters train)"
 
 
-def parse_freeze_depth(value: str | int, spec: BackboneSpec) -> int:
-    """'all' -> every stage, 'none' -> 0, K -> K. Raises UserError naming the setting."""
-    n = len(spec.stages)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "all":
-            return n
-        if text == "none":
-            return 0
-        try:
-            value = int(text)
-        except ValueError:
-            raise UserError(f"--freeze-depth must be 'all', 'none' or a number of stages from 0 to {n}, not '{value}'.") from None
-    if not 0 <= value <= n:
-        raise UserError(
-            f"--freeze-depth {value} is out of range: backbone '{spec.name}' has {n} stages "
-            f"({', '.join(spec.stage_labels)}). Use 0..{n}, 'all' or 'none'."
-        )
-    return value
-
-
 def _params_of(item) -> list[nn.Parameter]:
     return list(item.parameters()) if isinstance(item, nn.Module) else [item]
 

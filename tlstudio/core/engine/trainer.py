@@ -262,7 +262,7 @@ class Trainer:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         spec = bb.get_backbone(cfg.backbone)
-        depth = bb.parse_freeze_depth(cfg.freeze_depth, spec)
+        depth = cfg.freeze.stages_of(spec)
         pre = preprocessing_for(spec, cfg.image_size)
         if self.resuming:
             self._last = self._resume_point()

@@ -20,7 +20,11 @@ from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.inference.export import torchscript_quietly, read_export_info
 from tlstudio.core.data.images import ImageRejected, load_rgb_array
+from tlstudio.core.data.pixel_store import centre_square
+from tlstudio.core.inference.batches import batched_outputs
 from tlstudio.core.throttle import Throttle
+
+PREDICT_BATCH = 16  # pictures decoded and run together
 
 
 @dataclass(frozen=True)
@@ -62,20 +66,28 @@ class ExportedModel:
     def resize_size(self) -> int:
         return int(self.module.resize_size)
 
-    def predict_array(self, rgb: np.ndarray) -> np.ndarray:
-        """Probabilities for one HxWx3 uint8 image."""
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
-        with torch.inference_mode():
-            return self.module(x)[0].float().numpy()
-
     def predict_file(self, path: str | os.PathLike) -> Prediction:
+        return self._predict_batch([Path(path)], StopToken())[0]
+
+    def _square(self, path: Path) -> np.ndarray | Prediction:
+        """The picture as training's evaluation saw it (short side at the resize size, centre square), or why it cannot be used."""
         try:
-            rgb = load_rgb_array(path, short_side=self.resize_size)
+            return centre_square(load_rgb_array(path, short_side=self.resize_size), self.resize_size)
         except ImageRejected as exc:
             return Prediction(str(path), error=exc.reason)
         except OSError as exc:
             return Prediction(str(path), error=exc.strerror or str(exc))
-        return Prediction(str(path), tuple(float(p) for p in self.predict_array(rgb)))
+
+    def _predict_batch(self, paths: Sequence[Path], stop: StopToken) -> list[Prediction]:
+        squares = [self._square(path) for path in paths]
+        good = [i for i, square in enumerate(squares) if isinstance(square, np.ndarray)]
+        if not good:
+            return squares
+        x = torch.from_numpy(np.stack([squares[i] for i in good])).permute(0, 3, 1, 2)
+        for probs, span in batched_outputs(self.module, len(good), len(good), lambda span: x[span.start : span.stop], torch.device("cpu"), None, stop):
+            for i, p in zip(good[span.start : span.stop], probs.numpy()):
+                squares[i] = Prediction(str(paths[i]), tuple(float(v) for v in p))
+        return squares
 
     def predict_paths(
         self, paths: Iterable[str | os.PathLike], on_event: EventCallback = ignore_events, stop: Optional[StopToken] = None
@@ -85,12 +97,11 @@ class ExportedModel:
         files = expand_paths(paths)
         on_event(PhaseStarted("predicting", len(files)))
         throttle = Throttle()
-        out = []
-        for i, path in enumerate(files, 1):
-            stop.check()
-            out.append(self.predict_file(path))
-            if throttle.ready() or i == len(files):
-                on_event(Progress(i, len(files), path.name))
+        out: list[Prediction] = []
+        for start in range(0, len(files), PREDICT_BATCH):
+            out += self._predict_batch(files[start : start + PREDICT_BATCH], stop)
+            if throttle.ready() or len(out) == len(files):
+                on_event(Progress(len(out), len(files), files[len(out) - 1].name))
         return out
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,18 +26,10 @@ from tlstudio.core import atomic
 from tlstudio.core.data.scan import load_index
 from tlstudio.core.data.index import REASON_TEXT, SPLITS, DatasetIndex
 from tlstudio.core.errors import UserError
+from tlstudio.core.runs.files import PLAIN_READERS, RUN_PARTS, RunFiles, json_lines, json_of
 from tlstudio.core.report.fit_report import diagnosis_sentences, selection_sentence
 from tlstudio.core.data.images import ImageRejected, open_image
 
-# The names RunFiles gives them; importing RunFiles would load torch, seconds for a page of text.
-RUN_FILES = {
-    "config": "config.json",
-    "dataset": "dataset.json",
-    "history": "history.jsonl",
-    "metrics": "metrics.json",
-    "predictions": "predictions.json",
-    "summary": "summary.json",
-}
 LOST_WITHOUT = {
     "config": "the run's settings are not shown",
     "dataset": "the dataset summary is not shown",
@@ -123,20 +114,13 @@ def load_run(run_dir: str | Path) -> Run:
         raise UserError(f"'{root}' does not exist; give the folder of a training run (the --out of 'tlstudio train').")
     if not root.is_dir():
         raise UserError(f"'{root}' is a file, not a run folder; give the folder of a training run (the --out of 'tlstudio train').")
-    present = {part: root / name for part, name in RUN_FILES.items() if (root / name).is_file()}
-    if not present:
-        raise UserError(f"'{root}' is not a training run: it holds none of {', '.join(RUN_FILES.values())}; {_which_folder_instead(root)}.")
-    run = Run(root, written=max(path.stat().st_mtime for path in present.values()))
-    for part, name in RUN_FILES.items():
-        if part not in present:
-            run.problems[part] = f"{name} is missing"
-            continue
-        try:
-            setattr(run, part, _READERS[part](present[part]))
-        except UserError as exc:
-            run.problems[part] = f"{name} could not be read: {exc}"
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-            run.problems[part] = f"{name} could not be read ({type(exc).__name__}: {exc})"
+    parts = RunFiles(root).read_parts(_READERS)
+    if len(parts.missing) == len(RUN_PARTS):
+        raise UserError(f"'{root}' is not a training run: it holds none of {', '.join(RUN_PARTS.values())}; {_which_folder_instead(root)}.")
+    run = Run(root, written=parts.written, problems={part: f"{RUN_PARTS[part]} is missing" for part in parts.missing})
+    run.problems.update(parts.problems)
+    for part, value in parts.values.items():
+        setattr(run, part, value)
     return run
 
 
@@ -147,22 +131,15 @@ def _which_folder_instead(root: Path) -> str:
     return "give the folder that 'tlstudio train --out' wrote"
 
 
-def _read_json(path: Path, kind: type):
-    obj = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(obj, kind):
-        raise ValueError(f"expected a JSON {'object' if kind is dict else 'list'}")
-    return obj
-
-
 def _read_history(path: Path) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = json_lines(path)
     for row in rows:
         int(row["epoch"])
     return rows
 
 
 def _read_metrics(path: Path) -> dict:
-    metrics = _read_json(path, dict)
+    metrics = json_of(dict)(path)
     _check_metrics(metrics)
     if "test" in metrics:
         _check_metrics(metrics["test"])
@@ -187,7 +164,7 @@ def _check_numbers(obj: dict, *keys: str) -> None:
 
 
 def _read_predictions(path: Path) -> list[dict]:
-    rows = _read_json(path, list)
+    rows = json_of(list)(path)
     for row in rows:
         label, pred, n = int(row["label"]), int(row["pred"]), len(row["probs"])
         if not (0 <= label < n and 0 <= pred < n):
@@ -196,12 +173,12 @@ def _read_predictions(path: Path) -> list[dict]:
 
 
 _READERS: dict[str, Callable[[Path], object]] = {
-    "config": lambda p: _read_json(p, dict),
+    "config": PLAIN_READERS["config"],
     "dataset": load_index,
     "history": _read_history,
     "metrics": _read_metrics,
     "predictions": _read_predictions,
-    "summary": lambda p: _read_json(p, dict),
+    "summary": PLAIN_READERS["summary"],
 }
 
 
@@ -258,7 +235,7 @@ def _key_values(rows: Sequence[tuple[str, object]]) -> str:
 
 
 def _unavailable(run: Run, part: str, what: str) -> str:
-    return _note(f"{_text(what)} unavailable: {_text(run.problems.get(part, RUN_FILES[part] + ' is missing'))}.", "missing")
+    return _note(f"{_text(what)} unavailable: {_text(run.problems.get(part, RUN_PARTS[part] + ' is missing'))}.", "missing")
 
 
 # ------------------------------------------------------------------------------- page and summary

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.errors import UserError
-from tlstudio.core.runs.files import RunFiles
+from tlstudio.core.runs.files import PLAIN_READERS, RUN_PARTS, RunFiles
 
 CURVE_KEYS = ("val_acc", "val_loss", "train_acc", "train_loss")
 
@@ -58,29 +57,15 @@ def read_run(run_dir: str | Path) -> RunData:
     if not files.root.is_dir():
         data.exists = False
         return data
-    for name, path in (("config.json", files.config), ("metrics.json", files.metrics), ("summary.json", files.summary)):
-        if not path.is_file():
-            data.missing.append(name)
-            continue
-        try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-            if name == "config.json":
-                data.config = TrainConfig.from_dict(obj)
-            elif name == "metrics.json":
-                data.metrics = obj
-            else:
-                data.summary = obj
-        except (OSError, ValueError, TypeError, UserError) as exc:
-            data.problems.append(f"{name} could not be read ({exc})")
-    if not files.history.is_file():
-        data.missing.append("history.jsonl")
-    else:
-        try:
-            data.history = [row for row in files.read_history() if isinstance(row, dict) and isinstance(row.get("epoch"), int)]
-        except (OSError, ValueError) as exc:
-            data.problems.append(f"history.jsonl could not be read ({exc})")
+    parts = files.read_parts({
+        "config": lambda p: TrainConfig.from_dict(PLAIN_READERS["config"](p)), "metrics": PLAIN_READERS["metrics"],
+        "summary": PLAIN_READERS["summary"], "history": PLAIN_READERS["history"],
+    })
+    data.config = parts.values.get("config")
+    data.metrics, data.summary = parts.values.get("metrics", {}), parts.values.get("summary", {})
+    data.history = [row for row in parts.values.get("history", []) if isinstance(row.get("epoch"), int)]
+    data.missing = [RUN_PARTS[part] for part in parts.missing]
+    data.problems = list(parts.problems.values())
     data.record = _project_record(files.root)
     return data
 

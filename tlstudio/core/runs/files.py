@@ -7,9 +7,9 @@ so a page of text about a run (the HTML report) never pays for loading it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from tlstudio.core import atomic
 from tlstudio.core.runs.lock import RunLock, is_locked
@@ -44,6 +44,48 @@ class RunStatus:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The parts of a run folder that are read as data, and their files.
+RUN_PARTS = {
+    "config": "config.json", "dataset": "dataset.json", "history": "history.jsonl", "metrics": "metrics.json",
+    "predictions": "predictions.json", "summary": "summary.json",
+}
+
+
+def json_of(kind: type) -> Callable[[Path], Any]:
+    """A reader of a JSON file that must hold a ``kind`` (dict or list)."""
+
+    def read(path: Path):
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(obj, kind):
+            raise ValueError(f"expected a JSON {'object' if kind is dict else 'list'}")
+        return obj
+
+    return read
+
+
+def json_lines(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not all(isinstance(row, dict) for row in rows):
+        raise ValueError("a line is not a JSON object")
+    return rows
+
+
+PLAIN_READERS: dict[str, Callable[[Path], Any]] = {
+    "config": json_of(dict), "dataset": json_of(dict), "history": json_lines, "metrics": json_of(dict),
+    "predictions": json_of(list), "summary": json_of(dict),
+}
+
+
+@dataclass
+class RunParts:
+    """The parts of a run folder as read; a missing or unreadable file is named, never raised."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # parts whose file is absent
+    problems: dict[str, str] = field(default_factory=dict)  # part -> why its file could not be read
+    written: float = 0.0  # the newest modification time among the files read
 
 
 class RunFiles:
@@ -93,6 +135,25 @@ class RunFiles:
 
     def write_status(self, status: RunStatus) -> None:
         self.write_json(self.status, status.to_dict())
+
+    def read_parts(self, readers: Mapping[str, Callable[[Path], Any]]) -> RunParts:
+        """Each part in ``readers`` read by its reader (``PLAIN_READERS`` for plain JSON); the one way a run folder is read."""
+        from tlstudio.core.errors import UserError
+
+        parts = RunParts()
+        for part, reader in readers.items():
+            path = self.root / RUN_PARTS[part]
+            if not path.is_file():
+                parts.missing.append(part)
+                continue
+            try:
+                parts.written = max(parts.written, path.stat().st_mtime)
+                parts.values[part] = reader(path)
+            except UserError as exc:
+                parts.problems[part] = f"{path.name} could not be read: {exc}"
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                parts.problems[part] = f"{path.name} could not be read ({type(exc).__name__}: {exc})"
+        return parts
 
     def read_status(self) -> Optional[RunStatus]:
         """The run's status, ``crashed`` for one still marked running that no live process holds; None before any."""

@@ -23,7 +23,7 @@ from typing import Optional
 from tlstudio.core import atomic
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.runs.files import RunFiles
+from tlstudio.core.runs.files import PLAIN_READERS, RunFiles
 
 SCHEMA_VERSION = 1
 SUFFIX = ".tlstudio"
@@ -261,23 +261,11 @@ class Project:
     def load_run(self, run_id: str) -> RunInfo:
         record = self.record(run_id)
         files = self.run_files(run_id)
-        config = None
-        if files.config.is_file():
-            try:
-                config = TrainConfig.from_json(files.config.read_text(encoding="utf-8"))
-            except (ValueError, TypeError, UserError):
-                config = None
-        try:
-            history = files.read_history()
-        except (OSError, ValueError):
-            history = []
-        metrics = {}
-        if files.metrics.is_file():
-            try:
-                metrics = json.loads(files.metrics.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                metrics = {}
-        return RunInfo(record, files, config, history, metrics)
+        parts = files.read_parts({
+            "config": lambda p: TrainConfig.from_dict(PLAIN_READERS["config"](p)), "history": PLAIN_READERS["history"], "metrics": PLAIN_READERS["metrics"],
+        })
+        values = parts.values
+        return RunInfo(record, files, values.get("config"), values.get("history", []), values.get("metrics", {}))
 
     def list_runs(self) -> list[RunInfo]:
         """Every run, oldest first."""

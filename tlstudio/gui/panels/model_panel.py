@@ -9,6 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from tlstudio.core.catalog import backbones as bb
+from tlstudio.core.config import FreezeDepth
 
 from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.catalog import weights
@@ -89,7 +90,7 @@ class ModelPanel(QWidget):
 
     def set_freeze_depth(self, value: str) -> None:
         spec = bb.get_backbone(self.backbone())
-        self.freeze.set_depth(bb.parse_freeze_depth(value, spec))
+        self.freeze.set_depth(FreezeDepth.parse(value).stages_of(spec))
 
     def refresh_availability(self) -> None:
         for spec in self.specs:
@@ -139,7 +140,7 @@ class ModelPanel(QWidget):
     def _on_selected(self, name: str) -> None:
         self.studio.set_backbone(name)
         spec = bb.get_backbone(name)
-        depth = bb.parse_freeze_depth(self.studio.config.freeze_depth, spec) if self._depth_fits(spec) else len(spec.stages)
+        depth = self.studio.config.freeze.stages_of(spec) if self._depth_fits(spec) else len(spec.stages)
         self.freeze.on_cpu = self._on_cpu()
         self.freeze.set_backbone(spec, depth, self._head_params())
         self.studio.config.freeze_depth = self.freeze.depth_text()
@@ -214,7 +215,7 @@ class ModelPanel(QWidget):
     # ------------------------------------------------------------ helpers
     def _depth_fits(self, spec: bb.BackboneSpec) -> bool:
         try:
-            bb.parse_freeze_depth(self.studio.config.freeze_depth, spec)
+            self.studio.config.freeze.stages_of(spec)
             return True
         except Exception:  # noqa: BLE001 - a depth from another backbone: fall back to "all"
             return False
