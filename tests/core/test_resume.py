@@ -159,3 +159,27 @@ def test_a_run_stopped_before_its_first_epoch_holds_nothing_to_evaluate_and_resu
     Trainer.resume(run, cache_dir=cache).run(events)
     assert [e.epoch for e in events.of(EpochEnded)] == [1, 2]
     assert RunFiles(run).read_status().state == FINISHED
+
+
+def test_evaluate_and_export_commands_take_a_stopped_run_and_refuse_what_is_not_a_run(colours, tmp_path, capsys):
+    from tlstudio.cli import main
+
+    cfg = TrainConfig(data_dir=str(colours), freeze_depth="5", epochs=3, batch_size=8, image_size=64, export=False, patience=0)
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    on_event, stop, _ = stop_after(1)
+    assert Trainer(cfg, run, cache_dir=cache).run(on_event, stop).cancelled
+    capsys.readouterr()
+
+    assert main(["evaluate", str(run), "--cache", str(cache), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["stopped_after"] == "stopped after epoch 1 of 3" and "export" not in summary
+    assert (run / "metrics.json").is_file() and not (run / "model.pt").exists()
+
+    assert main(["export", str(run), "--cache", str(cache)]) == 0
+    assert read_export_info(run / "model.pt")["summary"]["stopped_after"] == "stopped after epoch 1 of 3"
+    assert RunFiles(run).read_status().state == STOPPED
+
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    assert main(["export", str(colours)]) == 2  # a folder of pictures, not a run
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2

@@ -193,9 +193,11 @@ class Trainer:
         self._begin_status()
         try:
             result = self._run()
-        except Cancelled:
+        except (Cancelled, KeyboardInterrupt) as stop:
             done = self._fit_state.epoch if self._fit_state is not None else 0
             self._end_status(STOPPED, started, f"stopped after epoch {done} of {self.config.epochs}")
+            if isinstance(stop, KeyboardInterrupt):
+                raise  # Ctrl+C in a terminal: stopped like the Stop button, and the command says so
             return TrainResult(self.files.root, cancelled=True, summary={"cancelled": True, "epochs_completed": done})
         except BaseException as exc:
             self._end_status(FAILED, started, str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")

@@ -290,6 +290,12 @@ class TrainPanel(QWidget):
             kept = f", epoch {s['best_epoch']} kept" if s.get("best_epoch") else ""
             figures = f"validation accuracy {s.get('val_accuracy', 0):.1%}, balanced accuracy {s.get('val_balanced_accuracy', 0):.1%}"
             self._log(f"Done in {duration(s.get('seconds', 0))}: {figures}{kept}.")
+            early = s.get("stopped_early")
+            if early:
+                self._log(
+                    f"Stopped early after epoch {early['epoch']} of {s.get('epochs_planned', early['epoch'])}: the held-back training pictures "
+                    f"scored no better for {early['patience']} epochs, so epoch {early['best_epoch']} is kept."
+                )
             if s.get("selection"):
                 self._log(selection_sentence(s["selection"], (result.metrics or {}).get("n", 0)))
             for sentence in diagnosis_sentences(s.get("diagnosis") or {}):
