@@ -1,7 +1,7 @@
 """How batches are made and fed to the model: from decoded images, or from cached outputs of frozen layers.
 
-The Trainer owns the optimisation; a Loop only knows its batches, its forward pass,
-validation and prediction, so both paths share one training loop.
+``engine.fit`` owns the optimisation; a feed (``Loop``) only knows its batches, its forward
+pass, validation and prediction, so both paths share the one training loop.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""The training engine: ``Trainer(config, out_dir).run(on_event, stop)``.
+"""The training engine: ``Trainer(config, out_dir).run(on_event, stop)``, and ``Trainer.resume(run_dir)``.
 
-One loop for every backbone and freeze depth. It speaks only in events
-(``tlstudio.core.events``) and polls the stop token every batch, so the CLI progress
-bar, the GUI worker and the tests are all plain listeners.
+A run is plan -> feed -> fit -> run folder: ``engine.plan`` decides everything first,
+``engine.feeds`` makes the batches (images, or cached outputs of frozen layers),
+``engine.fit`` is the one gradient-descent loop with its callbacks, ``runs.files`` the folder,
+locked for the run. It speaks only in events (``tlstudio.core.events``) and polls the stop
+token every batch, so the CLI progress bar, the GUI worker and the tests are all plain listeners.
 
 Phases: scanning -> decoding (decode-once pixel store) -> caching features (what
 frozen layers compute: a frozen backbone's features, or a partly frozen one's prefix
-output) -> training -> evaluating -> exporting (TorchScript, verified in a fresh
-process).
+output) -> fitting the head (solved on frozen features) -> training -> evaluating ->
+exporting (TorchScript, verified in a fresh process).
 
 ``config.pretrained`` picks the initialisation: the ImageNet weights, or a random one
 seeded by ``config.seed`` (the from-scratch baseline, see ``tlstudio.core.runs.baseline``).
@@ -559,7 +561,7 @@ class Trainer:
         files = self.files
         best = files.load_checkpoint(files.best) if files.best.is_file() else None
         state = restore_training(self._last, best, ctx.model, opt, files.last)
-        files.write_history(state.history)  # a line written after the checkpoint, by a run killed in between, goes
+        files.write_history(state.history)  # from the checkpoint: a run killed before its epoch's history line gets the line back
         self._emit(Message(f"Resumed after epoch {state.epoch} of {state.epochs}."))
         return state
 

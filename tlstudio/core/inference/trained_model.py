@@ -21,6 +21,8 @@ from tlstudio.core.data.augment import normalize_batch
 from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
+from tlstudio.core.events import StopToken
+from tlstudio.core.inference.batches import batched_outputs
 from tlstudio.core.data.images import ImageRejected, load_rgb_array
 from tlstudio.core.data.pixel_store import centre_square
 from tlstudio.core.data.preprocess import Preprocessing, preprocessing_for
@@ -54,9 +56,9 @@ class TrainedModel:
 
     def probabilities(self, crop: np.ndarray) -> np.ndarray:
         """Class probabilities (in ``classes`` order) for one crop as ``eval_crop`` returns it."""
-        with torch.inference_mode():
-            logits = self.model(self.network_input(crop))
-        return torch.softmax(logits.float(), dim=1)[0].numpy()
+        x = self.network_input(crop)
+        ((logits, _span),) = batched_outputs(self.model, 1, 1, lambda _span: x, torch.device("cpu"), None, StopToken())
+        return torch.softmax(logits, dim=1)[0].numpy()
 
 
 def load_trained_model(run_dir: str | os.PathLike) -> TrainedModel:
