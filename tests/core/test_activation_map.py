@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from tlstudio.core.catalog import backbones as bb
-
 from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.inference.activation_map import explain, explain_crop, heat_colours, overlay
 from tlstudio.core.catalog.classifier import Classifier

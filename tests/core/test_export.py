@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from tlstudio.core.catalog import backbones as bb
-
 from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.data.augment import normalize_batch
 from tlstudio.core.catalog.classifier import Classifier

@@ -18,7 +18,6 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from tlstudio.core.catalog import backbones as bb
-
 from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.catalog import weights
 from tlstudio.core.errors import UserError

@@ -9,7 +9,6 @@ import pytest
 pytest.importorskip("PySide6")
 
 from tlstudio.core.catalog import backbones as bb  # noqa: E402
-
 from tlstudio.core.catalog.build import build_backbone  # noqa: E402
 from tlstudio.core.events import PhaseStarted, Progress  # noqa: E402
 

@@ -31,6 +31,12 @@ from tlstudio.core.data.preprocess import Preprocessing
 COMPILE_BACKEND = "inductor"
 
 
+def steps_per_epoch(pictures: int, batch_size: int) -> int:
+    """Batches per epoch; the last, short batch is dropped when there is more than one (a lone last image
+    would break BatchNorm in train mode)."""
+    return pictures // batch_size if pictures > batch_size else math.ceil(pictures / batch_size)
+
+
 class EpochSampler(torch.utils.data.Sampler):
     """Shuffled (item, seed) pairs: each item's augmentation seed comes from the main process, so
     results do not depend on the number of DataLoader workers."""
@@ -197,11 +203,9 @@ class CachedLoop(Loop):
         self.train_labels = ctx.labels[self.train_rows]
         self.fit = np.asarray(range(len(self.train_rows)) if fit is None else fit, dtype=np.int64)
         self.held = np.asarray(held, dtype=np.int64)
-        self.drop_last = len(self.fit) > ctx.batch_size
 
     def steps_per_epoch(self) -> int:
-        bs, n = self.ctx.batch_size, len(self.fit)
-        return n // bs if self.drop_last else math.ceil(n / bs)
+        return steps_per_epoch(len(self.fit), self.ctx.batch_size)
 
     def _batch(self, array: Union[np.ndarray, torch.Tensor], idx: np.ndarray) -> torch.Tensor:
         if isinstance(array, torch.Tensor):  # already on the device

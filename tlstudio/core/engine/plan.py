@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from tlstudio.core.data.augment import PRESETS
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.engine.device import compile_decision, describe_device
+from tlstudio.core.engine.device import compile_decision, describe_device, precision_name
+from tlstudio.core.engine.feeds import LoopContext, steps_per_epoch
 from tlstudio.core.events import Message
 from tlstudio.core.catalog.frozen_prefix import prefix_cache_fits, split_chain
 
@@ -55,24 +56,20 @@ class RunPlan:
         return asdict(self)
 
 
-def steps_per_epoch(pictures: int, batch_size: int) -> int:
-    """Batches per epoch; the last, short batch is dropped when there is more than one (BatchNorm needs company)."""
-    return pictures // batch_size if pictures > batch_size else -(-pictures // batch_size)
-
-
-def plan_run(cfg: TrainConfig, spec, freeze, model, device, amp_name: str, batch_size: int, batch_found: bool,
-             pictures: tuple[int, int, int], pretrained: bool) -> RunPlan:
+def plan_run(ctx: LoopContext, spec, batch_found: bool, pictures: tuple[int, int, int], pretrained: bool) -> RunPlan:
     """The plan for training ``pictures`` = (training, of them held back to choose on, validation) pictures.
 
-    ``freeze`` is the applied FreezePlan; ``model`` the built Classifier (the prefix's output size is measured on it)."""
-    n_train, n_held, n_val = pictures
+    ``ctx`` holds the settings, the device and the built model with its frozen stages (the prefix's
+    output size is measured on it)."""
+    cfg, (n_train, n_held, n_val) = ctx.cfg, pictures
     views = min(PRESETS[cfg.augment].views, cfg.epochs)  # later views would never be trained on
-    feed, reason, detail = _feed(cfg, spec, freeze, model, device, views * n_train + n_val)
-    warm, warm_reason = _warm_start(cfg, freeze, model, pretrained, feed)
-    steps = steps_per_epoch(n_train if feed == FEATURES else n_train - n_held, batch_size)
-    use_compile, compile_detail = compile_decision(cfg.torch_compile, device, steps * cfg.epochs) if feed == IMAGES else (False, "")
+    feed, reason, detail = _feed(ctx, spec, views * n_train + n_val)
+    warm, warm_reason = _warm_start(cfg, ctx.freeze, ctx.model, pretrained, feed)
+    steps = steps_per_epoch(n_train if feed == FEATURES else n_train - n_held, ctx.batch_size)
+    use_compile, compile_detail = compile_decision(cfg.torch_compile, ctx.device, steps * cfg.epochs) if feed == IMAGES else (False, "")
     return RunPlan(
-        device=describe_device(device), precision=amp_name, channels_last=spec.is_cnn, batch_size=batch_size, batch_size_found=batch_found,
+        device=describe_device(ctx.device), precision=precision_name(ctx.amp), channels_last=ctx.channels_last,
+        batch_size=ctx.batch_size, batch_size_found=batch_found,
         feed=feed, feed_reason=reason, feed_detail=detail, views=views if feed != IMAGES else 0, warm_start=warm,
         warm_start_reason=warm_reason, compile=use_compile, compile_detail=compile_detail,
         device_augment=feed == IMAGES and cfg.device_augment and cfg.augment != "none",
@@ -80,22 +77,16 @@ def plan_run(cfg: TrainConfig, spec, freeze, model, device, amp_name: str, batch
     )
 
 
-def _feed(cfg: TrainConfig, spec, freeze, model, device, items: int) -> tuple[str, str, str]:
-    if not cfg.feature_cache:
+def _feed(ctx: LoopContext, spec, items: int) -> tuple[str, str, str]:
+    if not ctx.cfg.feature_cache:
         return IMAGES, CACHE_OFF, ""
-    if freeze.backbone_frozen:
+    if ctx.freeze.backbone_frozen:
         return FEATURES, FROZEN_BACKBONE, ""
-    split = split_chain(spec, freeze.depth)
+    split = split_chain(spec, ctx.freeze.depth)
     if split is None:
         return IMAGES, NO_PREFIX, ""
-    fits, why = prefix_cache_fits(model.backbone, split, model_input_size(cfg, spec), items, device)
+    fits, why = prefix_cache_fits(ctx.model.backbone, split, ctx.pre.input_size, items, ctx.device)
     return (PREFIX, FROZEN_PREFIX, "") if fits else (IMAGES, PREFIX_NOT_CACHED, why)
-
-
-def model_input_size(cfg: TrainConfig, spec) -> int:
-    from tlstudio.core.data.preprocess import preprocessing_for
-
-    return preprocessing_for(spec, cfg.image_size).input_size
 
 
 def _warm_start(cfg: TrainConfig, freeze, model, pretrained: bool, feed: str) -> tuple[bool, str]:

@@ -34,7 +34,6 @@ import torch
 from torch import nn
 
 from tlstudio.core.catalog import backbones as bb
-
 from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.engine.batch_size import choose_batch_size
 from tlstudio.core.catalog.classifier import Classifier
@@ -67,7 +66,7 @@ from tlstudio.core.engine.callbacks import Checkpointing, EarlyStopping, History
 from tlstudio.core.engine.checkpoint import best_checkpoint, cpu_state, restore_training, resumable, training_checkpoint
 from tlstudio.core.engine.fit import FitState, Optimisation, fit
 from tlstudio.core.engine.plan import FEATURES, PREFIX, RunPlan, plan_messages, plan_run
-from tlstudio.core.runs.files import FAILED, FINISHED, RUNNING, STOPPED, RunFiles, RunStatus
+from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, STOPPED, RunFiles, RunStatus, read_config
 from tlstudio.core.runs.lock import remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
@@ -157,13 +156,13 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: str | Path, cache_dir: Optional[str | Path] = None, evaluate_only: bool = False, export: Optional[bool] = None, **kw) -> "Trainer":
         """The run in ``run_dir``, to be continued with its own settings and pictures (its config.json and dataset.json)."""
-        files = RunFiles(run_dir)
-        config_dict = files.read_json(files.config)
-        if not isinstance(config_dict, dict):
-            raise UserError(f"'{run_dir}' is not a tlstudio run folder (it has no readable config.json). Give the folder a run wrote.")
-        dataset = files.read_json(files.dataset)
-        index = DatasetIndex.from_dict(dataset) if isinstance(dataset, dict) else None
-        trainer = cls(TrainConfig.from_dict(config_dict), run_dir, cache_dir, index=index, resume=True, evaluate_only=evaluate_only, **kw)
+        parts = RunFiles(run_dir).read_parts({"config": read_config, "dataset": PLAIN_READERS["dataset"]})
+        if "config" not in parts.values:
+            why = parts.problems.get("config", "it has no config.json")
+            raise UserError(f"'{run_dir}' is not a tlstudio run folder ({why}). Give the folder a run wrote.")
+        dataset = parts.values.get("dataset")
+        index = DatasetIndex.from_dict(dataset) if dataset is not None else None
+        trainer = cls(parts.values["config"], run_dir, cache_dir, index=index, resume=True, evaluate_only=evaluate_only, **kw)
         if export is not None:
             trainer.export = export
         return trainer
@@ -298,7 +297,7 @@ class Trainer:
         """Every decision of the run, before any of the work; what the user reads about it is rendered from it."""
         cfg, (train_rows, val_rows, _) = self.config, rows
         pictures = (len(train_rows), len(selection.held), len(val_rows))
-        plan = plan_run(cfg, spec, ctx.freeze, ctx.model, ctx.device, precision_name(ctx.amp), ctx.batch_size, cfg.batch_size == 0, pictures, self.pretrained)
+        plan = plan_run(ctx, spec, cfg.batch_size == 0, pictures, self.pretrained)
         for message in plan_messages(plan, on_cpu=ctx.device.type == "cpu"):
             self._emit(message)
         self._announce_imbalance(ctx.labels[train_rows], ctx.classes, cross_validated=plan.solved_head or plan.warm_start)
@@ -366,7 +365,7 @@ class Trainer:
         return metrics, val_probs
 
     def _summary(self, ctx: LoopContext, spec, history: list[dict], best_epoch, metrics: dict, head: Optional[LinearHead], chosen_on: Selection, started: float) -> dict:
-        plan, cfg = ctx.freeze, self.config
+        freeze, cfg = ctx.freeze, self.config
         # The last history line's training accuracy: a fine-tune's last epoch, or the solved head's own line.
         diagnosis = diagnose(history[-1]["train_acc"], metrics["accuracy"], head.chosen.accuracy if head is not None else None)
         state = self._fit_state
@@ -377,9 +376,9 @@ class Trainer:
             "backbone": spec.name,
             "pretrained": self.pretrained,
             "freeze_depth": cfg.freeze_depth,
-            "frozen_stages": plan.frozen,
-            "trainable_params": plan.trainable_params,
-            "total_params": plan.total_params,
+            "frozen_stages": freeze.frozen,
+            "trainable_params": freeze.trainable_params,
+            "total_params": freeze.total_params,
             "epochs": len(history),
             "epochs_planned": state.epochs,
             "stopped_early": state.stop_reason,
@@ -480,7 +479,7 @@ class Trainer:
             "val_balanced_acc": val.balanced_accuracy, "lr": 0.0, "seconds": round(head.seconds, 3),
             "images_per_s": round(head.rows / max(1e-9, head.seconds), 1),
         }
-        state = self._fit_state = FitState(1, 1, [row], (1,), 1, cpu_state(ctx.model), True)
+        state = self._fit_state = FitState(epochs=1, epoch=1, history=[row], best_key=(1,), best_epoch=1, best_state=cpu_state(ctx.model), last_is_best=True)
         self._save_last(ctx, None, state)
         self._save_best(ctx, state)
         self.files.append_history(row)

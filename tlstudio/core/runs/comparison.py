@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.runs.files import PLAIN_READERS, RUN_PARTS, RunFiles
+from tlstudio.core.runs.files import PLAIN_READERS, RUN_PARTS, RunFiles, read_config
 
 CURVE_KEYS = ("val_acc", "val_loss", "train_acc", "train_loss")
 
@@ -58,7 +58,7 @@ def read_run(run_dir: str | Path) -> RunData:
         data.exists = False
         return data
     parts = files.read_parts({
-        "config": lambda p: TrainConfig.from_dict(PLAIN_READERS["config"](p)), "metrics": PLAIN_READERS["metrics"],
+        "config": read_config, "metrics": PLAIN_READERS["metrics"],
         "summary": PLAIN_READERS["summary"], "history": PLAIN_READERS["history"],
     })
     data.config = parts.values.get("config")

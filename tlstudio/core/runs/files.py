@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from tlstudio.core import atomic
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.errors import UserError
 from tlstudio.core.runs.lock import RunLock, is_locked
 
 # A run's status (status.json). A run marked running that no live process holds was cut short: crashed.
@@ -70,6 +72,11 @@ def json_lines(path: Path) -> list[dict]:
     if not all(isinstance(row, dict) for row in rows):
         raise ValueError("a line is not a JSON object")
     return rows
+
+
+def read_config(path: Path) -> TrainConfig:
+    """config.json as the TrainConfig it holds (migrated from an older schema)."""
+    return TrainConfig.from_dict(json_of(dict)(path))
 
 
 PLAIN_READERS: dict[str, Callable[[Path], Any]] = {
@@ -138,8 +145,6 @@ class RunFiles:
 
     def read_parts(self, readers: Mapping[str, Callable[[Path], Any]]) -> RunParts:
         """Each part in ``readers`` read by its reader (``PLAIN_READERS`` for plain JSON); the one way a run folder is read."""
-        from tlstudio.core.errors import UserError
-
         parts = RunParts()
         for part, reader in readers.items():
             path = self.root / RUN_PARTS[part]

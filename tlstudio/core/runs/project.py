@@ -23,7 +23,7 @@ from typing import Optional
 from tlstudio.core import atomic
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.runs.files import PLAIN_READERS, RunFiles
+from tlstudio.core.runs.files import PLAIN_READERS, RunFiles, read_config
 
 SCHEMA_VERSION = 1
 SUFFIX = ".tlstudio"
@@ -262,7 +262,7 @@ class Project:
         record = self.record(run_id)
         files = self.run_files(run_id)
         parts = files.read_parts({
-            "config": lambda p: TrainConfig.from_dict(PLAIN_READERS["config"](p)), "history": PLAIN_READERS["history"], "metrics": PLAIN_READERS["metrics"],
+            "config": read_config, "history": PLAIN_READERS["history"], "metrics": PLAIN_READERS["metrics"],
         })
         values = parts.values
         return RunInfo(record, files, values.get("config"), values.get("history", []), values.get("metrics", {}))
