@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from tlstudio.core.errors import UserError
+from tlstudio.core.names import printable_json
 
 SPLITS = ("train", "val", "test")
 
@@ -22,6 +23,7 @@ TRUNCATED = "truncated"
 TOO_MANY_PIXELS = "too many pixels"
 UNREADABLE = "unreadable"
 UNSUPPORTED_MODE = "unsupported mode"
+SAME_FILE = "same file"  # reached a second time, through a link or a hard link; its detail names the path used
 
 REASON_TEXT = {
     EMPTY: "The file is empty (0 bytes). Copy it again from its source.",
@@ -30,7 +32,23 @@ REASON_TEXT = {
     TOO_MANY_PIXELS: "The image is so large that it could exhaust memory (possible decompression bomb). Downscale it first.",
     UNREADABLE: "The file could not be read (permissions or a disk error).",
     UNSUPPORTED_MODE: "The image uses a colour mode that cannot be converted to RGB.",
+    SAME_FILE: "The same file is reached a second time, through a link or a hard link; it is used once only, under the other name shown.",
 }
+
+# Kinds of dataset warnings (Warning_.kind); each warning's text says what to do.
+FEW_IMAGES_WARNING = "few images"
+IMBALANCE_WARNING = "imbalance"
+LABEL_CONFLICT_WARNING = "label conflict"
+LEAKAGE_WARNING = "leakage"
+MISSING_SPLIT_WARNING = "missing split"
+STRAY_WARNING = "not in a class folder"
+# Folders whose names are equal once written the same way (Unicode NFC form; split folders also
+# whatever their case) were merged into one class: nothing is lost, but the user should know.
+MERGED_FOLDERS_WARNING = "merged folders"
+# Class names equal but for letter case: kept as two classes (the user may mean it), flagged.
+CASE_ONLY_WARNING = "names differ only in case"
+# Files in one folder whose names are equal in Unicode NFC form: both used, flagged.
+LOOKALIKE_FILES_WARNING = "look-alike file names"
 
 
 @dataclass(frozen=True)
@@ -54,7 +72,7 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Warning_:
-    kind: str  # "few images" | "imbalance" | "label conflict" | "leakage" | ...
+    kind: str  # one of the *_WARNING constants above
     text: str  # a sentence a non-programmer understands
     paths: tuple[str, ...] = ()
 
@@ -93,7 +111,8 @@ class DatasetIndex:
         return d
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+        """Readable JSON; characters that hide or reorder text are \\u escapes (they load back the same)."""
+        return printable_json(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
 
     @classmethod
     def from_dict(cls, d: dict) -> "DatasetIndex":

@@ -28,10 +28,29 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from tlstudio.core.atomic import write_json
-from tlstudio.core.data.index import SPLITS, UNREADABLE, DatasetError, DatasetIndex, Sample, Skipped, Warning_
+from tlstudio.core.data.index import (
+    CASE_ONLY_WARNING,
+    FEW_IMAGES_WARNING,
+    IMBALANCE_WARNING,
+    LABEL_CONFLICT_WARNING,
+    LEAKAGE_WARNING,
+    LOOKALIKE_FILES_WARNING,
+    MERGED_FOLDERS_WARNING,
+    MISSING_SPLIT_WARNING,
+    SAME_FILE,
+    SPLITS,
+    STRAY_WARNING,
+    UNREADABLE,
+    DatasetError,
+    DatasetIndex,
+    Sample,
+    Skipped,
+    Warning_,
+)
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.data.images import ImageRejected, probe_bytes
+from tlstudio.core.names import printable
 from tlstudio.core.throttle import Throttle
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -66,8 +85,8 @@ def scan_folder(
     walk = _walk(root_path, stop)
     found = _inspect_all(root_path, walk.candidates, on_event, stop, workers or min(8, os.cpu_count() or 1))
 
-    samples_found = [f for f in found if isinstance(f, _Found)]
-    skipped = sorted(walk.skipped + [f for f in found if isinstance(f, Skipped)], key=lambda s: s.path)
+    samples_found, reached_again = _each_file_once(root_path, [f for f in found if isinstance(f, _Found)])
+    skipped = sorted(walk.skipped + reached_again + [f for f in found if isinstance(f, Skipped)], key=lambda s: s.path)
     classes = sorted(walk.classes)
     _check_every_class_has_images(root_path, classes, samples_found)
 
@@ -135,9 +154,9 @@ class _Walk:
 def _usable_root(root: str | os.PathLike) -> Path:
     path = Path(root).expanduser().resolve()
     if not path.exists():
-        raise DatasetError(f"The folder '{path}' does not exist; choose an existing folder with one sub-folder of images per class.", str(path))
+        raise DatasetError(f"The folder '{printable(path)}' does not exist; choose an existing folder with one sub-folder of images per class.", str(path))
     if not path.is_dir():
-        raise DatasetError(f"'{path}' is a file, not a folder; choose the folder that holds one sub-folder of images per class.", str(path))
+        raise DatasetError(f"'{printable(path)}' is a file, not a folder; choose the folder that holds one sub-folder of images per class.", str(path))
     return path
 
 
@@ -148,51 +167,64 @@ def _walk(root: Path, stop: StopToken) -> _Walk:
     split_dirs = _split_folders(top)
     if split_dirs:
         walk.layout = "folders"
-        for split, (name, entry) in split_dirs.items():
-            for class_name, class_entry in _folders(Path(entry.path), name, walk, stop).items():
-                _walk_class(Path(class_entry.path), f"{name}/{class_entry.name}", class_name, split, walk, stop)
-        unused = sorted(set(top) - {name for name, _ in split_dirs.values()})
+        used = {entry.name for entries in split_dirs.values() for entry in entries}
+        for split, entries in split_dirs.items():
+            for entry in entries:
+                _walk_classes(Path(entry.path), entry.name, split, walk, stop)
+        unused = sorted(entry.name for entries in top.values() for entry in entries if entry.name not in used)
         walk.ignored += len(unused)
         walk.stray.extend(f"{name}/" for name in unused)
     else:
-        for class_name, entry in top.items():
-            _walk_class(Path(entry.path), entry.name, class_name, "train", walk, stop)
+        _walk_classes(root, "", "train", walk, stop, top)
     if not walk.classes:
         raise DatasetError(
-            f"'{root}' has no class folders; put the images in one sub-folder per class (for example cats/ and dogs/) and scan again.", str(root)
+            f"'{printable(root)}' has no class folders; put the images in one sub-folder per class (for example cats/ and dogs/) and scan again.", str(root)
         )
     if len(walk.classes) < 2:
         (only,) = walk.classes
-        raise DatasetError(f"'{root}' has only one class folder ('{only}'); add a sub-folder of images for at least one more class.", str(root))
+        raise DatasetError(
+            f"'{printable(root)}' has only one class folder ('{printable(only)}'); add a sub-folder of images for at least one more class.", str(root)
+        )
     return walk
 
 
-def _folders(folder: Path, rel: str, walk: _Walk, stop: StopToken) -> dict[str, os.DirEntry]:
-    """The sub-folders of ``folder`` not entered before, by NFC-normalised name; loose files are passed over."""
-    folders: dict[str, os.DirEntry] = {}
+def _walk_classes(folder: Path, rel: str, split: str, walk: _Walk, stop: StopToken, listed: Optional[dict] = None) -> None:
+    """Every class folder in ``folder``; folders whose names are one name in two Unicode forms feed one class."""
+    for class_name, entries in (listed if listed is not None else _folders(folder, rel, walk, stop)).items():
+        for entry in entries:
+            _walk_class(Path(entry.path), _join(rel, entry.name), class_name, split, walk, stop)
+
+
+def _folders(folder: Path, rel: str, walk: _Walk, stop: StopToken) -> dict[str, list[os.DirEntry]]:
+    """The sub-folders of ``folder`` not entered before, by NFC-normalised name; loose files are passed over.
+
+    Names equal in NFC form (a folder copied from macOS is NFD) share a key: all of them are kept.
+    """
+    folders: dict[str, list[os.DirEntry]] = defaultdict(list)
     for entry in _entries(folder, rel, walk, stop):
         kind = _kind(entry, walk)
         if kind == "folder":
-            folders[unicodedata.normalize("NFC", entry.name)] = entry  # one class even if copied from macOS (NFD names)
+            folders[unicodedata.normalize("NFC", entry.name)].append(entry)
         elif kind == "broken link":
             walk.skipped.append(Skipped(_join(rel, entry.name), UNREADABLE, _BROKEN_LINK))
         else:
             walk.ignored += 1
             if kind == "image":
                 walk.stray.append(_join(rel, entry.name))
-    return folders
+    return dict(folders)
 
 
-def _split_folders(top: dict[str, os.DirEntry]) -> dict[str, tuple[str, os.DirEntry]]:
-    """{split: (folder name, entry)} when ``top`` holds a train folder and a val-like folder, else {}."""
-    by_lower: dict[str, tuple[str, os.DirEntry]] = {}
-    for name in sorted(top):
-        by_lower.setdefault(name.lower(), (name, top[name]))
+def _split_folders(top: dict[str, list[os.DirEntry]]) -> dict[str, list[os.DirEntry]]:
+    """{split: [folder, ...]} when ``top`` holds a train folder and a val-like folder, else {}.
+
+    Split folders are recognised whatever their case; every folder that names a split is used
+    (``train`` and ``Train``, ``val`` and ``valid``), so none of their images is dropped.
+    """
     found = {}
     for split, names in SPLIT_FOLDER_NAMES.items():
-        match = next((by_lower[n] for n in names if n in by_lower), None)
-        if match:
-            found[split] = match
+        entries = [entry for name in sorted(top) if name.casefold() in names for entry in top[name]]
+        if entries:
+            found[split] = entries
     return found if "train" in found and "val" in found else {}
 
 
@@ -287,6 +319,7 @@ class _Found:
     digest: str
     width: int
     height: int
+    identity: tuple[int, int] = (0, 0)  # (st_dev, st_ino): two paths to one file (links, hard links) share it
 
 
 def _inspect_all(root: Path, candidates: list[_Candidate], on_event: EventCallback, stop: StopToken, workers: int) -> list[_Found | Skipped]:
@@ -321,20 +354,46 @@ def _inspect(root: Path, candidate: _Candidate, stop: StopToken) -> _Found | Ski
         width, height = probe_bytes(data)
     except ImageRejected as exc:
         return Skipped(candidate.path, exc.reason, exc.detail)
-    return _Found(candidate.path, candidate.class_name, candidate.split, len(data), st.st_mtime_ns, digest, width, height)
+    return _Found(candidate.path, candidate.class_name, candidate.split, len(data), st.st_mtime_ns, digest, width, height, _identity(st))
+
+
+def _each_file_once(root: Path, found: list[_Found]) -> tuple[list[_Found], list[Skipped]]:
+    """``found`` with every file once, and a SAME_FILE skip for each other path that reached it.
+
+    Of the paths to one file (a link to a file in the data set, a hard link), the one that is not
+    itself a link is used, else the first by name. Files without an identity (st_ino 0, as some
+    file systems report) are all kept.
+    """
+    by_file: dict[object, list[_Found]] = defaultdict(list)
+    for f in found:
+        by_file[f.identity if f.identity[1] else f.path].append(f)
+    again: dict[str, Skipped] = {}
+    for paths in (g for g in by_file.values() if len(g) > 1):
+        used, *others = sorted(paths, key=lambda f: (os.path.islink(root / f.path), f.path))
+        for f in others:
+            again[f.path] = Skipped(f.path, SAME_FILE, _same_file_detail(used, f))
+    return [f for f in found if f.path not in again], list(again.values())
+
+
+def _same_file_detail(used: _Found, again: _Found) -> str:
+    detail = f"the same file as {printable(used.path)}, which is used"
+    if again.class_name == used.class_name:
+        return detail
+    here, there = printable(again.class_name), printable(used.class_name)
+    return f"{detail} in class '{there}'; if it belongs in '{here}', remove it from '{there}'"
 
 
 def _check_every_class_has_images(root: Path, classes: list[str], found: Sequence[_Found]) -> None:
     if not found:
-        raise DatasetError(f"No usable image was found in '{root}'; check that the class folders hold JPEG, PNG, BMP, GIF, TIFF or WebP files.", str(root))
+        raise DatasetError(f"No usable image was found in '{printable(root)}'; check that the class folders hold JPEG, PNG, BMP, GIF, TIFF or WebP files.", str(root))
     present = {f.class_name for f in found}
     empty = [c for c in classes if c not in present]
     if empty:
-        names = ", ".join(f"'{c}'" for c in empty)
+        names, where = ", ".join(f"'{printable(c)}'" for c in empty), printable(root)
         raise DatasetError(
-            f"The class folder {names} in '{root}' has no usable image; add images to it or remove the folder, then scan again."
+            f"The class folder {names} in '{where}' has no usable image; add images to it or remove the folder, then scan again."
             if len(empty) == 1
-            else f"The class folders {names} in '{root}' have no usable image; add images to them or remove the folders, then scan again.",
+            else f"The class folders {names} in '{where}' have no usable image; add images to them or remove the folders, then scan again.",
             str(root),
         )
 
@@ -410,19 +469,24 @@ def _quota(total: int, fraction: float, minimum: int) -> int:
 
 def dataset_warnings(index: DatasetIndex, stray: Sequence[str] = ()) -> list[Warning_]:
     """Everything that will not stop training but that a person should look at."""
-    warnings = [*_few_images(index), *_imbalance(index), *_identical_files(index)]
+    warnings = [*_merged_folders(index), *_case_only_classes(index), *_lookalike_files(index)]
+    warnings += [*_few_images(index), *_imbalance(index), *_identical_files(index)]
     if index.split_source == "folders":
         warnings += _missing_splits(index)
     if stray:
         text = f"{len(stray)} item(s) are not inside a class folder and were left out; move them into one if they belong to a class."
-        warnings.append(Warning_("not in a class folder", text, tuple(stray)))
+        warnings.append(Warning_(STRAY_WARNING, text, tuple(stray)))
     return warnings
+
+
+def _quoted(names) -> str:
+    return " and ".join(f"'{printable(n)}'" for n in names)
 
 
 def _few_images(index: DatasetIndex) -> list[Warning_]:
     per_class = Counter(index.classes[s.label] for s in index.samples)
     return [
-        Warning_("few images", f"Class '{name}' has only {per_class[name]} image(s); a class needs at least {FEW_IMAGES}, better 20 or more, to be learned and measured.")
+        Warning_(FEW_IMAGES_WARNING, f"Class '{printable(name)}' has only {per_class[name]} image(s); a class needs at least {FEW_IMAGES}, better 20 or more, to be learned and measured.")
         for name in index.classes
         if per_class[name] < FEW_IMAGES
     ]
@@ -436,11 +500,11 @@ def _imbalance(index: DatasetIndex) -> list[Warning_]:
     if largest <= IMBALANCE_RATIO * smallest:
         return []
     text = (
-        f"The classes are very unbalanced: '{big}' has {largest} images but '{small}' only {smallest} (more than {IMBALANCE_RATIO:g} to 1); "
+        f"The classes are very unbalanced: '{printable(big)}' has {largest} images but '{printable(small)}' only {smallest} (more than {IMBALANCE_RATIO:g} to 1); "
         "add images to the small classes if you can; with class weighting on Automatic (the default), training tries "
         "weighting the rare classes up and keeps what scores best on balanced accuracy."
     )
-    return [Warning_("imbalance", text)]
+    return [Warning_(IMBALANCE_WARNING, text)]
 
 
 def _identical_files(index: DatasetIndex) -> list[Warning_]:
@@ -453,12 +517,11 @@ def _identical_files(index: DatasetIndex) -> list[Warning_]:
         paths = tuple(sorted(s.path for s in copies))
         classes = sorted({index.classes[s.label] for s in copies})
         if len(classes) > 1:
-            names = " and ".join(f"'{c}'" for c in classes)
-            warnings.append(Warning_("label conflict", f"The same picture is filed under {names}; keep it in the right class only.", paths))
+            warnings.append(Warning_(LABEL_CONFLICT_WARNING, f"The same picture is filed under {_quoted(classes)}; keep it in the right class only.", paths))
         splits = [sp for sp in SPLITS if any(s.split == sp for s in copies)]
         if len(splits) > 1:
             text = f"The same picture is in {' and '.join(splits)}; results on held-out images will look better than they are. Keep one copy only."
-            warnings.append(Warning_("leakage", text, paths))
+            warnings.append(Warning_(LEAKAGE_WARNING, text, paths))
     return warnings
 
 
@@ -467,8 +530,72 @@ def _missing_splits(index: DatasetIndex) -> list[Warning_]:
     for name, counts in index.counts().items():
         missing = [sp for sp in ("train", "val") if not counts[sp]]
         if missing:
-            text = f"Class '{name}' has no images in its {' or '.join(missing)} folder; add some so it can be learned and measured."
-            warnings.append(Warning_("missing split", text))
+            text = f"Class '{printable(name)}' has no images in its {' or '.join(missing)} folder; add some so it can be learned and measured."
+            warnings.append(Warning_(MISSING_SPLIT_WARNING, text))
+    return warnings
+
+
+def _class_folder(index: DatasetIndex, sample: Sample) -> str:
+    """The class folder a sample was found in: ``cats/``, or ``train/cats/`` in layout "folders"."""
+    depth = 2 if index.split_source == "folders" else 1
+    return "/".join(sample.path.split("/")[:depth]) + "/"
+
+
+def _merged_folders(index: DatasetIndex) -> list[Warning_]:
+    """Classes fed by more than one folder in one place: names equal in NFC form, or two folders of one split."""
+    folders: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for s in index.samples:
+        folders[(s.label, s.split if index.split_source == "folders" else "")].add(_class_folder(index, s))
+    warnings = []
+    for (label, split), paths in sorted(folders.items()):
+        if len(paths) < 2:
+            continue
+        name, where = index.classes[label], f" ({split})" if split else ""
+        why = []
+        if len({p.rstrip("/").split("/")[-1] for p in paths}) > 1:
+            why.append(f"'{printable(name)}' is written in two Unicode forms that look the same (as folders copied from a Mac often are)")
+        if len({p.split("/")[0] for p in paths}) > 1 and split:
+            why.append(f"{_quoted(sorted({p.split('/')[0] for p in paths}))} are all {split} folders")
+        text = (
+            f"{len(paths)} folders were put together as class '{printable(name)}'{where}: {'; and '.join(why)}. "
+            "If that is right, move the images into one folder; if they are different classes, rename one."
+        )
+        warnings.append(Warning_(MERGED_FOLDERS_WARNING, text, tuple(sorted(paths))))
+    return warnings
+
+
+def _case_only_classes(index: DatasetIndex) -> list[Warning_]:
+    """Classes whose names differ only in letter case: they stay separate classes (the user may mean it)."""
+    alike: dict[str, list[str]] = defaultdict(list)
+    for name in index.classes:
+        alike[unicodedata.normalize("NFC", name).casefold()].append(name)
+    folders: dict[str, set[str]] = defaultdict(set)
+    for s in index.samples:
+        folders[index.classes[s.label]].add(_class_folder(index, s))
+    warnings = []
+    for names in (n for n in alike.values() if len(n) > 1):
+        text = (
+            f"The classes {_quoted(names)} differ only in letter case, so they are trained as {len(names)} different classes. "
+            "If they are one class, move the images into one folder; if not, rename one so that the names differ by more than case "
+            "(Windows and macOS cannot keep such folders side by side)."
+        )
+        warnings.append(Warning_(CASE_ONLY_WARNING, text, tuple(sorted(p for n in names for p in folders[n]))))
+    return warnings
+
+
+def _lookalike_files(index: DatasetIndex) -> list[Warning_]:
+    """Files in one folder whose names are equal in NFC form: both are used, but a Mac would see one name."""
+    alike: dict[str, list[str]] = defaultdict(list)
+    for s in index.samples:
+        folder, _, name = s.path.rpartition("/")
+        alike[f"{folder}/{unicodedata.normalize('NFC', name)}"].append(s.path)
+    warnings = []
+    for paths in sorted(sorted(p) for p in alike.values() if len(p) > 1):
+        text = (
+            f"{len(paths)} files in one folder have the name '{printable(paths[0].rpartition('/')[2])}' written in different Unicode forms "
+            "that look the same; each is used, but copied to a Mac they would collide and only one would be kept. Rename all but one."
+        )
+        warnings.append(Warning_(LOOKALIKE_FILES_WARNING, text, tuple(paths)))
     return warnings
 
 
@@ -483,4 +610,4 @@ def load_index(path: str | os.PathLike) -> DatasetIndex:
     try:
         return DatasetIndex.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"'{path}' is not a readable dataset index ({exc}); scan the data folder again.") from None
+        raise UserError(f"'{printable(path)}' is not a readable dataset index ({printable(exc)}); scan the data folder again.") from None

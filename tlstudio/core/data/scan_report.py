@@ -1,7 +1,8 @@
 """The scan report in words: what was found, what was left out and why, what to look at.
 
 Plain text for a terminal, a log or an e-mail to a colleague; the CLI prints it and the GUI
-copies it. The decoder's own words for each skipped file are in the JSON index, not here.
+copies it. The decoder's own words for each skipped file are in the JSON index, not here. Every
+name from the disk is shown through ``printable``: no character in it can hide or reorder the text.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import unicodedata
 from collections import defaultdict
 
-from tlstudio.core.data.index import REASON_TEXT, SPLITS, DatasetIndex, Skipped
+from tlstudio.core.data.index import REASON_TEXT, SAME_FILE, SPLITS, DatasetIndex, Skipped
+from tlstudio.core.names import printable
 
 
 def format_report(index: DatasetIndex) -> str:
@@ -28,7 +30,7 @@ def _heading(index: DatasetIndex) -> str:
     n = len(index.samples)
     return "\n".join(
         (
-            f"Data folder: {index.root}",
+            f"Data folder: {printable(index.root)}",
             f"{n} image{'' if n == 1 else 's'} in {len(index.classes)} classes.",
             f"Split: {_split_source(index)}",
         )
@@ -52,7 +54,7 @@ def _count_table(index: DatasetIndex) -> str:
     counts = index.counts()
     splits = [sp for sp in SPLITS if sp != "test" or index.test_split > 0 or any(c["test"] for c in counts.values())]
     header = ["class", *splits, "total"]
-    rows = [[name, *(str(counts[name][sp]) for sp in splits), str(sum(counts[name].values()))] for name in index.classes]
+    rows = [[printable(name), *(str(counts[name][sp]) for sp in splits), str(sum(counts[name].values()))] for name in index.classes]
     totals = [sum(counts[name][sp] for name in index.classes) for sp in splits]
     rows.append(["total", *(str(t) for t in totals), str(sum(totals))])
     widths = [max(_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -75,7 +77,7 @@ def _skipped(skipped: list[Skipped]) -> str:
         return "Skipped files: none."
     by_reason: dict[str, list[str]] = defaultdict(list)
     for s in skipped:
-        by_reason[s.reason].append(s.path)
+        by_reason[s.reason].append(printable(s.path) + (f" ({printable(s.detail)})" if s.reason == SAME_FILE and s.detail else ""))
     order = [r for r in REASON_TEXT if r in by_reason] + sorted(r for r in by_reason if r not in REASON_TEXT)
     lines = [f"Skipped files ({len(skipped)}), left out of training:"]
     for reason in order:
@@ -95,6 +97,6 @@ def _warnings(index: DatasetIndex) -> str:
         return "Warnings: none."
     lines = [f"Warnings ({len(index.warnings)}):"]
     for w in index.warnings:
-        lines.append(f"  {w.kind}: {w.text}")
-        lines.extend(f"    {path}" for path in w.paths)
+        lines.append(f"  {w.kind}: {printable(w.text)}")
+        lines.extend(f"    {printable(path)}" for path in w.paths)
     return "\n".join(lines)
