@@ -50,12 +50,16 @@ def test_weights_import_prints_where_the_file_went(tmp_path, capsys):
     torch.manual_seed(0)
     state = bb.architecture(bb.get_backbone("mobilenet_v3_small")).state_dict()
     torch.save(state, tmp_path / "w.pth")
-    assert main(["weights", "import", str(tmp_path / "w.pth"), "--backbone", "mobilenet_v3_small"]) == 0
+    # Random weights are not the official file: refused without --force, nothing imported.
+    assert main(["weights", "import", str(tmp_path / "w.pth"), "--backbone", "mobilenet_v3_small"]) == 2
+    assert "--force" in capsys.readouterr().err and not (tmp_path / "home" / "weights").exists()
+    assert main(["weights", "import", str(tmp_path / "w.pth"), "--backbone", "mobilenet_v3_small", "--force"]) == 0
     out = capsys.readouterr().out
     assert str(tmp_path / "home" / "weights" / "mobilenet_v3_small.safetensors") in out
     assert main(["backbones", "--json"]) == 0
     records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert records["mobilenet_v3_small"]["availability"] == "imported"
+    assert records["mobilenet_v3_small"]["imported"]["official"] is False
 
 
 def test_weights_import_of_a_bad_file_is_one_line_exit_2(tmp_path, capsys):

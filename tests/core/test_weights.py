@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from tlstudio.core.catalog import backbones as bb
 from tlstudio.core.catalog.build import build_backbone
-from tlstudio.core.catalog import weights
+from tlstudio.core.catalog import weights, weights_import
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import Cancelled, PhaseStarted, Progress, StopToken
 
@@ -291,7 +291,7 @@ def test_import_refuses_a_pickle_payload_without_running_it(tmp_path):
 
     marker = tmp_path / "ran"
     with pytest.raises(UserError, match="contains code.*not opened"):
-        weights.import_weights(_save_payload(tmp_path / "evil.pth", marker), bb.get_backbone(SMALL))
+        weights_import.import_weights(_save_payload(tmp_path / "evil.pth", marker), bb.get_backbone(SMALL))
     assert not marker.exists()
     assert weights.availability(bb.get_backbone(SMALL)) == weights.NEEDS_DOWNLOAD
 
@@ -306,7 +306,7 @@ def test_import_refuses_torchscript_before_opening_it(tmp_path, monkeypatch, suf
     monkeypatch.setattr(torch, "load", lambda *a, **k: opened.append("torch.load"))
     monkeypatch.setattr(torch.jit, "load", lambda *a, **k: opened.append("torch.jit.load"))
     with pytest.raises(UserError, match="TorchScript program, not a weights file"):
-        weights.import_weights(tmp_path / f"model{suffix}", bb.get_backbone(SMALL))
+        weights_import.import_weights(tmp_path / f"model{suffix}", bb.get_backbone(SMALL))
     assert opened == []
 
 
@@ -317,37 +317,37 @@ def test_import_refuses_wrong_shapes_extra_and_missing_tensors(tmp_path):
     wrong = dict(state, **{"classifier.3.weight": torch.zeros(10, 1024)})
     torch.save(wrong, tmp_path / "wrong.pth")
     with pytest.raises(UserError, match=r"'classifier.3.weight' has shape \(10, 1024\) but the architecture expects \(1000, 1024\)"):
-        weights.import_weights(tmp_path / "wrong.pth", spec)
+        weights_import.import_weights(tmp_path / "wrong.pth", spec)
 
     torch.save(dict(state, extra=torch.zeros(1)), tmp_path / "extra.pth")
     with pytest.raises(UserError, match="tensor 'extra' that the architecture does not"):
-        weights.import_weights(tmp_path / "extra.pth", spec)
+        weights_import.import_weights(tmp_path / "extra.pth", spec)
 
     torch.save({k: v for k, v in state.items() if k != "features.0.0.weight"}, tmp_path / "short.pth")
     with pytest.raises(UserError, match="lacks tensor 'features.0.0.weight'"):
-        weights.import_weights(tmp_path / "short.pth", spec)
+        weights_import.import_weights(tmp_path / "short.pth", spec)
 
     torch.save(random_state("resnet18"), tmp_path / "resnet18.pth")
     with pytest.raises(UserError, match="does not fit backbone 'mobilenet_v3_small'"):
-        weights.import_weights(tmp_path / "resnet18.pth", spec)
+        weights_import.import_weights(tmp_path / "resnet18.pth", spec)
     assert weights.availability(spec) == weights.NEEDS_DOWNLOAD
 
 
 def test_import_refuses_files_that_are_not_weights(tmp_path):
     spec = bb.get_backbone(SMALL)
     with pytest.raises(UserError, match="does not exist"):
-        weights.import_weights(tmp_path / "nowhere.pth", spec)
+        weights_import.import_weights(tmp_path / "nowhere.pth", spec)
     (tmp_path / "junk.pth").write_bytes(b"\x00not a checkpoint" * 100)
     with pytest.raises(UserError, match="not a PyTorch weights file"):
-        weights.import_weights(tmp_path / "junk.pth", spec)
+        weights_import.import_weights(tmp_path / "junk.pth", spec)
     (tmp_path / "junk.safetensors").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{oops")
     with pytest.raises(UserError, match="not a readable safetensors file"):
-        weights.import_weights(tmp_path / "junk.safetensors", spec)
+        weights_import.import_weights(tmp_path / "junk.safetensors", spec)
     torch.save({"epoch": 3, "lr": torch.tensor(0.1)}, tmp_path / "meta.pth")
     with pytest.raises(UserError, match="not a plain state dict: entry 'epoch'"):
-        weights.import_weights(tmp_path / "meta.pth", spec)
+        weights_import.import_weights(tmp_path / "meta.pth", spec)
     with pytest.raises(UserError, match="ships with its ImageNet weights"):
-        weights.import_weights(tmp_path / "meta.pth", bb.get_backbone("efficientnet_lite0"))
+        weights_import.import_weights(tmp_path / "meta.pth", bb.get_backbone("efficientnet_lite0"))
 
 
 def test_import_accepts_a_wrapped_checkpoint_and_build_uses_it(tmp_path, own_homes):
@@ -355,8 +355,13 @@ def test_import_accepts_a_wrapped_checkpoint_and_build_uses_it(tmp_path, own_hom
     state = random_state(SMALL, seed=1)
     torch.save({"model": {f"module.{k}": v for k, v in state.items()}, "epoch": 7}, tmp_path / "from-colleague.pth")
 
-    path = weights.import_weights(tmp_path / "from-colleague.pth", spec)
+    # Random weights are not the official file: imported only when forced.
+    with pytest.raises(weights_import.NotOfficialFile):
+        weights_import.import_weights(tmp_path / "from-colleague.pth", spec)
+    result = weights_import.import_weights(tmp_path / "from-colleague.pth", spec, force=True)
 
+    path = result.path
+    assert result.official is False and result.replaced is None
     assert path == own_homes / "home" / "weights" / f"{SMALL}.safetensors"
     assert weights.availability(spec) == weights.IMPORTED and weights.weights_file(spec) == path
     assert files_in(path.parent) == [path.name]  # no temp files beside it
@@ -369,7 +374,7 @@ def test_import_accepts_safetensors_and_a_cached_file_wins(tmp_path):
     spec = bb.get_backbone(SMALL)
     state = random_state(SMALL, seed=2)
     save_file(state, str(tmp_path / "w.safetensors"))
-    weights.import_weights(tmp_path / "w.safetensors", spec)
+    weights_import.import_weights(tmp_path / "w.safetensors", spec, force=True)
     assert weights.availability(spec) == weights.IMPORTED
     assert torch.equal(weights.load_state_dict(spec)["classifier.0.weight"], state["classifier.0.weight"])
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from tlstudio.core.catalog.backbones import BackboneSpec, list_backbones
 from tlstudio.core.catalog.weights import availability, weights_file
+from tlstudio.core.catalog.weights_import import OFFICIAL, import_record, verdict_text
 
 _COLUMNS = (
     ("name", "<"),
@@ -36,9 +38,12 @@ def backbone_record(spec: BackboneSpec) -> dict:
     """The spec as plain data plus what the GUI and scripts need to choose one."""
     record = spec.to_dict()
     path = weights_file(spec)
+    imported = import_record(spec)
     record.update(
         availability=availability(spec),
         weights_file=str(path) if path else None,
+        # Where the imported file in use came from: source file, sha256, official (true, false or null), verdict, date.
+        imported=dict(asdict(imported), verdict=imported.verdict) if imported else None,
         stage_labels=spec.stage_labels,
         stage_count=len(spec.stages),
     )
@@ -62,5 +67,13 @@ def _row(spec: BackboneSpec) -> list[str]:
         f"{spec.imagenet_top1:.1f}",
         f"{spec.input_size}",
         f"{len(spec.stages)}",
-        availability(spec),
+        _weights_cell(spec),
     ]
+
+
+def _weights_cell(spec: BackboneSpec) -> str:
+    """The availability, and for an import that is not known to be the official file, why."""
+    imported = import_record(spec)
+    if imported is None or imported.verdict == OFFICIAL:
+        return availability(spec)
+    return f"{availability(spec)} ({verdict_text(imported.verdict)})"

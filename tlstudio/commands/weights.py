@@ -7,7 +7,9 @@ import sys
 
 from tlstudio.commands.progress import TerminalProgress
 from tlstudio.core.catalog.backbones import get_backbone
-from tlstudio.core.catalog.weights import download, import_weights
+from tlstudio.core.catalog.weights import download
+from tlstudio.core.catalog.weights_import import NotOfficialFile, describe_import, import_weights
+from tlstudio.core.errors import UserError
 
 
 def register(subparsers) -> None:
@@ -19,6 +21,11 @@ def register(subparsers) -> None:
     put = actions.add_parser("import", help="import a weights file copied from another machine (.pth state dict or .safetensors)")
     put.add_argument("file", metavar="FILE", help="a state dict saved with torch.save, or a .safetensors file")
     put.add_argument("--backbone", required=True, metavar="NAME", help="the backbone these weights belong to")
+    put.add_argument(
+        "--force",
+        action="store_true",
+        help="import a file that is not the official one (its sha256 differs); it is then shown as not the official file",
+    )
     put.set_defaults(func=run_import)
     p.set_defaults(func=_usage(p))
 
@@ -39,6 +46,9 @@ def run_download(args) -> int:
 
 def run_import(args) -> int:
     spec = get_backbone(args.backbone)
-    path = import_weights(args.file, spec)
-    print(f"imported the weights of {spec.title} into {path}")
+    try:
+        result = import_weights(args.file, spec, force=args.force)
+    except NotOfficialFile as exc:
+        raise UserError(f"{exc} If you trust where it came from, run again with --force: it will be shown as not the official file.") from None
+    print("\n".join(describe_import(result, spec)))
     return 0

@@ -7,7 +7,8 @@ Three places, in this order of preference:
 - cached: torch hub's ``checkpoints`` folder, shared with torchvision's own cache
   (``TORCH_HOME`` is honoured), filled by ``download`` with progress and a sha256 check;
 - imported: a file the user copied from another machine, checked against the
-  architecture and stored as safetensors under ``data_dir()/weights``.
+  architecture and the official checksum and stored as safetensors under
+  ``data_dir()/weights`` (``tlstudio.core.catalog.weights_import``).
 
 Every file is opened by ``safe_load``: ``torch.load(weights_only=True)`` or safetensors,
 never a full unpickler, and a TorchScript archive is refused as a program before anything
@@ -20,7 +21,6 @@ import hashlib
 import http.client
 import importlib.resources
 import pickle
-import re
 import ssl
 import time
 import urllib.error
@@ -35,6 +35,7 @@ from torch import Tensor
 
 from tlstudio.core.atomic import atomic_path
 from tlstudio.core.catalog.backbones import BackboneSpec, architecture
+from tlstudio.core.catalog.checksum import matches_official, prefix_in_name
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, Message, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.paths import data_dir
@@ -52,8 +53,6 @@ _BUNDLED_FILES = {
 _CHUNK_BYTES = 1 << 18
 _DOWNLOAD_TIMEOUT_S = 30
 _MB = 1e6
-# torchvision names its files name-<first hex digits of the sha256>.pth (torch.hub's HASH_REGEX).
-_HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")
 _SAFETENSORS_HEADER_START = b"{"
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ssl.SSLError)
 
@@ -276,30 +275,6 @@ def _plain_state_dict(loaded: object, path: Path) -> dict[str, Tensor]:
     return {str(k): v for k, v in loaded.items()}
 
 
-# ---------------------------------------------------------------- import
-
-
-def import_weights(file: str | Path, spec: BackboneSpec) -> Path:
-    """Check a user's weights file against the architecture and store it as safetensors; return where it went."""
-    if spec.source == "bundled":
-        raise UserError(f"backbone '{spec.name}' ships with its ImageNet weights; there is nothing to import.")
-    path = Path(file)
-    state = safe_load(path)
-    check_fits(state, spec, f"'{path.name}'")
-    dest = imported_path(spec)
-    _save_safetensors(state, dest, origin=path.name)
-    return dest
-
-
-def _save_safetensors(state: dict[str, Tensor], dest: Path, origin: str) -> None:
-    from safetensors.torch import save_file
-
-    # safetensors refuses tensors that share storage or are not contiguous; a clone owns its memory.
-    owned = {k: v.detach().clone().contiguous() for k, v in state.items()}
-    with atomic_path(dest) as tmp:
-        save_file(owned, str(tmp), metadata={"imported_from": origin})
-
-
 # ---------------------------------------------------------------- download
 
 
@@ -384,11 +359,11 @@ def _progress_detail(done: int, total: int, elapsed_s: float) -> str:
 
 
 def _check_hash(digest: str, file_name: str, url: str) -> None:
-    match = _HASH_IN_NAME.search(file_name)
-    if match and not digest.startswith(match.group(1)):
+    prefix = prefix_in_name(file_name)
+    if matches_official(digest, prefix) is False:
         raise UserError(
             f"the file downloaded from {url} is damaged or not the expected one: its sha256 is {digest}, "
-            f"but its name says it must start with {match.group(1)}. Nothing was kept; try again."
+            f"but its name says it must start with {prefix}. Nothing was kept; try again."
         )
 
 
