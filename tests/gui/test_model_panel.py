@@ -78,3 +78,39 @@ def test_a_download_shows_progress_and_can_be_cancelled(qtbot, window, monkeypat
         panel.cancel_button.click()
     assert "cancelled" in panel.status.text()
     assert panel.cancel_button.isHidden() and panel.download_button.isEnabled()
+
+
+def test_a_weights_file_that_is_not_the_official_one_is_imported_only_when_the_user_agrees(qtbot, window, tmp_path, monkeypatch):
+    import torch
+
+    from tests.faults.readable import assert_readable
+    from tlstudio.core.catalog import weights, weights_import
+
+    monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path / "home"))  # the session's home is shared by other tests
+    name = "mobilenet_v3_small"
+    spec = bb.get_backbone(name)
+    torch.manual_seed(0)
+    file = tmp_path / "from-a-colleague.pth"
+    torch.save(bb.architecture(spec).state_dict(), file)  # fits the architecture, but random: not the official file
+    panel = window.model_panel
+    panel.select_backbone(name)
+    errors, questions = [], []
+    window.notifier.notified.connect(errors.append)
+
+    window.confirm = lambda title, question: questions.append(question) or False
+    with qtbot.waitSignal(panel.weights_changed, timeout=30_000):
+        panel.import_weights_file(file)
+    assert len(questions) == 1 and not weights.imported_path(spec).exists()
+    assert_readable(questions[0])
+    assert panel.table.availability(name) == weights.NEEDS_DOWNLOAD
+
+    window.confirm = lambda title, question: True
+    with qtbot.waitSignal(panel.imported, timeout=30_000) as done:
+        panel.import_weights_file(file)
+    result = done.args[0]
+    assert result.official is False and result.path == weights.imported_path(spec) and result.replaced is None
+    qtbot.waitUntil(lambda: panel.table.weights_verdict(name) == weights_import.NOT_OFFICIAL, timeout=10_000)
+    assert panel.table.availability(name) == weights.IMPORTED
+    assert_readable(panel.status.text())
+    qtbot.waitUntil(lambda: not window.studio.jobs.busy(), timeout=60_000)
+    assert errors == []

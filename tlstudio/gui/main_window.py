@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
 
         self.data_panel = DataPanel(self.studio)
         self.model_panel = ModelPanel(self.studio)
+        self.model_panel.confirm = lambda title, question: self.confirm(title, question)  # the one injectable question
         self.train_panel = TrainPanel(self.studio)
         self.evaluate_panel = EvaluatePanel(self.studio)
         self.export_panel = ExportPanel(self.studio)

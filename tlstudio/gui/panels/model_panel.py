@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 from tlstudio.core.catalog import backbones as bb
 from tlstudio.core.config import FreezeDepth
 
 from tlstudio.core.catalog.build import build_backbone
-from tlstudio.core.catalog import weights
+from tlstudio.core.catalog import weights, weights_import
 from tlstudio.core.events import PhaseStarted, Progress
 
 from tlstudio.gui.studio import Studio
@@ -36,12 +36,15 @@ def count_parameters(name: str) -> tuple[str, int, list[int]]:
 
 class ModelPanel(QWidget):
     weights_changed = Signal(str)  # a download or an import finished for this backbone
+    imported = Signal(object)  # weights_import.ImportResult, once a file is stored
 
     def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.studio = studio
         self.specs = bb.list_backbones()
         self.download_job: Optional[Job] = None
+        # (title, question) -> bool; the window routes it through its own confirm, tests answer it directly
+        self.confirm = self._ask
         self._counting: set[str] = set()
 
         self.table = BackboneTable(self.specs)
@@ -94,7 +97,10 @@ class ModelPanel(QWidget):
 
     def refresh_availability(self) -> None:
         for spec in self.specs:
-            self.table.set_availability(spec.name, weights.availability(spec))
+            available = weights.availability(spec)
+            record = weights_import.read_record(weights.imported_path(spec)) if available == weights.IMPORTED else None
+            verdict, detail = (record.verdict, f"Imported from {record.describe()}.") if record else ("", "")
+            self.table.set_availability(spec.name, available, verdict, detail)
         self._update_buttons()
 
     def download_selected(self) -> None:
@@ -126,10 +132,15 @@ class ModelPanel(QWidget):
         if path:
             self.import_weights_file(path)
 
-    def import_weights_file(self, path: str | Path) -> Job:
-        spec = bb.get_backbone(self.backbone())
+    def import_weights_file(self, path: str | Path, force: bool = False, backbone: Optional[str] = None) -> Job:
+        """Import in a worker; a file that is not the official one comes back as a question (see ``_on_imported``)."""
+        spec = bb.get_backbone(backbone or self.backbone())
+
         def work(on_event, stop):
-            return weights.import_weights(path, spec)
+            try:
+                return weights_import.import_weights(path, spec, force=force)
+            except weights_import.NotOfficialFile as refusal:
+                return refusal  # a question for the user, asked on the GUI thread, not an error
 
         job = self.studio.jobs.start("import", f"Importing {Path(path).name} for {spec.title}", work)
         job.succeeded.connect(self._on_imported)
@@ -193,8 +204,23 @@ class ModelPanel(QWidget):
     def _on_download_failed(self, info) -> None:
         self._set_status(f"Download failed: {info.message}")
 
-    def _on_imported(self, dest) -> None:
-        self._set_status(f"Imported the weights; stored as {dest}.")
+    def _on_imported(self, result) -> None:
+        if isinstance(result, weights_import.NotOfficialFile):
+            self._ask_to_import_anyway(result)
+            return
+        self._set_status(" ".join(weights_import.describe_import(result, bb.get_backbone(result.backbone))))
+        self.imported.emit(result)
+
+    def _ask_to_import_anyway(self, refusal: weights_import.NotOfficialFile) -> None:
+        question = f"{refusal}\n\nImport it anyway? Only if you trust where it came from; it will be shown as not the official file."
+        if self.confirm("Not the official weights file", question):
+            self.import_weights_file(refusal.file, force=True, backbone=refusal.backbone)
+        else:
+            self._set_status(f"{refusal.record.source_file} was not imported: it is not the official weights file.")
+
+    def _ask(self, title: str, question: str) -> bool:
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        return QMessageBox.question(self, title, question, buttons, QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
 
     def _on_weights_job_finished(self) -> None:
         if self.sender() is self.download_job:

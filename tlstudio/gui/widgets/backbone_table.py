@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from tlstudio.core.catalog.backbones import BackboneSpec
+from tlstudio.core.catalog.weights_import import OFFICIAL, verdict_text
 
 COLUMNS = ("Backbone", "Size (M params)", "Speed (GFLOPs)", "ImageNet accuracy", "Weights")
 AVAILABILITY_TEXT = {
@@ -16,6 +17,7 @@ AVAILABILITY_TEXT = {
     "imported": "imported",
     "needs download": "needs download",
 }
+_VERDICT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class _Number(QTableWidgetItem):
@@ -65,15 +67,28 @@ class BackboneTable(QTableWidget):
             self.setItem(row, 4, QTableWidgetItem(""))
         self.itemSelectionChanged.connect(self._on_selection)
 
-    def set_availability(self, name: str, availability: str) -> None:
+    def set_availability(self, name: str, availability: str, verdict: str = "", detail: str = "") -> None:
+        """``verdict``: for imported weights, whether they are the official file (weights_import's verdicts)."""
         row = self._row(name)
-        if row is not None:
-            self.item(row, 4).setText(AVAILABILITY_TEXT.get(availability, availability))
-            self.item(row, 4).setData(Qt.ItemDataRole.UserRole, availability)
+        if row is None:
+            return
+        item = self.item(row, 4)
+        text = AVAILABILITY_TEXT.get(availability, availability)
+        if verdict and verdict != OFFICIAL:
+            text = f"{text} ({verdict_text(verdict)})"
+        item.setText(text)
+        item.setToolTip(detail)
+        item.setData(Qt.ItemDataRole.UserRole, availability)
+        item.setData(_VERDICT_ROLE, verdict)
 
     def availability(self, name: str) -> str:
         row = self._row(name)
         return "" if row is None else str(self.item(row, 4).data(Qt.ItemDataRole.UserRole) or "")
+
+    def weights_verdict(self, name: str) -> str:
+        """"" unless the row's weights are imported; then OFFICIAL, NOT_OFFICIAL, NO_CHECKSUM or NOT_RECORDED."""
+        row = self._row(name)
+        return "" if row is None else str(self.item(row, 4).data(_VERDICT_ROLE) or "")
 
     def select(self, name: str) -> None:
         row = self._row(name)
