@@ -10,12 +10,16 @@ REPO = Path(__file__).resolve().parents[1]
 HYMENOPTERA = REPO.parent / "shared" / "datasets" / "hymenoptera"
 
 
-@pytest.fixture(autouse=True)
-def _private_homes(tmp_path_factory, monkeypatch):
-    """Tests never read or write the user's real tlstudio folders or torch hub cache."""
+@pytest.fixture(autouse=True, scope="session")
+def _private_homes(tmp_path_factory):
+    """Tests never read or write the user's real tlstudio folders or torch hub cache.
+
+    Session-wide, so module-scoped fixtures (which train and export, recording trusted models) see it too."""
     home = tmp_path_factory.getbasetemp() / "tlstudio-home"
-    monkeypatch.setenv("TLSTUDIO_HOME", str(home))
-    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TLSTUDIO_HOME", str(home))
+        mp.setenv("TORCH_HOME", str(home / "torch"))
+        yield
 
 
 @pytest.fixture

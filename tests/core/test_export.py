@@ -84,6 +84,19 @@ def test_any_size_uint8_or_float_batched_or_single(exported):
         model(torch.zeros(1, 1, 50, 50))
 
 
+def test_uint16_pictures_are_scaled_by_65535_and_other_integers_refused(exported):
+    """What torchvision.io.decode_image gives for a 16-bit PNG goes in as it is."""
+    _, _, path = exported
+    model = load(path)
+    img = torch.from_numpy(photo(120, 160)).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        p_uint8 = model(img)
+        p_uint16 = model((img.to(torch.int32) * 257).to(torch.uint16))  # 255 * 257 = 65535: the same picture
+    assert torch.allclose(p_uint8, p_uint16, atol=1e-5)
+    with pytest.raises(Exception, match="uint16"):
+        model(img.to(torch.int32))
+
+
 def test_a_fresh_process_importing_only_torch_runs_it(exported):
     _, _, path = exported
     code = (

@@ -10,7 +10,8 @@ from tlstudio.commands.progress import TerminalProgress
 from tlstudio.core.atomic import write_text
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import ignore_events
-from tlstudio.core.inference.predict import ExportedModel, Prediction
+from tlstudio.core.inference.model_file import open_model_file
+from tlstudio.core.inference.predict import Prediction
 
 
 def register(subparsers) -> None:
@@ -19,13 +20,18 @@ def register(subparsers) -> None:
     p.add_argument("paths", metavar="PATH", nargs="+", help="image files, or folders searched recursively")
     p.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")
     p.add_argument("--top-k", type=int, default=1, metavar="K", help="how many classes to show per image (default 1)")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="run a TorchScript file this tlstudio did not make (it is a program: only if you trust who sent it); remembered for that file",
+    )
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k} must be at least 1.")
-    model = ExportedModel.load(args.model)
+    model = open_model_file(args.model, trust=args.trust)
     names = model.class_names
     k = min(args.top_k, len(names))
     on_event = TerminalProgress(sys.stderr) if sys.stderr.isatty() else ignore_events

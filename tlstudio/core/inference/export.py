@@ -1,10 +1,15 @@
 """The exported model: one TorchScript file that runs in plain PyTorch, with its preprocessing inside.
 
-Contract (DESIGN.md): ``forward`` takes RGB images as uint8 [0, 255] or float [0, 1], shaped NCHW
-(or CHW for one image), of any size; it resizes the short side to ``resize_size`` (antialiased
-bilinear), centre-crops ``input_size``, normalises with ``mean``/``std`` and returns class
-probabilities [N, classes]. The file carries ``class_names``, ``input_size``, ``resize_size``,
-``mean`` and ``std`` as attributes and the training summary as the extra file ``tlstudio.json``.
+Contract (DESIGN.md): ``forward`` takes RGB images as uint8 [0, 255], uint16 [0, 65535] (what
+``torchvision.io.decode_image`` gives for a 16-bit PNG) or float [0, 1], shaped NCHW (or CHW for
+one image), of any size; it resizes the short side to ``resize_size`` (antialiased bilinear),
+centre-crops ``input_size``, normalises with ``mean``/``std`` and returns class probabilities
+[N, classes]. The file carries ``class_names``, ``input_size``, ``resize_size``, ``mean`` and
+``std`` as attributes and the training summary as the extra file ``tlstudio.json``.
+
+A TorchScript file is a program, so tlstudio reads that information straight from the file's zip
+archive (``read_export_info`` never loads it), and every file it writes is recorded in the trust
+store (``trust.py``): those are the ones it runs without asking.
 """
 
 # No "from __future__ import annotations": TorchScript reads the class annotations at runtime.
@@ -15,10 +20,11 @@ import subprocess
 import sys
 import tempfile
 import warnings
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import BinaryIO, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -28,9 +34,11 @@ from torch import nn
 from tlstudio.core.atomic import atomic_path, json_line
 from tlstudio.core.errors import UserError
 from tlstudio.core.data.preprocess import Preprocessing
+from tlstudio.core.inference import trust
 
 INFO_FILE = "tlstudio.json"
 FORMAT = "tlstudio-model-1"
+MAX_INFO_BYTES = 16 << 20  # the info is a few kB; a bigger member is not ours
 
 
 class ExportedClassifier(nn.Module):
@@ -61,8 +69,12 @@ class ExportedClassifier(nn.Module):
             raise ValueError("expected RGB images shaped [N, 3, H, W] or [3, H, W]")
         if x.dtype == torch.uint8:
             x = x.float() / 255.0
-        else:
+        elif x.dtype == torch.uint16:
+            x = x.float() / 65535.0
+        elif x.is_floating_point():
             x = x.float()
+        else:
+            raise ValueError("expected images as uint8 [0, 255], uint16 [0, 65535] or float [0, 1]")
         h, w = x.shape[2], x.shape[3]
         short = min(h, w)
         if short != self.resize_size:
@@ -111,6 +123,7 @@ def export_torchscript(network: nn.Module, pre: Preprocessing, classes: Sequence
     dest = Path(dest)
     with atomic_path(dest) as tmp, torchscript_quietly():
         torch.jit.save(module, str(tmp), _extra_files={INFO_FILE: json_line(info)})
+    trust.remember(trust.sha256_file(dest), trust.EXPORTED, dest)  # a copy of this file is the same program: trusted too
     return dest
 
 
@@ -132,19 +145,41 @@ def refuse_non_finite(network: nn.Module) -> None:
 
 
 def read_export_info(path: str | os.PathLike) -> dict:
-    """The information a tlstudio model file carries (class names, preprocessing, training summary)."""
+    """The information a tlstudio model file carries (class names, preprocessing, training summary).
+
+    Read from the zip archive itself: loading a TorchScript file would run the code inside it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file '{path}' does not exist. Pass the model.pt that 'tlstudio train' wrote.")
-    extra = {INFO_FILE: ""}
     try:
-        with torchscript_quietly():
-            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not a model file we can read"
-        raise UserError(f"'{path}' is not a TorchScript model file ({type(exc).__name__}). Pass the model.pt that tlstudio exported.") from None
-    if not extra[INFO_FILE]:
-        raise UserError(f"'{path}' is a TorchScript file but not one tlstudio exported (it has no {INFO_FILE}).")
-    return json.loads(extra[INFO_FILE])
+        with open(path, "rb") as fh:
+            return export_info_from(fh, path)
+    except OSError as exc:
+        raise UserError(f"could not read the model file '{path}': {exc.strerror or exc}.") from None
+
+
+def export_info_from(archive_file: BinaryIO, path: Path) -> dict:
+    """``read_export_info`` for a file already open (or its bytes in a BytesIO); ``path`` names it in messages."""
+    not_a_model = UserError(f"'{path}' is not a TorchScript model file. Pass the model.pt that tlstudio exported.")
+    try:
+        with zipfile.ZipFile(archive_file) as archive:
+            names = archive.namelist()
+            found = sorted((n for n in names if n.endswith("/extra/" + INFO_FILE)), key=len)
+            if not found:
+                if any(n.endswith(("/data.pkl", "/constants.pkl")) for n in names):
+                    raise UserError(f"'{path}' is a TorchScript file but not one tlstudio exported (it has no {INFO_FILE}).")
+                raise not_a_model
+            member = archive.getinfo(found[0])
+            if member.file_size > MAX_INFO_BYTES:
+                raise not_a_model
+            info = json.loads(archive.read(member)[:MAX_INFO_BYTES])
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001 - not a zip, a damaged one, unreadable JSON: all mean "not a model file we can read"
+        raise not_a_model from None
+    if not isinstance(info, dict):
+        raise not_a_model
+    return info
 
 
 @dataclass(frozen=True)

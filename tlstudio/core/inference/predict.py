@@ -2,11 +2,13 @@
 
 Only the file is used: its class names and preprocessing travel inside it. Images are opened with
 the one safe opener and shrunk to the file's resize size exactly as training's evaluation did, so a
-prediction here equals the app's for the same picture.
+prediction here equals the app's for the same picture. A TorchScript file is a program, so it is
+loaded only when the trust store (``trust.py``) knows its hash: tlstudio made it, or the user said yes.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,8 @@ import torch
 from tlstudio.core.data.scan import IGNORED_NAMES, IMAGE_EXTENSIONS
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
-from tlstudio.core.inference.export import torchscript_quietly, read_export_info
+from tlstudio.core.inference.export import export_info_from, torchscript_quietly
+from tlstudio.core.inference.trust import TRUSTED, UntrustedModel, is_trusted, remember, sha256_bytes
 from tlstudio.core.data.images import ImageRejected, load_rgb_array
 from tlstudio.core.data.pixel_store import centre_square
 from tlstudio.core.inference.batches import batched_outputs
@@ -51,11 +54,24 @@ class ExportedModel:
     module: torch.jit.ScriptModule = field(repr=False)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ExportedModel":
+    def load(cls, path: str | os.PathLike, trust: bool = False) -> "ExportedModel":
+        """The model file at ``path``, run only if the trust store knows its hash or ``trust`` is True (then it is remembered).
+
+        Raises ``UntrustedModel`` for a file this installation did not make and nobody trusted: it is a program."""
         path = Path(path)
-        info = read_export_info(path)  # refuses files that are not tlstudio models, with a clear message
-        with torchscript_quietly():
-            module = torch.jit.load(str(path), map_location="cpu")
+        data = _read_model_file(path)  # one read: the bytes hashed are the bytes run
+        info = export_info_from(io.BytesIO(data), path)  # refuses files that are not tlstudio models, without running them
+        sha256 = sha256_bytes(data)
+        known = is_trusted(sha256)
+        if not known and not trust:
+            raise UntrustedModel(path, sha256)
+        try:
+            with torchscript_quietly():
+                module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - a damaged archive can make the loader raise almost anything
+            raise UserError(f"'{path}' could not be loaded as a TorchScript model ({type(exc).__name__}). Export it again.") from None
+        if not known:
+            remember(sha256, TRUSTED, path)
         return cls(path, info, module.eval())
 
     @property
@@ -103,6 +119,15 @@ class ExportedModel:
             if throttle.ready() or len(out) == len(files):
                 on_event(Progress(len(out), len(files), files[len(out) - 1].name))
         return out
+
+
+def _read_model_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise UserError(f"model file '{path}' does not exist. Pass the model.pt that 'tlstudio train' wrote.")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"could not read the model file '{path}': {exc.strerror or exc}.") from None
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
