@@ -218,3 +218,16 @@ def test_a_failed_import_leaves_the_previous_one_intact(official, tmp_path, monk
     assert stored().read_bytes() == before
     assert sorted(p.name for p in stored().parent.iterdir()) == [stored().name]  # no temporary file left
     assert weights_import.read_record(stored()).official is True
+
+
+def test_an_import_from_before_checksums_shows_as_not_recorded_and_is_named_when_replaced(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    stored().parent.mkdir(parents=True)
+    save_file(random_state(), str(stored()), metadata={"imported_from": "old.pth"})  # what earlier versions stored
+    assert weights_import.weights_verdict(spec()) == weights_import.NOT_RECORDED
+    assert catalog_record(capsys)["imported"]["verdict"] == weights_import.NOT_RECORDED
+
+    result = weights_import.import_weights(save(random_state(seed=1), tmp_path / "new.pth"), spec(), force=True)
+    assert result.replaced is not None and result.replaced.source_file == "old.pth"
+    assert result.replaced.verdict == weights_import.NOT_RECORDED

@@ -133,7 +133,8 @@ def check_finite(state: dict[str, Tensor], what: str) -> None:
         return
     tensor = state[bad[0]]
     count = int((~torch.isfinite(tensor)).sum())
-    more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+    others = len(bad) - 1
+    more = f" (and {others} more tensor{'s' if others > 1 else ''})" if others else ""
     raise UserError(
         f"{what} is damaged: tensor '{bad[0]}' holds {count} of {tensor.numel()} values that are NaN or infinite{more}. "
         "Weights like these cannot be used, so it was not imported; copy the file again from a machine where it works."
@@ -171,9 +172,9 @@ def _store(state: dict[str, Tensor], dest: Path, record: ImportRecord, spec: Bac
 
 def _check_stored(stored: dict[str, Tensor], written: dict[str, Tensor], spec: BackboneSpec) -> None:
     """What was written is read back before it replaces anything: a bad write must not replace a good import."""
-    _verify(stored, spec, "the stored copy")
     if stored.keys() != written.keys() or not all(torch.equal(stored[k], written[k]) for k in written):
         raise UserError("the stored copy of the weights reads back differently from what was written (is the disk failing?); nothing was replaced.")
+    _verify(stored, spec, "the stored copy")
 
 
 # ---------------------------------------------------------------- what the catalog shows
