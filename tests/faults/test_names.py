@@ -236,3 +236,10 @@ def test_printable_json_loads_back_the_same():
     text = printable_json(json.dumps(record, indent=2, ensure_ascii=False))
     assert all(ch not in text for ch in (RLO, "\x85", "\udcff", "\U000e0041")) and "ñ" in text
     assert json.loads(text) == record
+
+
+def test_the_html_report_shows_bidi_characters_in_class_names_as_escapes():
+    from tlstudio.core.report.html import confusion_table
+
+    table = confusion_table([[3, 1], [0, 4]], [f"cat{RLO}<b>", "dog"], "val")
+    assert RLO not in table and "cat\\u202e&lt;b&gt;" in table

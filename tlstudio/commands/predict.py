@@ -10,6 +10,7 @@ from tlstudio.commands.progress import TerminalProgress
 from tlstudio.core.atomic import write_text
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import ignore_events
+from tlstudio.core.names import printable
 from tlstudio.core.inference.model_file import open_model_file
 from tlstudio.core.inference.predict import Prediction
 
@@ -37,10 +38,10 @@ def run(args) -> int:
     on_event = TerminalProgress(sys.stderr) if sys.stderr.isatty() else ignore_events
     predictions = model.predict_paths(args.paths, on_event=on_event)
     if not predictions:
-        raise UserError("no image files found in " + ", ".join(f"'{p}'" for p in args.paths) + ".")
+        raise UserError("no image files found in " + ", ".join(f"'{printable(p)}'" for p in args.paths) + ".")
     for p in predictions:
-        shown = "  ".join(f"{name} {prob:.3f}" for name, prob in p.top(k, names)) if p.ok else f"skipped: {p.error}"
-        print(f"{p.path}\t{shown}")
+        shown = "  ".join(f"{printable(name)} {prob:.3f}" for name, prob in p.top(k, names)) if p.ok else f"skipped: {printable(p.error)}"
+        print(f"{printable(p.path)}\t{shown}")
     if args.csv:
         write_text(args.csv, _csv(predictions, names, k))
         print(f"wrote {args.csv}", file=sys.stderr)

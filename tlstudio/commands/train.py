@@ -17,6 +17,7 @@ from pathlib import Path
 from tlstudio.commands.progress import TerminalProgress
 from tlstudio.core.config import AUGMENT_PRESETS, CLASS_WEIGHTING, SELECTION_METRICS, TrainConfig
 from tlstudio.core.errors import UserError
+from tlstudio.core.names import printable
 
 
 def _batch_size(text: str) -> int:
@@ -155,10 +156,10 @@ def run(args) -> int:
     preprocessing_for(spec, config.image_size)
     data = Path(config.data_dir)
     if not data.is_dir():
-        raise UserError(f"'{data}' is not a folder. Give the folder that holds one sub-folder per class.")
+        raise UserError(f"'{printable(data)}' is not a folder. Give the folder that holds one sub-folder per class.")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out '{out}' is a file. Give a folder for the run's files.")
+        raise UserError(f"--out '{printable(out)}' is a file. Give a folder for the run's files.")
     if not config.pretrained:
         print(
             "from scratch: the backbone starts from random weights and every layer trains; "
@@ -174,9 +175,9 @@ def resume(args) -> int:
 
     given = resume_conflicts(args)
     if given:
-        raise UserError(f"--resume continues '{args.resume}' with the settings it was started with (its config.json); leave out {', '.join(given)}.")
+        raise UserError(f"--resume continues '{printable(args.resume)}' with the settings it was started with (its config.json); leave out {', '.join(given)}.")
     if not Path(args.resume).is_dir():
-        raise UserError(f"--resume '{args.resume}' is not a folder. Give the run folder (the --out of the run to continue).")
+        raise UserError(f"--resume '{printable(args.resume)}' is not a folder. Give the run folder (the --out of the run to continue).")
     return report(Trainer.resume(args.resume, cache_dir=args.cache or cache_dir()), args)
 
 
@@ -205,4 +206,4 @@ def print_outcome(s: dict, metrics: dict) -> None:
     for sentence in diagnosis_sentences(s.get("diagnosis") or {}):
         print(sentence, file=sys.stderr)
     if "export" in s:
-        print(f"model: {s['export']['path']}")
+        print(f"model: {printable(s['export']['path'])}")

@@ -26,6 +26,7 @@ from tlstudio.core import atomic
 from tlstudio.core.data.scan import load_index
 from tlstudio.core.data.index import REASON_TEXT, SPLITS, DatasetIndex
 from tlstudio.core.errors import UserError
+from tlstudio.core.names import printable
 from tlstudio.core.runs.files import PLAIN_READERS, RUN_PARTS, RunFiles, json_lines, json_of
 from tlstudio.core.report.fit_report import diagnosis_sentences, selection_sentence
 from tlstudio.core.data.images import ImageRejected, open_image
@@ -189,9 +190,10 @@ def _text(value: object) -> str:
     """``value`` escaped for HTML text or a quoted attribute.
 
     "://" is also written as entities, so that no string from a folder can put a web address in the
-    page's source; browsers show the same characters.
+    page's source; browsers show the same characters. Control and bidi characters (which reorder
+    text in a page too) are shown as visible escapes (``printable``).
     """
-    return html.escape(str(value), quote=True).replace("://", ":&#47;&#47;")
+    return html.escape(printable(value), quote=True).replace("://", ":&#47;&#47;")
 
 
 def _pct(fraction: float) -> str:

@@ -1,6 +1,7 @@
 """What the scan found, in words: a one-line summary, then every skipped file and every warning.
 
-Each problem says what is wrong and what to do (``REASON_TEXT``), not a Python exception.
+Each problem says what is wrong and what to do (``REASON_TEXT``), not a Python exception. Names from
+the disk are shown through ``printable``, so no character in a name can hide or reorder the text.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from tlstudio.core.data.index import REASON_TEXT, DatasetIndex
+from tlstudio.core.names import printable
 
 
 class ScanReport(QWidget):
@@ -46,6 +48,7 @@ class ScanReport(QWidget):
         self.text = format_report(index)
         self.copy_button.setEnabled(True)
         self.summary.setStyleSheet("")
+        self.summary.setTextFormat(Qt.TextFormat.AutoText)
         n = len(index.samples)
         counts = index.counts()
         per_split = {s: sum(c[s] for c in counts.values()) for s in ("train", "val", "test")}
@@ -61,19 +64,20 @@ class ScanReport(QWidget):
             top = QTreeWidgetItem([f"Skipped files ({len(index.skipped)})", "These files are left out of training."])
             for s in index.skipped:
                 explanation = REASON_TEXT.get(s.reason, s.reason)
-                item = QTreeWidgetItem([s.path, explanation])
-                item.setToolTip(0, str(index.abspath(s)))
-                item.setToolTip(1, f"{explanation}\n\nDetail: {s.detail}" if s.detail else explanation)
+                item = QTreeWidgetItem([printable(s.path), explanation])
+                item.setToolTip(0, printable(index.abspath(s)))
+                item.setToolTip(1, f"{explanation}\n\nDetail: {printable(s.detail)}" if s.detail else explanation)
                 top.addChild(item)
             self.tree.addTopLevelItem(top)
             top.setExpanded(True)
         if index.warnings:
             top = QTreeWidgetItem([f"Warnings ({len(index.warnings)})", "Training works, but check these."])
             for w in index.warnings:
-                item = QTreeWidgetItem([w.kind, w.text])
-                item.setToolTip(1, w.text)
+                text = printable(w.text)
+                item = QTreeWidgetItem([w.kind, text])
+                item.setToolTip(1, text)
                 for path in w.paths:
-                    item.addChild(QTreeWidgetItem([path, ""]))
+                    item.addChild(QTreeWidgetItem([printable(path), ""]))
                 top.addChild(item)
             self.tree.addTopLevelItem(top)
             top.setExpanded(True)
@@ -83,10 +87,12 @@ class ScanReport(QWidget):
         self.copy_button.setEnabled(True)
         self.tree.clear()
         self.summary.setStyleSheet("color: #b00020;")
-        self.summary.setText(f"This folder cannot be used yet: {message}")
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)  # a folder's name could hold "<b>"
+        self.summary.setText(f"This folder cannot be used yet: {printable(message)}")
 
     def show_busy(self, text: str) -> None:
         self.summary.setStyleSheet("")
+        self.summary.setTextFormat(Qt.TextFormat.AutoText)
         self.summary.setText(text)
 
     def problems(self) -> list[tuple[str, str]]:

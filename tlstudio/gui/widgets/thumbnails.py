@@ -18,6 +18,8 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt, 
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QTabWidget, QWidget
 
+from tlstudio.core.names import printable
+
 THUMB = 88
 
 
@@ -109,7 +111,7 @@ class ThumbnailModel(QAbstractListModel):
                 return self._placeholder
             return pixmap
         if role == Qt.ItemDataRole.ToolTipRole:
-            return Path(self.paths[row]).name
+            return printable(Path(self.paths[row]).name)
         return None
 
     def loaded(self) -> int:
@@ -158,7 +160,7 @@ class ClassGallery(QTabWidget):
             view.setSelectionMode(QListView.SelectionMode.NoSelection)
             view.setModel(model)
             self.models[name] = model
-            self.addTab(view, f"{name} ({len(paths)})")
+            self.addTab(view, f"{printable(name)} ({len(paths)})")
 
     def shutdown(self) -> None:
         self.loader.shutdown()
