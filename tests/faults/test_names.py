@@ -17,12 +17,13 @@ from tlstudio.core.data.index import (
     CASE_ONLY_WARNING,
     LOOKALIKE_FILES_WARNING,
     MERGED_FOLDERS_WARNING,
+    BAD_NAME,
     REASON_TEXT,
     SAME_FILE,
     DatasetError,
     DatasetIndex,
 )
-from tlstudio.core.data.scan import dataset_warnings, scan_folder
+from tlstudio.core.data.scan import dataset_warnings, load_index, save_index, scan_folder
 from tlstudio.core.data.scan_report import format_report
 from tlstudio.core.names import printable, printable_json
 
@@ -211,6 +212,41 @@ def test_errors_naming_a_folder_escape_it(tmp_path, capsys):
     assert main(["scan", str(root)]) == 2
     err = capsys.readouterr().err
     assert RLO not in err and err.count("\n") == 1
+    assert_readable(err)
+
+
+def bytes_name(folder: Path, name: bytes, to: bytes) -> None:
+    try:
+        os.rename(os.fsencode(folder) + b"/" + name, os.fsencode(folder) + b"/" + to)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system only keeps names that are valid UTF-8")
+
+
+def test_names_that_are_not_utf8_are_skipped_with_their_bytes_shown_and_the_index_still_saves(tmp_path, capsys):
+    root = tmp_path / "data"
+    for name, seed in (("a", 1), ("b", 2), ("c", 3)):
+        images(root / name, 3, seed=seed)
+    bytes_name(root, b"c", b"c\xff")
+    bytes_name(root / "a", b"00.png", b"\xfe.png")
+    index = scan_folder(root)
+    assert index.classes == ["a", "b"]
+    assert {s.path: s.reason for s in index.skipped} == {"a/\\xfe.png": BAD_NAME, "c\\xff": BAD_NAME}
+    save_index(index, tmp_path / "index.json")
+    assert load_index(tmp_path / "index.json") == index
+    assert main(["scan", str(root)]) == 0 and main(["scan", str(root), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "c\\xff" in out and err == ""
+    assert_readable(out)
+
+
+def test_a_class_lost_to_a_name_that_is_not_utf8_is_named_in_the_error(tmp_path, capsys):
+    root = tmp_path / "data"
+    images(root / "a", 3, seed=1)
+    images(root / "b", 3, seed=2)
+    bytes_name(root, b"b", b"b\xff")
+    assert main(["scan", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "only one class folder ('a')" in err and "'b\\xff'" in err and err.count("\n") == 1
     assert_readable(err)
 
 

@@ -8,6 +8,7 @@ reads is what is on disk. This is for display only: indexes, paths and files kee
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 
@@ -23,6 +24,23 @@ _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 def is_hidden(ch: str) -> bool:
     """True for a character that is invisible, moves other text, or breaks a line when shown."""
     return ch not in _KEPT_FORMAT and unicodedata.category(ch) in _HIDDEN_CATEGORIES
+
+
+def is_text(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def raw_spelling(name: str) -> str:
+    """A name that is not text, spelled with its undecodable bytes as ``\\xNN``: what a terminal's ``ls -b`` shows."""
+    try:
+        return printable(os.fsencode(name).decode("utf-8", "backslashreplace"))
+    except UnicodeEncodeError:  # a lone surrogate that no file system byte made (Windows)
+        return printable(name)
 
 
 def escape(ch: str) -> str:

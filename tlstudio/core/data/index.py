@@ -24,6 +24,7 @@ TOO_MANY_PIXELS = "too many pixels"
 UNREADABLE = "unreadable"
 UNSUPPORTED_MODE = "unsupported mode"
 SAME_FILE = "same file"  # reached a second time, through a link or a hard link; its detail names the path used
+BAD_NAME = "name not text"  # bytes that are not UTF-8: such a name cannot go into the index, a model or a report
 
 REASON_TEXT = {
     EMPTY: "The file is empty (0 bytes). Copy it again from its source.",
@@ -33,6 +34,7 @@ REASON_TEXT = {
     UNREADABLE: "The file could not be read (permissions or a disk error).",
     UNSUPPORTED_MODE: "The image uses a colour mode that cannot be converted to RGB.",
     SAME_FILE: "The same file is reached a second time, through a link or a hard link; it is used once only, under the other name shown.",
+    BAD_NAME: "The name is not valid text (the bytes shown as \\xNN are not UTF-8, as with names from an old PC or zip file); a folder named so is not entered. Rename it, then scan again.",
 }
 
 # Kinds of dataset warnings (Warning_.kind); each warning's text says what to do.
@@ -68,6 +70,7 @@ class Skipped:
     path: str  # relative to the data root
     reason: str  # one of the reason constants above
     detail: str = ""  # the decoder's own words, for the curious
+    pixels: int = 0  # the image's pixel count, for TOO_MANY_PIXELS (0: not known, or another reason)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Warning_:
     kind: str  # one of the *_WARNING constants above
     text: str  # a sentence a non-programmer understands
     paths: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()  # the class names a per-class warning is about (few images, missing split)
 
 
 @dataclass
@@ -120,7 +124,7 @@ class DatasetIndex:
         d.pop("counts", None)
         d["samples"] = [Sample(**s) for s in d["samples"]]
         d["skipped"] = [Skipped(**s) for s in d.get("skipped", [])]
-        d["warnings"] = [Warning_(**{**w, "paths": tuple(w.get("paths", ()))}) for w in d.get("warnings", [])]
+        d["warnings"] = [Warning_(**{**w, "paths": tuple(w.get("paths", ())), "classes": tuple(w.get("classes", ()))}) for w in d.get("warnings", [])]
         return cls(**d)
 
 

@@ -37,6 +37,7 @@ from tlstudio.core.data.index import (
     LOOKALIKE_FILES_WARNING,
     MERGED_FOLDERS_WARNING,
     MISSING_SPLIT_WARNING,
+    BAD_NAME,
     SAME_FILE,
     SPLITS,
     STRAY_WARNING,
@@ -50,7 +51,7 @@ from tlstudio.core.data.index import (
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.data.images import ImageRejected, probe_bytes
-from tlstudio.core.names import printable
+from tlstudio.core.names import is_text, printable, raw_spelling
 from tlstudio.core.throttle import Throttle
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -157,6 +158,10 @@ def _usable_root(root: str | os.PathLike) -> Path:
         raise DatasetError(f"The folder '{printable(path)}' does not exist; choose an existing folder with one sub-folder of images per class.", str(path))
     if not path.is_dir():
         raise DatasetError(f"'{printable(path)}' is a file, not a folder; choose the folder that holds one sub-folder of images per class.", str(path))
+    if not is_text(str(path)):
+        raise DatasetError(
+            f"The path '{raw_spelling(str(path))}' is not valid text (the \\x parts are bytes that are not UTF-8); rename those folders, then scan again.", str(path)
+        )
     return path
 
 
@@ -176,16 +181,26 @@ def _walk(root: Path, stop: StopToken) -> _Walk:
         walk.stray.extend(f"{name}/" for name in unused)
     else:
         _walk_classes(root, "", "train", walk, stop, top)
+    also = _badly_named(walk)
     if not walk.classes:
         raise DatasetError(
-            f"'{printable(root)}' has no class folders; put the images in one sub-folder per class (for example cats/ and dogs/) and scan again.", str(root)
+            f"'{printable(root)}' has no class folders{also}; put the images in one sub-folder per class (for example cats/ and dogs/) and scan again.", str(root)
         )
     if len(walk.classes) < 2:
         (only,) = walk.classes
         raise DatasetError(
-            f"'{printable(root)}' has only one class folder ('{printable(only)}'); add a sub-folder of images for at least one more class.", str(root)
+            f"'{printable(root)}' has only one class folder ('{printable(only)}'){also}; add a sub-folder of images for at least one more class.", str(root)
         )
     return walk
+
+
+def _badly_named(walk: _Walk) -> str:
+    """Why a folder may seem to be missing from an error: some names are not text (already spelled with \\xNN)."""
+    bad = sorted(s.path for s in walk.skipped if s.reason == BAD_NAME)
+    if not bad:
+        return ""
+    listed = ", ".join(f"'{path}'" for path in bad[:3]) + (", ..." if len(bad) > 3 else "")
+    return f" (not used: {listed}, whose names are not valid text; rename them)"
 
 
 def _walk_classes(folder: Path, rel: str, split: str, walk: _Walk, stop: StopToken, listed: Optional[dict] = None) -> None:
@@ -205,8 +220,8 @@ def _folders(folder: Path, rel: str, walk: _Walk, stop: StopToken) -> dict[str, 
         kind = _kind(entry, walk)
         if kind == "folder":
             folders[unicodedata.normalize("NFC", entry.name)].append(entry)
-        elif kind == "broken link":
-            walk.skipped.append(Skipped(_join(rel, entry.name), UNREADABLE, _BROKEN_LINK))
+        elif kind in _SKIPPED_KINDS:
+            walk.skipped.append(_skipped_entry(rel, entry.name, kind))
         else:
             walk.ignored += 1
             if kind == "image":
@@ -241,21 +256,34 @@ def _walk_class(folder: Path, rel: str, class_name: str, split: str, walk: _Walk
                 pending.append((Path(entry.path), path))
             elif kind == "image":
                 walk.candidates.append(_Candidate(path, class_name, split))
-            elif kind == "broken link":
-                walk.skipped.append(Skipped(path, UNREADABLE, _BROKEN_LINK))
+            elif kind in _SKIPPED_KINDS:
+                walk.skipped.append(_skipped_entry(rel, entry.name, kind))
             else:
                 walk.ignored += 1
 
 
 _BROKEN_LINK = "broken link: what it points to does not exist (or the link points to itself)"
+_SKIPPED_KINDS = ("broken link", "bad name")
+
+
+def _skipped_entry(rel: str, name: str, kind: str) -> Skipped:
+    if kind == "bad name":  # the index must be JSON (UTF-8): the bytes that are not text are spelled \xNN
+        return Skipped(_join(rel, raw_spelling(name)), BAD_NAME)
+    return Skipped(_join(rel, name), UNREADABLE, _BROKEN_LINK)
 
 
 def _kind(entry: os.DirEntry, walk: _Walk) -> str:
-    """"folder" (not entered before; now marked), "image", "broken link", or "ignored".
+    """"folder" (not entered before; now marked), "image", "broken link", "bad name" or "ignored".
 
     Ignored: hidden and system names, files that are not images by extension, folders already
     entered (a link looping back up, or a second link to the same folder), pipes and sockets.
+    A folder, image or link whose name is not text (bytes that are not UTF-8) is a "bad name".
     """
+    kind = _kind_by_type(entry, walk)
+    return "bad name" if kind != "ignored" and not is_text(entry.name) else kind
+
+
+def _kind_by_type(entry: os.DirEntry, walk: _Walk) -> str:
     name = entry.name
     if name.startswith(".") or name.lower() in IGNORED_NAMES or _hidden_on_windows(entry):
         return "ignored"
@@ -353,7 +381,7 @@ def _inspect(root: Path, candidate: _Candidate, stop: StopToken) -> _Found | Ski
     try:
         width, height = probe_bytes(data)
     except ImageRejected as exc:
-        return Skipped(candidate.path, exc.reason, exc.detail)
+        return Skipped(candidate.path, exc.reason, exc.detail, exc.pixels)
     return _Found(candidate.path, candidate.class_name, candidate.split, len(data), st.st_mtime_ns, digest, width, height, _identity(st))
 
 
@@ -486,7 +514,7 @@ def _quoted(names) -> str:
 def _few_images(index: DatasetIndex) -> list[Warning_]:
     per_class = Counter(index.classes[s.label] for s in index.samples)
     return [
-        Warning_(FEW_IMAGES_WARNING, f"Class '{printable(name)}' has only {per_class[name]} image(s); a class needs at least {FEW_IMAGES}, better 20 or more, to be learned and measured.")
+        Warning_(FEW_IMAGES_WARNING, f"Class '{printable(name)}' has only {per_class[name]} image(s); a class needs at least {FEW_IMAGES}, better 20 or more, to be learned and measured.", classes=(name,))
         for name in index.classes
         if per_class[name] < FEW_IMAGES
     ]
@@ -531,7 +559,7 @@ def _missing_splits(index: DatasetIndex) -> list[Warning_]:
         missing = [sp for sp in ("train", "val") if not counts[sp]]
         if missing:
             text = f"Class '{printable(name)}' has no images in its {' or '.join(missing)} folder; add some so it can be learned and measured."
-            warnings.append(Warning_(MISSING_SPLIT_WARNING, text))
+            warnings.append(Warning_(MISSING_SPLIT_WARNING, text, classes=(name,)))
     return warnings
 
 
