@@ -279,3 +279,14 @@ def test_the_html_report_shows_bidi_characters_in_class_names_as_escapes():
 
     table = confusion_table([[3, 1], [0, 4]], [f"cat{RLO}<b>", "dog"], "val")
     assert RLO not in table and "cat\\u202e&lt;b&gt;" in table
+
+
+def test_a_data_folder_whose_path_is_not_utf8_is_refused_in_one_sentence(tmp_path, capsys):
+    images(tmp_path / "d" / "a", 2, seed=1)
+    images(tmp_path / "d" / "b", 2, seed=2)
+    bytes_name(tmp_path, b"d", b"d\xff")
+    root = os.fsdecode(os.fsencode(tmp_path) + b"/d\xff")
+    assert main(["scan", root]) == 2
+    err = capsys.readouterr().err
+    assert "d\\xff' is not valid text" in err and err.count("\n") == 1
+    assert_readable(err)
