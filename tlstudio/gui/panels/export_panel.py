@@ -24,14 +24,25 @@ from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.workers import Job
 
+# The README's code too (tests/faults/test_plain_pytorch_snippet.py runs it and compares both).
 SNIPPET = '''\
 import torch
-from torchvision.io import ImageReadMode, read_image
+from torchvision.io import decode_image
 
-model = torch.jit.load("{name}")      # no tlstudio needed, only PyTorch
-img = read_image("picture.jpg", mode=ImageReadMode.RGB)  # uint8, 3 x H x W, any size
+
+def read_picture(path):
+    """A picture as tlstudio reads it: upright (EXIF), RGB, transparent pixels on white, floats in [0, 1]."""
+    img = decode_image(path, apply_exif_orientation=True)  # C x H x W, uint8 (uint16 for a 16-bit PNG)
+    img = img.float() / (65535.0 if img.dtype == torch.uint16 else 255.0)
+    if img.shape[0] in (2, 4):  # an alpha channel: composite onto white, as tlstudio does
+        img, alpha = img[:-1], img[-1:]
+        img = img * alpha + (1.0 - alpha)
+    return img.expand(3, -1, -1)  # grey -> RGB
+
+
+model = torch.jit.load("{name}")  # only PyTorch needed; a .pt file is a program: load only ones you trust
 with torch.no_grad():
-    probs = model(img[None])[0]          # resizing and normalising happen inside
+    probs = model(read_picture("photo.jpg")[None])[0]  # resizing and normalising happen inside
 best = int(probs.argmax())
 print(model.class_names[best], f"{{float(probs[best]):.1%}}")
 '''
@@ -56,6 +67,8 @@ def copy_model(source: Path, dest: Path) -> dict:
         raise UserError(f"could not save '{dest}': {exc.strerror or exc}. Choose another folder.") from None
     from tlstudio.core.inference.export import read_export_info
 
+    # Read from the zip, never run. The copy is trusted exactly when the run's file is (same bytes, same
+    # sha256); recording it here would let a run folder from a stranger launder its model.pt into trust.
     return read_export_info(dest)
 
 

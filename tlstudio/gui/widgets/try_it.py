@@ -1,10 +1,14 @@
 """"Try it": drop new pictures (or folders of them) and see what the run's exported model says.
 
-Only the run's ``model.pt`` is used, through ``tlstudio.core.inference.predict.ExportedModel`` (the CLI's
-``predict`` runs the same code), so what is shown here is what the file will say anywhere.
+Only the run's ``model.pt`` is used, through ``tlstudio.core.inference.model_file.open_model_file`` (the
+CLI's ``predict`` runs the same code), so what is shown here is what the file will say anywhere.
 Loading the file and predicting happen in a background job; the file is loaded once per run and
 kept. Each result row shows a lazily loaded thumbnail and the top classes as probability bars,
 drawn by a delegate, so a folder of a thousand pictures costs a thousand small rows, not widgets.
+
+A TorchScript file is a program: one this installation did not make is not run until the user
+says yes to ``ask_to_trust``. The job only finds the file unknown and answers ``TrustNeeded``; the
+question is asked on the GUI thread; after a yes a new job records the file's hash and runs it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QFont, QPainter, QPixmap
@@ -23,6 +27,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListView,
+    QMessageBox,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -42,6 +47,16 @@ NO_MODEL = (
     "This run has no model file, so it cannot try new pictures. Train again with "
     "'Export the model file at the end' switched on (Train step), then come back here."
 )
+NOT_TRUSTED = "The model file was not run: tlstudio did not make it, and you chose not to trust it."
+
+
+@dataclass(frozen=True)
+class TrustNeeded:
+    """What a job answers, instead of predictions, for a model file the trust store does not know."""
+
+    model_path: str
+    sha256: str
+    pictures: list[str]
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,8 @@ class ExportedModels:
         self._models: dict[str, tuple[int, Any]] = {}
 
     def get(self, path: str | os.PathLike):
-        from tlstudio.core.inference.predict import ExportedModel
+        """The loaded model; raises ``UntrustedModel`` for a TorchScript file the trust store does not know."""
+        from tlstudio.core.inference.model_file import open_model_file
 
         from tlstudio.core.errors import UserError
 
@@ -71,7 +87,7 @@ class ExportedModels:
         with self._lock:
             cached = self._models.get(path)
             if cached is None or cached[0] != stamp:
-                self._models = {path: (stamp, ExportedModel.load(path))}  # one run's model at a time is plenty
+                self._models = {path: (stamp, open_model_file(path))}  # one run's model at a time is plenty
             return self._models[path][1]
 
 
@@ -198,6 +214,8 @@ class TryItView(QWidget):
         self.job: Optional[Job] = None
         self.loader = ThumbnailLoader(size=THUMB, parent=self)
         self.model: Optional[ResultModel] = None
+        # (model file path) -> run it?  Asked on the GUI thread; tests answer it, a modal dialog would block them.
+        self.ask_to_trust: Callable[[str], bool] = self._ask_to_trust
 
         self.zone = DropZone()
         self.zone.setToolTip("Drag pictures or folders of pictures from your file manager and drop them here.")
@@ -249,8 +267,10 @@ class TryItView(QWidget):
             w.setEnabled(usable)
         self.status.setText("" if usable else why_not)
 
-    def predict(self, paths: list[str]) -> Optional[Job]:
-        """Run the model file on ``paths`` (files or folders) in the background; the drop and the buttons call this."""
+    def predict(self, paths: list[str], trusted_sha256: str = "") -> Optional[Job]:
+        """Run the model file on ``paths`` (files or folders) in the background; the drop and the buttons call this.
+
+        ``trusted_sha256``: the user said yes to the file with this hash; the job records it first."""
         if not self.model_path or not paths:
             return None
         if self.job is not None:
@@ -258,7 +278,14 @@ class TryItView(QWidget):
         models, model_path, paths = self.models, self.model_path, [str(p) for p in paths]
 
         def work(on_event, stop):
-            model = models.get(model_path)
+            from tlstudio.core.inference import trust
+
+            if trusted_sha256:
+                trust.remember(trusted_sha256, trust.TRUSTED, model_path)
+            try:
+                model = models.get(model_path)  # a file changed since the yes has another hash: asked again
+            except trust.UntrustedModel as exc:
+                return TrustNeeded(model_path, exc.sha256, paths)  # the question is the GUI thread's
             return model.class_names, model.predict_paths(paths, on_event, stop)
 
         job = self.studio.jobs.start("try", "Trying the model on new pictures", work)
@@ -288,6 +315,9 @@ class TryItView(QWidget):
     def _on_predicted(self, answer) -> None:
         if self.sender() is not self.job:
             return  # a replaced job: its pictures are no longer wanted
+        if isinstance(answer, TrustNeeded):
+            self._on_trust_needed(answer)
+            return
         names, predictions = answer
         results = [TryResult(p.path, [] if p.error else p.top(min(TOP_K, len(names)), names), p.error) for p in predictions]
         self._show(results)
@@ -300,6 +330,25 @@ class TryItView(QWidget):
                 + (f"; {bad} could not be used (hover over them to see why)." if bad else ".")
             )
         self.predicted.emit(results)
+
+    def _on_trust_needed(self, need: TrustNeeded) -> None:
+        self.job = None  # answered; a new job runs after a yes
+        if self.ask_to_trust(need.model_path):
+            self.predict(need.pictures, trusted_sha256=need.sha256)
+        else:
+            self.status.setText(NOT_TRUSTED)
+
+    def _ask_to_trust(self, model_path: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Run a model file tlstudio did not make?",
+            f"tlstudio did not make '{Path(model_path).name}'.\n\n"
+            "A TorchScript model file is a program: running it can read and change your files and do anything "
+            "else you can do on this computer.\n\nRun it only if you trust who sent it. Run it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _on_event(self, event) -> None:
         from tlstudio.core.events import Progress
