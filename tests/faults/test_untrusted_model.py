@@ -143,3 +143,11 @@ def test_an_unwritable_store_is_a_user_error_not_a_crash(tmp_path, monkeypatch):
         trust.remember("0" * 64, trust.TRUSTED, tmp_path / "model.pt")
     assert str(blocker) in str(refused.value)
     assert_readable(str(refused.value))
+
+
+def test_the_refusal_shows_a_disguised_name_as_it_is(tmp_path, capsys):
+    """A right-to-left override can make 'evil\\u202ept.png' read as an image; the message escapes it."""
+    model = make_evil_model(tmp_path / "evil\u202egnp.pt", tmp_path / "overwritten")
+    assert main(["predict", str(model), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "\u202e" not in err and "evil" in err

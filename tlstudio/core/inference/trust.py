@@ -21,6 +21,7 @@ from typing import Iterator
 
 from tlstudio.core.atomic import write_json
 from tlstudio.core.errors import UserError
+from tlstudio.core.names import printable
 from tlstudio.core.paths import data_dir
 
 STORE_NAME = "trusted-models.json"
@@ -36,7 +37,7 @@ class UntrustedModel(UserError):
         self.path = Path(path)
         self.sha256 = sha256
         super().__init__(
-            f"'{self.path}' was not run: a TorchScript file is a program that can do anything on this computer, "
+            f"'{printable(self.path)}' was not run: a TorchScript file is a program that can do anything on this computer, "
             "and tlstudio did not make this one; pass --trust only if you trust who sent it."
         )
 
