@@ -23,7 +23,7 @@ def test_json_output_is_the_dataset_index(data, capsys):
     out, err = capsys.readouterr()
     record = json.loads(out)
     assert record["counts"] == {"a": {"train": 6, "val": 3, "test": 1}, "b": {"train": 6, "val": 3, "test": 1}}
-    assert record["skipped"] == [{"path": "b/cut.jpg", "reason": "truncated", "detail": record["skipped"][0]["detail"]}]
+    assert record["skipped"] == [{"path": "b/cut.jpg", "reason": "truncated", "detail": record["skipped"][0]["detail"], "pixels": 0}]
     index = DatasetIndex.from_dict(record)
     assert (index.val_split, index.test_split, index.seed, index.split_source) == (0.3, 0.1, 4, "seeded")
     assert err == ""  # no progress when stderr is not a terminal

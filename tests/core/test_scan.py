@@ -65,7 +65,7 @@ Skipped files (6), left out of training:
   The image is cut off (incomplete download or copy). Copy it again from its source.
     dogs/truncated.jpg
   The image is so large that it could exhaust memory (possible decompression bomb). Downscale it first.
-    dogs/bomb.png
+    dogs/bomb.png (200.0 megapixels, above the 89.5-megapixel limit)
   The file could not be read (permissions or a disk error).
     ñandú/gone.jpg
     ñandú/itself

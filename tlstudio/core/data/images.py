@@ -4,17 +4,25 @@ Every image comes out fully decoded, upright (EXIF orientation applied) and in m
 refused with ``ImageRejected`` whose ``reason`` is one of the ``dataset_index`` reason constants.
 Refused: empty files, files that are not images, truncated files (a full decode is required;
 ``LOAD_TRUNCATED_IMAGES`` is never set), decompression bombs, unreadable files, and colour
-modes that cannot be converted. Nothing here touches Pillow's global settings or warning filters.
+modes that cannot be converted. Nothing here touches Pillow's global settings.
+
+Pillow's own warnings (a decompression bomb, corrupt EXIF data, a malformed MPO file) never reach
+the terminal: each is refused or coped with here, and tlstudio says so in its own words (an image
+over ``MAX_PIXELS`` is refused with its pixel count, see ``too_many_pixels_text``).
 """
 
 from __future__ import annotations
 
 import io
 import os
-from typing import Optional
+import re
+import threading
+import warnings
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from tlstudio.core.data.index import EMPTY, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNREADABLE, UNSUPPORTED_MODE
 
@@ -32,13 +40,35 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa")
 _ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
-class ImageRejected(Exception):
-    """A file that cannot be used as an image; ``reason`` is a dataset_index reason constant."""
+# Warnings raised from Pillow's modules (or attributed to this one by Pillow's stacklevel=2).
+_PILLOW_MODULES = r"(PIL|tlstudio\.core\.data\.images)(\.|$)"
+_QUIET = threading.Lock()
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
-    def __init__(self, reason: str, detail: str = ""):
+
+class ImageRejected(Exception):
+    """A file that cannot be used as an image; ``reason`` is a dataset_index reason constant.
+
+    ``pixels``: the image's pixel count when it was refused for ``TOO_MANY_PIXELS`` (0 otherwise)."""
+
+    def __init__(self, reason: str, detail: str = "", pixels: int = 0):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.pixels = pixels
+
+
+def megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} megapixels"
+
+
+def too_many_pixels_text(name: str, pixels: int) -> str:
+    """The user's sentence for an image refused as too large."""
+    size = f"is {megapixels(pixels)}" if pixels else "has too many pixels"
+    return (
+        f"'{name}' {size}, above the {MAX_PIXELS / 1e6:.1f}-megapixel safety limit that keeps a file from exhausting memory "
+        "(a possible decompression bomb), so it is left out; downscale it to use it."
+    )
 
 
 def open_image(path: str | os.PathLike, min_side: Optional[int] = None) -> Image.Image:
@@ -89,24 +119,43 @@ def _decode(data: bytes, min_side: Optional[int]) -> tuple[Image.Image, tuple[in
     """The RGB image and the upright full-resolution (width, height) of an encoded file."""
     if not data:
         raise ImageRejected(EMPTY)
-    with _open(data) as image:
+    with _pillow_quiet():  # the header and the metadata: where Pillow warns
+        image = _open(data)
+        orientation = _orientation(image)
+    with image:
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise ImageRejected(TOO_MANY_PIXELS, f"{width}x{height} pixels, more than {MAX_PIXELS}")
-        if _orientation(image) in _ROTATED_ORIENTATIONS:
+            detail = f"{width}x{height} pixels = {megapixels(width * height)}, above the {MAX_PIXELS / 1e6:.1f}-megapixel limit"
+            raise ImageRejected(TOO_MANY_PIXELS, detail, width * height)
+        if orientation in _ROTATED_ORIENTATIONS:
             width, height = height, width
         if min_side and image.format in _JPEG_FORMATS:
             image.draft(None, (min_side, min_side))
         _load(image)
-        _exif_transpose(image)
-        return _to_rgb(image), (width, height)
+        return _to_rgb(_upright(image, orientation)), (width, height)
+
+
+@contextmanager
+def _pillow_quiet() -> Iterator[None]:
+    """Pillow's warnings inside are dropped: the caller refuses the image or copes with what was warned about.
+
+    ``catch_warnings`` swaps the process's warning filters (Python 3.11 has no per-thread ones), so the
+    scan's threads take turns: only the quick header and metadata reads run inside, the long pixel
+    decode stays outside and parallel. The filters match Pillow's modules only, so another thread's
+    warnings meanwhile are shown as usual."""
+    with _QUIET, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=_PILLOW_MODULES)
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        yield
 
 
 def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=_FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning when filters make it an error
-        raise ImageRejected(TOO_MANY_PIXELS, str(exc)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # over twice Pillow's limit
+        found = _BOMB_PIXELS.search(str(exc))
+        pixels = int(found.group(1)) if found else 0
+        raise ImageRejected(TOO_MANY_PIXELS, f"{megapixels(pixels)}, above the {MAX_PIXELS / 1e6:.1f}-megapixel limit" if pixels else str(exc), pixels) from None
     except UnidentifiedImageError:
         raise ImageRejected(NOT_AN_IMAGE, "no image format recognised") from None
     except MemoryError:
@@ -120,7 +169,8 @@ def _load(image: Image.Image) -> None:
     try:
         image.load()
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(TOO_MANY_PIXELS, str(exc)) from None
+        found = _BOMB_PIXELS.search(str(exc))
+        raise ImageRejected(TOO_MANY_PIXELS, str(exc), int(found.group(1)) if found else 0) from None
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - corrupt pixel data surfaces as OSError, SyntaxError, ValueError, ...
@@ -136,11 +186,25 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def _exif_transpose(image: Image.Image) -> None:
+# What ``ImageOps.exif_transpose`` does for each EXIF orientation, from the orientation already read
+# (reading the EXIF block a second time would warn a second time about a corrupt one).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    method = _TRANSPOSE.get(orientation)
     try:
-        ImageOps.exif_transpose(image, in_place=True)
-    except Exception:  # noqa: BLE001 - broken metadata does not make the pixels unusable
-        pass
+        return image if method is None else image.transpose(method)
+    except (ValueError, OSError):  # a mode transpose does not know: the pixels stay usable as they are
+        return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections import defaultdict
 
-from tlstudio.core.data.index import REASON_TEXT, SAME_FILE, SPLITS, DatasetIndex, Skipped
+from tlstudio.core.data.index import REASON_TEXT, SAME_FILE, SPLITS, TOO_MANY_PIXELS, DatasetIndex, Skipped
 from tlstudio.core.names import printable
 
 
@@ -77,7 +77,7 @@ def _skipped(skipped: list[Skipped]) -> str:
         return "Skipped files: none."
     by_reason: dict[str, list[str]] = defaultdict(list)
     for s in skipped:
-        by_reason[s.reason].append(printable(s.path) + (f" ({printable(s.detail)})" if s.reason == SAME_FILE and s.detail else ""))
+        by_reason[s.reason].append(printable(s.path) + (f" ({printable(s.detail)})" if s.reason in (SAME_FILE, TOO_MANY_PIXELS) and s.detail else ""))
     order = [r for r in REASON_TEXT if r in by_reason] + sorted(r for r in by_reason if r not in REASON_TEXT)
     lines = [f"Skipped files ({len(skipped)}), left out of training:"]
     for reason in order:
