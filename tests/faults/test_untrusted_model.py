@@ -151,3 +151,13 @@ def test_the_refusal_shows_a_disguised_name_as_it_is(tmp_path, capsys):
     assert main(["predict", str(model), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "\u202e" not in err and "evil" in err
+
+
+def test_an_onnx_file_is_data_and_runs_without_the_trust_question(tmp_path, picture, capsys):
+    onnx_export = pytest.importorskip("tlstudio.core.inference.onnx_export")
+    model = onnx_export.export_onnx(tiny_network(), PRE, ["cats", "dogs"], {}, tmp_path / "model.ONNX")
+    store = trust.store_path().read_bytes() if trust.store_path().exists() else b""
+    assert open_model_file(model).class_names == ["cats", "dogs"]
+    assert main(["predict", str(model), str(picture)]) == 0
+    assert capsys.readouterr().out.split("\t")[0] == str(picture)
+    assert (trust.store_path().read_bytes() if trust.store_path().exists() else b"") == store
