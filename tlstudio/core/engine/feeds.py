@@ -80,7 +80,7 @@ class LoopContext:
     amp: Optional[torch.dtype]
     channels_last: bool
     pre: Preprocessing
-    store: PixelStore
+    store: Optional[PixelStore]  # None until the run is planned and its pictures decoded
     labels: np.ndarray
     classes: list[str]
     model: Classifier

@@ -2,16 +2,22 @@
 
 What each epoch is fed (cached features of a frozen backbone, a frozen prefix's cached output, or
 images), how many augmented views are cached, whether the head is first solved on frozen features,
-the batch size, precision, compile, where augmentation runs, the selection split and early stopping.
+the batch size, precision, compile, where augmentation runs, the selection split and early stopping,
+and what the run does about each thing the scan warned of (``warnings``: see ``engine.dataset_actions``).
 The messages the user reads are rendered from it (``plan_messages``), the run summary records it,
 and tests read its fields instead of the sentences.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
+from typing import Optional
+
 from tlstudio.core.data.augment import PRESETS
 from tlstudio.core.config import TrainConfig
+from tlstudio.core.data.index import DatasetIndex
+from tlstudio.core.engine.dataset_actions import SHOWN_PER_KIND, PlannedWarning, plan_warnings
 from tlstudio.core.engine.device import compile_decision, describe_device, precision_name
 from tlstudio.core.engine.feeds import LoopContext, steps_per_epoch
 from tlstudio.core.events import Message
@@ -46,6 +52,10 @@ class RunPlan:
     steps_per_epoch: int
     from_scratch: bool
     seed: int
+    warnings: tuple[PlannedWarning, ...] = ()  # the dataset's warnings, each with what this run does about it
+
+    def warning_kinds(self) -> tuple[str, ...]:
+        return tuple(w.kind for w in self.warnings)
 
     @property
     def solved_head(self) -> bool:
@@ -56,24 +66,32 @@ class RunPlan:
         return asdict(self)
 
 
-def plan_run(ctx: LoopContext, spec, batch_found: bool, pictures: tuple[int, int, int], pretrained: bool) -> RunPlan:
+@dataclass(frozen=True)
+class PlanMade:
+    """The event that the run's plan is made, before any of its work: listeners show its warnings from it."""
+
+    plan: RunPlan
+
+
+def plan_run(ctx: LoopContext, spec, batch_found: bool, pictures: tuple[int, int, int], pretrained: bool, index: Optional[DatasetIndex] = None) -> RunPlan:
     """The plan for training ``pictures`` = (training, of them held back to choose on, validation) pictures.
 
     ``ctx`` holds the settings, the device and the built model with its frozen stages (the prefix's
-    output size is measured on it)."""
+    output size is measured on it); ``index``, the scanned pictures, brings their warnings."""
     cfg, (n_train, n_held, n_val) = ctx.cfg, pictures
     views = min(PRESETS[cfg.augment].views, cfg.epochs)  # later views would never be trained on
     feed, reason, detail = _feed(ctx, spec, views * n_train + n_val)
     warm, warm_reason = _warm_start(cfg, ctx.freeze, ctx.model, pretrained, feed)
     steps = steps_per_epoch(n_train if feed == FEATURES else n_train - n_held, ctx.batch_size)
     use_compile, compile_detail = compile_decision(cfg.torch_compile, ctx.device, steps * cfg.epochs) if feed == IMAGES else (False, "")
+    warnings = plan_warnings(index, cfg.class_weights, cross_validated=feed == FEATURES or warm) if index is not None else ()
     return RunPlan(
         device=describe_device(ctx.device), precision=precision_name(ctx.amp), channels_last=ctx.channels_last,
         batch_size=ctx.batch_size, batch_size_found=batch_found,
         feed=feed, feed_reason=reason, feed_detail=detail, views=views if feed != IMAGES else 0, warm_start=warm,
         warm_start_reason=warm_reason, compile=use_compile, compile_detail=compile_detail,
         device_augment=feed == IMAGES and cfg.device_augment and cfg.augment != "none",
-        held=0 if feed == FEATURES else n_held, steps_per_epoch=steps, from_scratch=not pretrained, seed=cfg.seed,
+        held=0 if feed == FEATURES else n_held, steps_per_epoch=steps, from_scratch=not pretrained, seed=cfg.seed, warnings=warnings,
     )
 
 
@@ -103,8 +121,8 @@ def _warm_start(cfg: TrainConfig, freeze, model, pretrained: bool, feed: str) ->
 
 
 def plan_messages(plan: RunPlan, on_cpu: bool) -> list[Message]:
-    """What the user reads about the plan before the work starts."""
-    out = []
+    """What the user reads about the plan before the work starts: the dataset's warnings first."""
+    out = warning_messages(plan.warnings)
     if plan.from_scratch:
         out.append(Message(
             f"From scratch: the backbone starts from random weights (seed {plan.seed}), without anything learnt on ImageNet; "
@@ -130,3 +148,18 @@ def plan_messages(plan: RunPlan, on_cpu: bool) -> list[Message]:
         out.append(Message("Fine-tuning backbone stages on the CPU is slow. Freezing more stages, or the whole backbone (feature extractor), trains in seconds.", "warning"))
     return out
 
+
+
+def warning_messages(warnings: tuple[PlannedWarning, ...]) -> list[Message]:
+    """Each warning with what the run does about it (said once where two warnings share it, as a class with
+    one picture and no validation folder does); past ``SHOWN_PER_KIND`` of one kind, one line sums up the rest."""
+    out, shown, said = [], Counter(), set()
+    for w in warnings:
+        shown[w.kind] += 1
+        if shown[w.kind] <= SHOWN_PER_KIND:
+            out.append(Message(w.detail if w.action_text in said else f"{w.detail} {w.action_text}", "warning"))
+            said.add(w.action_text)
+    for kind, n in shown.items():
+        if n > SHOWN_PER_KIND:
+            out.append(Message(f"{n - SHOWN_PER_KIND} more warning(s) of the kind '{kind}', handled the same way; the scan report lists them all.", "warning"))
+    return out

@@ -56,7 +56,7 @@ from tlstudio.core.events import (
 )
 from tlstudio.core.engine.features import FeatureRequest, cached_features
 from tlstudio.core.catalog.frozen_prefix import run_chain, split_chain
-from tlstudio.core.engine.class_balance import imbalance_ratio, rule_weighting, training_loss
+from tlstudio.core.engine.class_balance import rule_weighting, training_loss
 from tlstudio.core.report.fit_report import Selection, diagnose
 from tlstudio.core.engine.linear_head import LinearHead, fit_linear_head
 from tlstudio.core.report.metrics import classification_metrics
@@ -65,7 +65,7 @@ from tlstudio.core.data.preprocess import preprocessing_for
 from tlstudio.core.engine.callbacks import Checkpointing, EarlyStopping, HistoryLog, KeepBest, NonFiniteGuard, ProgressReport, default_patience
 from tlstudio.core.engine.checkpoint import best_checkpoint, cpu_state, restore_training, resumable, training_checkpoint
 from tlstudio.core.engine.fit import FitState, Optimisation, fit
-from tlstudio.core.engine.plan import FEATURES, PREFIX, RunPlan, plan_messages, plan_run
+from tlstudio.core.engine.plan import FEATURES, PREFIX, PlanMade, RunPlan, plan_messages, plan_run
 from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, STOPPED, RunFiles, RunStatus, read_config
 from tlstudio.core.runs.lock import remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
@@ -237,6 +237,7 @@ class Trainer:
         train_rows, val_rows, test_rows = rows
         selection = selection_split(ctx.labels[train_rows], self._digests(index, train_rows), self.config.seed, self.config.selection_split)
         plan = self.plan = self._plan(ctx, spec, rows, selection)
+        ctx.store = build_pixel_store(index.root, index.samples, ctx.pre.resize_size, self.cache_dir, self._emit, self._stop, workers=None)
         loop, head = self._loop(ctx, spec, index, train_rows, val_rows, selection, plan)
         if plan.solved_head:
             best_state, best_epoch, history = self._record_head_fit(ctx, loop, head, len(train_rows))
@@ -278,7 +279,6 @@ class Trainer:
         if not rows[0] or not rows[1]:
             raise UserError(f"'{index.root}' needs images in both the training and the validation split; add images or change --val-split.")
         labels = np.array([s.label for s in index.samples], dtype=np.int64)
-        store = build_pixel_store(index.root, index.samples, pre.resize_size, self.cache_dir, emit, stop, workers=None)
         model = self.build_model(len(index.classes))
         plan = bb.apply_freeze(model.backbone, depth, model.head)
         emit(Message(f"{spec.title}: {plan.describe()}."))
@@ -290,17 +290,18 @@ class Trainer:
         if batch_size == 0:
             batch_size = choose_batch_size(model, pre.input_size, len(index.classes), device, amp, channels_last, len(rows[0]))
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)  # replaced once the class weighting is chosen
-        ctx = LoopContext(cfg, device, amp, channels_last, pre, store, labels, index.classes, model, plan, criterion, batch_size, stop)
+        # The pixels are decoded after the plan (``_run``): its warnings reach the user before that time is spent.
+        ctx = LoopContext(cfg, device, amp, channels_last, pre, None, labels, index.classes, model, plan, criterion, batch_size, stop)
         return ctx, spec, index, rows
 
     def _plan(self, ctx: LoopContext, spec: bb.BackboneSpec, rows, selection: SelectionSplit) -> RunPlan:
         """Every decision of the run, before any of the work; what the user reads about it is rendered from it."""
         cfg, (train_rows, val_rows, _) = self.config, rows
         pictures = (len(train_rows), len(selection.held), len(val_rows))
-        plan = plan_run(ctx, spec, cfg.batch_size == 0, pictures, self.pretrained)
+        plan = plan_run(ctx, spec, cfg.batch_size == 0, pictures, self.pretrained, self.index)
+        self._emit(PlanMade(plan))
         for message in plan_messages(plan, on_cpu=ctx.device.type == "cpu"):
             self._emit(message)
-        self._announce_imbalance(ctx.labels[train_rows], ctx.classes, cross_validated=plan.solved_head or plan.warm_start)
         return plan
 
     def _resume_point(self) -> Optional[dict]:
@@ -322,23 +323,6 @@ class Trainer:
     @staticmethod
     def _digests(index: DatasetIndex, rows: Sequence[int]) -> list[str]:
         return [index.samples[r].digest for r in rows]
-
-    def _announce_imbalance(self, train_labels: np.ndarray, classes: list[str], cross_validated: bool) -> None:
-        """Before any time is spent: how uneven the classes are, and what the run will do about it."""
-        ratio = imbalance_ratio(train_labels, len(classes))
-        if ratio <= 1.5:
-            return
-        counts = np.bincount(train_labels, minlength=len(classes))
-        present = np.flatnonzero(counts)
-        big, small = int(counts.argmax()), int(present[counts[present].argmin()])
-        requested = self.config.class_weights
-        if requested == "auto" and cross_validated:
-            what = "cross-validation on the training pictures chooses between no weighting, balanced class weights and a prior correction"
-        elif requested == "auto":
-            what = f"{rule_weighting(requested, train_labels, len(classes))} class weights are used (no frozen-feature fit to choose with)"
-        else:
-            what = f"class weighting '{requested}' is used, as set"
-        self._emit(Message(f"The classes are imbalanced ({classes[big]}: {counts[big]} training pictures, {classes[small]}: {counts[small]}; {ratio:.0f}:1): {what}.", "warning"))
 
     def _fine_tune_selection(self, selection: SelectionSplit, head: Optional[LinearHead], held_paths: list[str]) -> Selection:
         metric = self.config.selection_metric

@@ -21,7 +21,10 @@ from PySide6.QtWidgets import (
 from tlstudio.core.runs import project as pj
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
+from tlstudio.core.engine.dataset_actions import PlannedWarning
+from tlstudio.core.engine.plan import PlanMade
 from tlstudio.core.events import EpochEnded, Message, PhaseStarted, Progress, StepEnded
+from tlstudio.core.names import printable
 from tlstudio.core.report.fit_report import diagnosis_sentences, selection_sentence
 
 from tlstudio.gui.studio import Studio
@@ -65,6 +68,7 @@ class TrainPanel(QWidget):
         self.studio = studio
         self.job: Optional[Job] = None
         self.run_id = ""
+        self.planned_warnings: tuple[PlannedWarning, ...] = ()  # the running run's, from its plan
 
         self.runs = RunPicker(studio)
         self.settings = TrainSettings(studio.config)
@@ -84,6 +88,11 @@ class TrainPanel(QWidget):
 
         self.phase = QLabel("Ready.")
         self.phase.setWordWrap(True)  # a long message must not widen the window
+        self.notice = QLabel()  # the dataset's warnings, shown once the run's plan is made (before its work)
+        self.notice.setObjectName("datasetNotice")
+        self.notice.setWordWrap(True)
+        self.notice.setTextFormat(Qt.TextFormat.PlainText)  # class names from the disk are never markup
+        self.notice.hide()
         self.epoch_label = QLabel("Epoch –")
         self.speed_label = QLabel("")
         self.eta_label = QLabel("")
@@ -115,6 +124,7 @@ class TrainPanel(QWidget):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.phase)
+        rl.addWidget(self.notice)
         rl.addLayout(stats)
         rl.addWidget(self.plots, 3)
         rl.addWidget(self.log, 1)
@@ -194,6 +204,7 @@ class TrainPanel(QWidget):
 
     def _launch(self, run_id: str, work) -> Job:
         self.run_id = run_id
+        self._show_warnings(())
         self.studio.runs_changed.emit()
         self.studio.set_current_run(run_id)
         freeze_long_lived_objects()  # no 300 ms garbage collection pause in the window during the run
@@ -277,6 +288,17 @@ class TrainPanel(QWidget):
             self._log(f"{text}" + (f" ({event.total:,})" if event.total else "") + "…")
         elif isinstance(event, Message):
             self._log(("Warning: " if event.level == "warning" else "") + event.text)
+        elif isinstance(event, PlanMade):
+            self._show_warnings(event.plan.warnings)
+
+    def _show_warnings(self, warnings: tuple[PlannedWarning, ...]) -> None:
+        """The notice above the curves: what the scan warned of, before the run spends its time (the log says what it does about each)."""
+        self.planned_warnings = warnings
+        self.notice.setVisible(bool(warnings))
+        if warnings:
+            kinds = ", ".join(dict.fromkeys(printable(w.kind) for w in warnings))
+            many = "thing" if len(warnings) == 1 else "things"
+            self.notice.setText(f"Before training: {len(warnings)} {many} about these pictures to look at ({kinds}). The run goes ahead; the log below says what it does about each.")
 
     def _on_succeeded(self, result) -> None:
         status = pj.CANCELLED if result.cancelled else pj.FINISHED
