@@ -126,6 +126,22 @@ def test_every_kind_gets_an_action_even_one_the_plan_does_not_know(messy):
         assert_readable(message.text)
 
 
+def test_skipped_files_are_planned_by_reason(messy):
+    index = scan_folder(messy)
+    index.warnings = []
+    index.skipped = [
+        ix.Skipped("red/a.jpg", ix.TOO_MANY_PIXELS, pixels=108_000_000),
+        ix.Skipped("red/b.jpg", ix.TOO_MANY_PIXELS, pixels=200_000_000),
+        ix.Skipped("red/c.jpg", ix.EMPTY),
+        ix.Skipped("red/d.jpg", ix.SAME_FILE, "the same file as red/e.jpg"),
+    ]
+    planned = da.plan_warnings(index, "auto", cross_validated=True)
+    by_paths = {w.paths: w.action for w in planned if w.kind == da.SKIPPED_FILES}
+    assert by_paths == {("red/a.jpg", "red/b.jpg"): da.LEFT_OUT, ("red/c.jpg",): da.LEFT_OUT, ("red/d.jpg",): da.USED_ONCE}
+    for message in warning_messages(planned):
+        assert_readable(message.text)
+
+
 def test_many_warnings_of_one_kind_are_summed_up(messy):
     index = scan_folder(messy)
     index.warnings = [ix.Warning_("a kind added later", f"Thing {i}.") for i in range(10)]

@@ -67,7 +67,7 @@ def too_many_pixels_text(name: str, pixels: int) -> str:
     size = f"is {megapixels(pixels)}" if pixels else "has too many pixels"
     return (
         f"'{name}' {size}, above the {MAX_PIXELS / 1e6:.1f}-megapixel safety limit that keeps a file from exhausting memory "
-        "(a possible decompression bomb), so it is left out; downscale it to use it."
+        "(a possible decompression bomb); downscale it to use it."
     )
 
 

@@ -138,11 +138,13 @@ def _skipped(skipped: list[ix.Skipped]) -> list[PlannedWarning]:
         if reason == ix.TOO_MANY_PIXELS:
             detail = _too_many_pixels(files)
         else:
-            detail = f"{_files(len(files))} cannot be used: {ix.REASON_TEXT.get(reason, reason)}"
+            why = ix.REASON_TEXT.get(reason, f"{reason}.")
+            detail = f"{_files(len(files))} cannot be used: {why[0].lower()}{why[1:]}"
         if reason == ix.SAME_FILE:
             out.append(PlannedWarning(SKIPPED_FILES, detail, USED_ONCE, "This run uses each such file once, under its other name.", paths))
         else:
-            out.append(PlannedWarning(SKIPPED_FILES, detail, LEFT_OUT, "This run trains without them; the scan report lists them.", paths))
+            which = "it" if len(files) == 1 else "them"
+            out.append(PlannedWarning(SKIPPED_FILES, detail, LEFT_OUT, f"This run trains without {which}; the scan report lists every skipped file.", paths))
     return out
 
 
@@ -152,8 +154,8 @@ def _too_many_pixels(files: list[ix.Skipped]) -> str:
         return too_many_pixels_text(printable(largest.path), largest.pixels)
     biggest = f" (the largest, '{printable(largest.path)}', is {megapixels(largest.pixels)})" if largest.pixels else ""
     return (
-        f"{len(files)} images are above the {MAX_PIXELS / 1e6:.1f}-megapixel safety limit that keeps a file from exhausting memory{biggest}, "
-        "so they are left out; downscale them to use them."
+        f"{len(files)} images are above the {MAX_PIXELS / 1e6:.1f}-megapixel safety limit that keeps a file from exhausting memory{biggest}"
+        "; downscale them to use them."
     )
 
 
