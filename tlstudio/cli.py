@@ -47,6 +47,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return run_child()
     if not argv or argv[0].startswith("--gui"):
+    if argv[:1] == ["--verify-onnx-child"]:  # the ONNX export's check, in a frozen bundle
+        from tlstudio.core.inference.onnx_export import run_child as run_onnx_child
+
+        return run_onnx_child()
         from tlstudio.gui.app import run_app  # imported late: the CLI must work without a display
 
         return run_app(argv[1:])

@@ -228,14 +228,23 @@ def verify_in_fresh_process(
     with tempfile.TemporaryDirectory(prefix="tlstudio-verify-") as tmp:
         held = Path(tmp) / "images.pt"
         torch.save([torch.from_numpy(np.ascontiguousarray(a)) for a in images], held)
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-        proc = subprocess.run(_child_command(model_path, held), capture_output=True, text=True, timeout=timeout, env=env)
+        return compare_in_child(_child_command(model_path, held), expected, min_agreement, timeout)
+
+
+def compare_in_child(command: list[str], expected_probs: np.ndarray, min_agreement: float, timeout: float) -> VerifyResult:
+    """Run ``command``, a fresh process on CPU whose last stdout line is ``{"probs": [...]}``, and compare with ``expected_probs``.
+
+    Shared by the TorchScript and the ONNX checks."""
+    expected = np.asarray(expected_probs, dtype=np.float64)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    n = len(expected)  # one row per held image
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        return VerifyResult(False, 0.0, len(images), float("inf"), f"a fresh process could not run the file: {tail[0]}")
+        return VerifyResult(False, 0.0, n, float("inf"), f"a fresh process could not run the file: {tail[0]}")
     got = np.asarray(json.loads(proc.stdout.strip().splitlines()[-1])["probs"], dtype=np.float64)
     agreement = float((got.argmax(1) == expected.argmax(1)).mean())
     diff = float(np.abs(got - expected).max())
     ok = agreement >= min_agreement
     verdict = "agreed" if ok else "disagreed"
-    return VerifyResult(ok, agreement, len(images), diff, f"{verdict} on {agreement:.1%} of {len(images)} images (largest probability difference {diff:.3f})")
+    return VerifyResult(ok, agreement, n, diff, f"{verdict} on {agreement:.1%} of {n} images (largest probability difference {diff:.3f})")
