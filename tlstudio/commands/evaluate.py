@@ -25,4 +25,5 @@ def run(args) -> int:
 
     if not Path(args.run_dir).is_dir():
         raise UserError(f"'{args.run_dir}' is not a folder. Give the run folder (the --out of 'tlstudio train').")
-    return report(Trainer.resume(args.run_dir, cache_dir=args.cache or cache_dir(), evaluate_only=True, export=args.export), args)
+    trainer = Trainer.resume(args.run_dir, cache_dir=args.cache or cache_dir(), evaluate_only=True, export=args.export, export_format=getattr(args, "format", "torchscript"))
+    return report(trainer, args)

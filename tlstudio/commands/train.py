@@ -207,3 +207,5 @@ def print_outcome(s: dict, metrics: dict) -> None:
         print(sentence, file=sys.stderr)
     if "export" in s:
         print(f"model: {printable(s['export']['path'])}")
+    if "export_onnx" in s:  # 'tlstudio export --format onnx'
+        print(f"onnx model: {printable(s['export_onnx']['path'])} (a fresh onnxruntime process {s['export_onnx']['message']})")

@@ -70,6 +70,7 @@ from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, S
 from tlstudio.core.runs.lock import remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
+from tlstudio.core.inference import formats
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
 
@@ -136,6 +137,7 @@ class Trainer:
         self.files = RunFiles(out_dir)
         self.resuming, self.evaluate_only = resume, evaluate_only
         self.export = config.export
+        self.export_format = formats.TORCHSCRIPT  # what training exports; 'tlstudio export --format' can ask for another
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.index = index
         self.pretrained = config.pretrained if pretrained is None else bool(pretrained)
@@ -154,7 +156,10 @@ class Trainer:
         self._status = RunStatus(RUNNING, 0, config.epochs)
 
     @classmethod
-    def resume(cls, run_dir: str | Path, cache_dir: Optional[str | Path] = None, evaluate_only: bool = False, export: Optional[bool] = None, **kw) -> "Trainer":
+    def resume(
+        cls, run_dir: str | Path, cache_dir: Optional[str | Path] = None, evaluate_only: bool = False, export: Optional[bool] = None,
+        export_format: str = formats.TORCHSCRIPT, **kw
+    ) -> "Trainer":
         """The run in ``run_dir``, to be continued with its own settings and pictures (its config.json and dataset.json)."""
         parts = RunFiles(run_dir).read_parts({"config": read_config, "dataset": PLAIN_READERS["dataset"]})
         if "config" not in parts.values:
@@ -165,6 +170,7 @@ class Trainer:
         trainer = cls(parts.values["config"], run_dir, cache_dir, index=index, resume=True, evaluate_only=evaluate_only, **kw)
         if export is not None:
             trainer.export = export
+        trainer.export_format = formats.export_format(export_format).name
         return trainer
 
     # ----------------------------------------------------------------- entry point
@@ -233,6 +239,7 @@ class Trainer:
     # ----------------------------------------------------------------- the phases
     def _run(self) -> TrainResult:
         started = time.perf_counter()
+        earlier = self._earlier_exports()
         ctx, spec, index, rows = self._setup()
         train_rows, val_rows, test_rows = rows
         selection = selection_split(ctx.labels[train_rows], self._digests(index, train_rows), self.config.seed, self.config.selection_split)
@@ -252,7 +259,8 @@ class Trainer:
         metrics, val_probs = self._evaluate(ctx, loop, index, rows, best_epoch)
         summary = self._summary(ctx, spec, history, best_epoch, metrics, head, chosen_on, started)
         if self.export:
-            summary["export"] = self._export(ctx, val_rows, val_probs, summary)
+            summary[formats.export_format(self.export_format).summary_key] = self._export(ctx, val_rows, val_probs, summary)
+        self._other_exports(summary, earlier)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         self.files.write_json(self.files.summary, summary)
         return TrainResult(self.files.root, summary=summary, metrics=metrics, plan=plan)
@@ -575,20 +583,37 @@ class Trainer:
         from-scratch baseline disagreed on 2 of 153 hymenoptera images that way); that path is
         checked by tests on any image size and on the full-size hymenoptera files instead.
         """
-        from tlstudio.core.inference.export import export_torchscript, verify_in_fresh_process
+        fmt = formats.export_format(self.export_format)
         held = list(range(min(VERIFY_IMAGES, len(val_rows))))
         self._emit(PhaseStarted("exporting", len(held)))
         network = copy.deepcopy(ctx.model).float().cpu().eval().to(memory_format=torch.contiguous_format)
-        unverified = self.files.root / "model.unverified.pt"
-        export_torchscript(network, ctx.pre, ctx.classes, summary, unverified)
+        dest, unverified = self.files.root / fmt.file_name, fmt.unverified(self.files.root)
+        fmt.write(network, ctx.pre, ctx.classes, summary, unverified)
         images = [np.asarray(ctx.store[val_rows[i]]) for i in held]
-        result = verify_in_fresh_process(unverified, images, val_probs[held])
-        report = {"path": str(self.files.model), "verified": result.ok, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
+        result = fmt.verify(unverified, images, val_probs[held])
+        report = {"path": str(dest), "verified": result.ok, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
         if not result.ok:
             raise RuntimeError(f"the exported model disagreed with the trained model ({result.message}); it was kept as {unverified} for inspection")
-        unverified.replace(self.files.model)
-        self._emit(Message(f"Exported {self.files.model}: a fresh process agreed on {result.agreement:.1%} of {result.n} validation images."))
+        unverified.replace(dest)
+        self._emit(Message(f"Exported {dest}: a fresh {fmt.runtime} process agreed on {result.agreement:.1%} of {result.n} validation images."))
         return report
+
+    def _earlier_exports(self) -> dict:
+        """The export reports in summary.json before this run rewrites it (read first: a solved head's folder is prepared anew)."""
+        previous = self.files.read_json(self.files.summary, {}) if self.evaluate_only else {}
+        return {fmt.summary_key: previous[fmt.summary_key] for fmt in formats.FORMATS.values() if isinstance(previous, dict) and fmt.summary_key in previous}
+
+    def _other_exports(self, summary: dict, previous: dict) -> None:
+        """The verified files of the formats not exported now. Evaluating the kept epoch again changes no model, so
+        their reports stay; after training, an ONNX file is an older model's and goes (model.pt is rewritten by the export)."""
+        for fmt in formats.FORMATS.values():
+            path = self.files.root / fmt.file_name
+            if fmt.summary_key in summary or not path.is_file():
+                continue
+            if fmt.summary_key in previous:
+                summary[fmt.summary_key] = previous[fmt.summary_key]
+            elif not self.evaluate_only and fmt.name == formats.ONNX:
+                path.unlink()
 
 
 def _state_digest(module: nn.Module) -> str:
