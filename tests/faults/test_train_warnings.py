@@ -180,7 +180,7 @@ def test_the_cli_prints_them_before_the_first_epoch_and_no_raw_pillow_warning(me
     assert not [w for w in caught if w.filename and "PIL" in Path(w.filename).parts]
     assert not RAW_WARNING.search(err) and "DecompressionBomb" not in err
     assert_readable(err)
-    planned = [da.PlannedWarning(**{**w, "paths": tuple(w["paths"])}) for w in json.loads(out)["plan"]["warnings"]]
+    planned = da.saved_warnings(json.loads(out))
     found = actions(planned)
     for kind, action in EXPECTED.items():
         assert found[kind] == action
@@ -188,7 +188,7 @@ def test_the_cli_prints_them_before_the_first_epoch_and_no_raw_pillow_warning(me
     assert next(w for w in planned if w.kind == da.SKIPPED_FILES).paths == ("train/red/huge.jpg",)
     lines = err.splitlines()
     first_epoch = next(i for i, line in enumerate(lines) if line.startswith("epoch "))
-    for message in warning_messages(tuple(planned)):
+    for message in warning_messages(planned):
         assert lines.index(f"warning: {message.text}") < first_epoch
 
 
@@ -263,3 +263,9 @@ def test_the_train_step_shows_them_before_the_first_epoch(qtbot, new_window, mes
         assert f"Warning: {message.text}" in seen["log"]
     assert_readable(panel.notice.text())
     assert_readable(panel.log.toPlainText())
+    # The notice belongs to the run shown: a run without warnings hides it, the run with them shows it again.
+    qtbot.waitUntil(lambda: panel.job is None)
+    window.studio.set_current_run("")
+    assert panel.notice.isHidden() and panel.planned_warnings == ()
+    window.studio.set_current_run(blocker.args[0].run_dir.name)
+    assert not panel.notice.isHidden() and panel.planned_warnings == plan.warnings

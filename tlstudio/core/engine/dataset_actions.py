@@ -49,6 +49,15 @@ class PlannedWarning:
     paths: tuple[str, ...] = ()
 
 
+def saved_warnings(summary: dict) -> tuple[PlannedWarning, ...]:
+    """The planned warnings a run's summary recorded (``summary["plan"]["warnings"]``); () for an older or damaged one."""
+    plan = summary.get("plan") if isinstance(summary, dict) else None
+    try:
+        return tuple(PlannedWarning(**{**w, "paths": tuple(w.get("paths", ()))}) for w in (plan or {}).get("warnings", ()))
+    except (TypeError, AttributeError):
+        return ()
+
+
 def plan_warnings(index: ix.DatasetIndex, class_weights: str, cross_validated: bool) -> tuple[PlannedWarning, ...]:
     """Every warning of ``index``, its skipped files and its class imbalance, each with what the run does.
 

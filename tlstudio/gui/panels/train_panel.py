@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.runs import project as pj
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.engine.dataset_actions import PlannedWarning
+from tlstudio.core.engine.dataset_actions import PlannedWarning, saved_warnings
 from tlstudio.core.engine.plan import PlanMade
 from tlstudio.core.events import EpochEnded, Message, PhaseStarted, Progress, StepEnded
 from tlstudio.core.names import printable
@@ -68,7 +68,7 @@ class TrainPanel(QWidget):
         self.studio = studio
         self.job: Optional[Job] = None
         self.run_id = ""
-        self.planned_warnings: tuple[PlannedWarning, ...] = ()  # the running run's, from its plan
+        self.planned_warnings: tuple[PlannedWarning, ...] = ()  # the shown run's: from the running plan, or a saved summary
 
         self.runs = RunPicker(studio)
         self.settings = TrainSettings(studio.config)
@@ -349,8 +349,10 @@ class TrainPanel(QWidget):
         run = self.studio.run(run_id)
         if run is None:
             self.plots.clear()
+            self._show_warnings(())
             self.resume_button.setEnabled(False)
             return
+        self._show_warnings(saved_warnings(run.record.summary))  # the notice is the shown run's
         self.plots.load_history(run.history)
         if run.history:
             last = run.history[-1]
