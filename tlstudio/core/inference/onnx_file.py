@@ -62,10 +62,16 @@ def file_problem(model: ModelProto) -> Optional[str]:
 
 def parse_model(data: bytes, path: Path) -> ModelProto:
     """The ModelProto in ``data``, never following external-data references."""
+    why = "empty" if not data else ""
     try:
-        return onnx.load_model_from_string(data)
+        model = onnx.load_model_from_string(data)
     except Exception as exc:  # noqa: BLE001 - protobuf's decoder raises its own error types
-        raise UserError(f"'{path}' is not an ONNX model file ({type(exc).__name__}). Pass the model.onnx that tlstudio exported.") from None
+        model, why = None, type(exc).__name__
+    if model is not None and (model.ir_version == 0 or not model.HasField("graph")):
+        why = why or "no graph"  # protobuf reads many short byte strings as an empty message
+    if why:
+        raise UserError(f"'{path}' is not an ONNX model file ({why}). Pass the model.onnx that tlstudio exported.")
+    return model
 
 
 def tlstudio_info(model: ModelProto, path: Path) -> dict:
