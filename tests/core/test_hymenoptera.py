@@ -76,3 +76,39 @@ def test_model_file_in_plain_torch_agrees_with_the_app_on_read_image(frozen_run)
     agree = sum(t == p["pred"] for t, p in zip(got["top"], predictions, strict=True)) / len(predictions)
     print(f"\nplain-torch read_image top-1 agreement with the app: {agree:.1%} of {len(predictions)}")
     assert agree >= 0.99
+
+
+def test_onnx_export_agrees_with_the_trained_model_on_every_val_image_in_a_fresh_onnxruntime_process(frozen_run, capsys):
+    """`tlstudio export --format onnx`, then what a user does with no PyTorch: Pillow, uint8 NCHW, onnxruntime."""
+    from tests.conftest import HYMENOPTERA
+    from tlstudio.cli import main
+
+    _, root, _ = frozen_run
+    run = root / "frozen"
+    assert main(["export", str(run), "--format", "onnx", "--cache", str(root / "cache"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["export_onnx"]
+    assert report["verified"] and report["images"] == 153 and report["agreement"] == 1.0
+    print(f"\nONNX export check (fresh onnxruntime process, the decoded val squares): {report['agreement']:.1%} of {report['images']}, largest probability difference {report['max_abs_diff']:.1e}")
+
+    predictions = [p for p in json.loads((run / "predictions.json").read_text()) if p["split"] == "val"]
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # nothing of PyTorch on this machine
+        "import json, numpy as np, onnxruntime as ort\n"
+        "from PIL import Image, ImageOps\n"
+        "s = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
+        "names = json.loads(s.get_modelmeta().custom_metadata_map['tlstudio.json'])['class_names']\n"
+        "def read(p):\n"
+        "    with Image.open(p) as im:\n"
+        "        return np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(im).convert('RGB')).transpose(2, 0, 1)[None])\n"
+        "probs = [s.run(None, {'images': read(p)})[0][0].tolist() for p in json.load(sys.stdin)]\n"
+        "print(json.dumps({'class_names': names, 'probs': probs}))\n"
+    )
+    paths = [str(Path(HYMENOPTERA) / p["path"]) for p in predictions]
+    out = subprocess.run([sys.executable, "-c", code, str(run / "model.onnx")], input=json.dumps(paths), capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout)
+    assert got["class_names"] == ["ants", "bees"]
+    top = [max(range(len(p)), key=p.__getitem__) for p in got["probs"]]
+    agree = sum(t == p["pred"] for t, p in zip(top, predictions, strict=True)) / len(predictions)
+    diff = max(abs(a - b) for g, p in zip(got["probs"], predictions) for a, b in zip(g, p["probs"]))
+    print(f"ONNX on the full-size files (Pillow, resized inside the file): {agree:.1%} of {len(predictions)} agree with the app, largest probability difference {diff:.3f}")
+    assert agree >= 0.99
