@@ -1,4 +1,8 @@
-"""Step 5, Export: save the run's verified TorchScript file where the user wants it, and show how to use it.
+"""Step 5, Export: save the run's verified model file where the user wants it, and show how to use it.
+
+Two formats: TorchScript (``model.pt``, runs in PyTorch) and ONNX (``model.onnx``, runs without Python
+code in onnxruntime). The ONNX file is made here, in the background, when the run has none yet
+(``onnx_step``), and only kept once a fresh onnxruntime process agreed with the trained model.
 
 The trainer already exported the best epoch's model as ``runs/<id>/model.pt`` and only kept
 it after a fresh process loaded it and agreed with the trained model. Exporting here copies
@@ -16,10 +20,11 @@ from typing import Optional
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont, QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QRadioButton, QVBoxLayout, QWidget
 
 from tlstudio.core.errors import UserError
 
+from tlstudio.gui.panels.onnx_step import ONNX_FILE, ONNX_SNIPPET, export_onnx_copy, verified_report
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.workers import Job
@@ -88,8 +93,16 @@ class ExportPanel(QWidget):
         self.classes.setWordWrap(True)
         self.export_button = QPushButton("Export Model File…")
         self.export_button.setObjectName("primary")
-        self.export_button.setToolTip("Save the best model of this run as a TorchScript file that runs anywhere PyTorch runs.")
+        self.export_button.setToolTip("Save the best model of this run as a file that runs without tlstudio: TorchScript for PyTorch, or ONNX for onnxruntime.")
         self.export_button.clicked.connect(self.choose_destination)
+        self.as_torchscript = QRadioButton("TorchScript (.pt): runs in PyTorch")
+        self.as_onnx = QRadioButton("ONNX (.onnx): runs without Python code")
+        self.as_onnx.setToolTip("A file of standard ONNX operators for onnxruntime (C, C++, C#, Java, JavaScript, Python...): no PyTorch, no code inside.")
+        self.as_torchscript.setChecked(True)
+        formats = QButtonGroup(self)
+        for button in (self.as_torchscript, self.as_onnx):
+            formats.addButton(button)
+        self.as_onnx.toggled.connect(self.refresh)
         self.result = QLabel()
         self.result.setWordWrap(True)
         self.snippet = QPlainTextEdit()
@@ -102,13 +115,19 @@ class ExportPanel(QWidget):
 
         file_box = QGroupBox("Model file")
         fl = QVBoxLayout(file_box)
+        format_row = QHBoxLayout()
+        format_row.addWidget(QLabel("Format:"))
+        format_row.addWidget(self.as_torchscript)
+        format_row.addWidget(self.as_onnx)
+        format_row.addStretch(1)
+        fl.addLayout(format_row)
         fl.addWidget(self.verification)
         fl.addWidget(self.classes)
         row = QHBoxLayout()
         row.addWidget(self.export_button)
         row.addWidget(self.result, 1)
         fl.addLayout(row)
-        code_box = QGroupBox("Use it from plain PyTorch")
+        code_box = self.code_box = QGroupBox("Use it from plain PyTorch")
         cl = QVBoxLayout(code_box)
         cl.addWidget(self.snippet)
         copy_row = QHBoxLayout()
@@ -133,7 +152,7 @@ class ExportPanel(QWidget):
     def show_run(self, run_id: str) -> None:
         run = self.studio.run(run_id)
         self.result.setText("")
-        self._set_snippet("model.pt")
+        self._set_snippet(ONNX_FILE if self.as_onnx.isChecked() else "model.pt")
         if run is None:
             self.verification.setText("Train a model on the Train step first; its best epoch can then be exported here.")
             self.classes.setText("")
@@ -141,6 +160,10 @@ class ExportPanel(QWidget):
             return
         classes = run.metrics.get("classes") or run.record.summary.get("classes") or []
         self.classes.setText("Classes, in output order: " + ", ".join(f"<b>{c}</b>" for c in classes) if classes else "")
+        if self.as_onnx.isChecked():
+            self.verification.setText(self._onnx_verification(run))
+            self.export_button.setEnabled(self._can_export(run) and self.job is None)
+            return
         report = run.record.summary.get("export") or {}
         if run.has_model and report.get("verified"):
             self.verification.setText(
@@ -157,26 +180,52 @@ class ExportPanel(QWidget):
             )
         self.export_button.setEnabled(run.has_model and self.job is None)
 
+    @staticmethod
+    def _onnx_verification(run) -> str:
+        report = verified_report(run.files.root, run.record.summary)
+        if report is not None:
+            return (
+                f"&#10004; <b>Verified</b>: a fresh process with nothing but onnxruntime ran {ONNX_FILE} and agreed with the trained model on "
+                f"{report.get('agreement', 0):.1%} of {report.get('images', 0)} held pictures "
+                f"(largest difference in probability {report.get('max_abs_diff', 0):.1e})."
+            )
+        return (
+            f"Exporting makes {ONNX_FILE} from this run's kept epoch: its held pictures are evaluated again, and the file is kept "
+            "only once a fresh onnxruntime process agrees with the trained model (a little while)."
+        )
+
+    def _can_export(self, run) -> bool:
+        if not self.as_onnx.isChecked():
+            return run.has_model
+        status = run.files.read_status()
+        return run.has_model or verified_report(run.files.root, run.record.summary) is not None or (status is not None and status.evaluable)
+
     def choose_destination(self) -> None:
         run = self.studio.run(self.studio.current_run)
         if run is None:
             return
-        name = f"{self.studio.project.name}-{run.record.backbone or 'model'}.pt".replace(" ", "_")
+        suffix, kind = (".onnx", "ONNX model (*.onnx)") if self.as_onnx.isChecked() else (".pt", "TorchScript model (*.pt)")
+        name = f"{self.studio.project.name}-{run.record.backbone or 'model'}{suffix}".replace(" ", "_")
         start = str(Path(self.last_path).parent / name) if self.last_path else str(Path.home() / name)
-        path, _ = QFileDialog.getSaveFileName(self, "Export the model file", start, "TorchScript model (*.pt)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the model file", start, kind)
         if path:
             self.export_to(path)
 
     def export_to(self, path: str | Path) -> Optional[Job]:
-        """Copy the current run's verified model file to ``path`` in the background."""
+        """Copy the current run's verified model file (of the chosen format) to ``path`` in the background."""
         run = self.studio.run(self.studio.current_run)
         if run is None or self.job is not None:
             return None
+        onnx = self.as_onnx.isChecked()
+        suffix = ".onnx" if onnx else ".pt"
         source, dest = run.files.model, Path(path)
-        if dest.suffix != ".pt":
-            dest = dest.with_name(dest.name + ".pt")
+        if dest.suffix != suffix:
+            dest = dest.with_name(dest.name + suffix)
+        root, summary, cache = run.files.root, dict(run.record.summary), self.studio.project.cache_dir
 
         def work(on_event, stop):
+            if onnx:
+                return export_onnx_copy(root, summary, cache, dest, on_event, stop)
             return dest, copy_model(source, dest)
 
         job = self.studio.jobs.start("export", "Exporting the model file", work)
@@ -191,8 +240,13 @@ class ExportPanel(QWidget):
     def _on_export_failed(self, info) -> None:
         self.result.setText(f"Not saved: {info.message}")
 
-    def _on_exported(self, done: tuple[Path, dict]) -> None:
-        dest, info = done
+    def _on_exported(self, done: tuple) -> None:
+        dest, info = done[:2]
+        if len(done) == 4 and done[3] is not None:  # the run's model.onnx was made: its summary now says so
+            run = self.studio.run(self.studio.current_run)
+            if run is not None:
+                self.studio.project.finish_run(run.id, run.record.status, done[3], run.record.message)
+                self.studio.runs_changed.emit()
         self.last_path = str(dest)
         names = info.get("class_names") or info.get("classes") or []
         self.result.setText(f"Saved to <b>{dest}</b>" + (f" (classes: {', '.join(names)})." if names else "."))
@@ -202,7 +256,9 @@ class ExportPanel(QWidget):
     def _on_finished(self) -> None:
         self.job = None
         run = self.studio.run(self.studio.current_run)
-        self.export_button.setEnabled(run is not None and run.has_model)
+        self.export_button.setEnabled(run is not None and self._can_export(run))
 
     def _set_snippet(self, name: str) -> None:
-        self.snippet.setPlainText(SNIPPET.format(name=name))
+        onnx = name.endswith(".onnx")
+        self.code_box.setTitle("Use it from plain onnxruntime (no PyTorch)" if onnx else "Use it from plain PyTorch")
+        self.snippet.setPlainText((ONNX_SNIPPET if onnx else SNIPPET).format(name=name))
