@@ -1,41 +1,63 @@
-"""Writes that never leave a half-written file in place of a good one: temp file in the same folder, then os.replace."""
+"""Writes that never leave a half-written file in place of a good one: temp file in the same folder, then os.replace.
+
+A full, read-only or forbidden volume is a ``tlstudio.core.disk.DiskError`` naming the file, and the
+temporary is removed: the earlier file, if any, stays as it was.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, BinaryIO, Callable, Iterator, Optional
+
+from tlstudio.core import disk
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
 @contextmanager
-def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; on success it replaces ``dest``, on error it is removed."""
+def atomic_path(dest: str | os.PathLike, needed: Optional[int] = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; on success it replaces ``dest``, on error it is removed.
+
+    ``needed`` (bytes, when known) goes into the message of a full disk."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; a shared report must stay readable
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, dest)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with disk.writing(dest, needed):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; a shared report must stay readable
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, dest)
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
-def write_bytes(dest: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(dest) as tmp:
+def write_bytes(dest: str | os.PathLike, data: bytes | memoryview) -> None:
+    with atomic_path(dest, needed=len(data)) as tmp:
         tmp.write_bytes(data)
+
+
+def write_buffered(dest: str | os.PathLike, serialise: Callable[[BinaryIO], None]) -> None:
+    """``serialise(buffer)`` in memory, then its bytes to ``dest``.
+
+    For torch.save and torch.jit.save: their C++ writer meets a full disk as an error torch cannot
+    report (``unexpected pos``) or as an abort of the whole process; a plain write of the finished
+    bytes meets it as an OSError, and so as a ``DiskError`` with the exact size needed."""
+    buf = io.BytesIO()
+    serialise(buf)
+    with buf.getbuffer() as data:
+        write_bytes(dest, data)
 
 
 def write_text(dest: str | os.PathLike, text: str) -> None:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlstudio.core.atomic import atomic_path, json_line
+from tlstudio.core.atomic import json_line, write_buffered
 from tlstudio.core.errors import UserError
 from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.inference import trust
@@ -121,8 +121,8 @@ def export_torchscript(network: nn.Module, pre: Preprocessing, classes: Sequence
         module = torch.jit.script(ExportedClassifier(traced, pre, classes))
     info = {"format": FORMAT, "class_names": list(map(str, classes)), "preprocessing": pre.to_dict(), "summary": summary, "torch": torch.__version__}
     dest = Path(dest)
-    with atomic_path(dest) as tmp, torchscript_quietly():
-        torch.jit.save(module, str(tmp), _extra_files={INFO_FILE: json_line(info)})
+    with torchscript_quietly():  # in memory first: a full disk is a DiskError, not torch's writer aborting the process
+        write_buffered(dest, lambda buf: torch.jit.save(module, buf, _extra_files={INFO_FILE: json_line(info)}))
     trust.remember(trust.sha256_file(dest), trust.EXPORTED, dest)  # a copy of this file is the same program: trusted too
     return dest
 
@@ -227,7 +227,7 @@ def verify_in_fresh_process(
         return VerifyResult(True, 1.0, 0, 0.0, "no held images to compare")
     with tempfile.TemporaryDirectory(prefix="tlstudio-verify-") as tmp:
         held = Path(tmp) / "images.pt"
-        torch.save([torch.from_numpy(np.ascontiguousarray(a)) for a in images], held)
+        write_buffered(held, lambda buf: torch.save([torch.from_numpy(np.ascontiguousarray(a)) for a in images], buf))
         return compare_in_child(_child_command(model_path, held), expected, min_agreement, timeout)
 
 

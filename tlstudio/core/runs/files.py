@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from tlstudio.core import atomic
+from tlstudio.core import atomic, disk
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.runs.lock import RunLock, is_locked
@@ -116,9 +116,10 @@ class RunFiles:
 
     def prepare(self) -> None:
         """A new run into this folder: an earlier run's results must not pass for this run's."""
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        for stale in (self.history, self.metrics, self.summary, self.predictions, self.last, self.best):
-            stale.unlink(missing_ok=True)
+        with disk.writing(self.checkpoints):
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            for stale in (self.history, self.metrics, self.summary, self.predictions, self.last, self.best):
+                stale.unlink(missing_ok=True)
 
     def write_json(self, path: Path, obj: Any) -> None:
         atomic.write_json(path, obj)
@@ -171,10 +172,10 @@ class RunFiles:
         return status
 
     def save_checkpoint(self, path: Path, state: dict) -> None:
+        """Serialised in memory first: a full disk is then a DiskError, never torch's C++ writer aborting the process."""
         import torch
 
-        with atomic.atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        atomic.write_buffered(path, lambda buf: torch.save(state, buf))
 
     def load_checkpoint(self, path: Path) -> dict:
         import torch

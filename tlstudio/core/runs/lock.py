@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from tlstudio.core import disk
 from tlstudio.core.errors import UserError
 
 LOCK_NAME = ".lock"
@@ -68,8 +69,10 @@ class RunLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> "RunLock":
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        """Refused with ``RunFolderBusy`` while another process holds it, with a ``DiskError`` where the folder cannot be written."""
+        with disk.writing(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         if not _try_lock(fd):
             holder = _read_record(fd)
             os.close(fd)
@@ -77,8 +80,14 @@ class RunLock:
         previous = _read_record(fd)
         self.taken_over = previous or None
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
+        try:
+            with disk.writing(self.root):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(record).encode(), 0)
+        except BaseException:
+            _unlock(fd)
+            os.close(fd)
+            raise
         self._fd = fd
         return self
 
@@ -117,7 +126,10 @@ def is_locked(root: str | Path) -> bool:
     path = Path(root) / LOCK_NAME
     if not path.is_file():
         return False
-    fd = os.open(path, os.O_RDWR)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False  # a read-only volume (a run copied to a DVD, a read-only share) has no live writer
     try:
         if _try_lock(fd):
             _unlock(fd)

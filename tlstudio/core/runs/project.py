@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from tlstudio.core import atomic
+from tlstudio.core.disk import disk_error, writing
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.runs.files import PLAIN_READERS, RunFiles, read_config
@@ -147,7 +148,7 @@ class Project:
             project.runs_dir.mkdir(parents=True, exist_ok=True)
             project.cache_dir.mkdir(exist_ok=True)
         except OSError as exc:
-            raise UserError(f"could not create the project folder '{root}': {exc.strerror or exc}.") from None
+            raise disk_error(exc, root) or UserError(f"could not create the project folder '{root}': {exc.strerror or exc}.") from None
         project.save()
         return project
 
@@ -238,7 +239,8 @@ class Project:
         while (self.runs_dir / run_id).exists() or any(r.id == run_id for r in self.runs):
             run_id, n = f"{base}-{n}", n + 1
         files = RunFiles(self.runs_dir / run_id)
-        files.root.mkdir(parents=True)
+        with writing(files.root):
+            files.root.mkdir(parents=True)
         if remember:
             self.config = config.to_dict()
         self.runs.append(RunRecord(run_id, RUNNING, datetime.now().isoformat(timespec="seconds"), config.backbone))
