@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tlstudio.core import atomic
+from tlstudio.core import atomic, disk
 from tlstudio.core.data.index import Sample
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
@@ -158,22 +158,34 @@ def build_pixel_store(
     data_path, meta_path = folder / f"{key}.u8", folder / f"{key}.json"
     built = False
     if not (meta_path.exists() and data_path.exists() and data_path.stat().st_size == nbytes):
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic.atomic_path(data_path) as tmp:
-            # A raw file, no header: the shape lives in the JSON beside it.
-            out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
-            try:
-                _decode_into(out, root, samples, size, on_event, stop, workers)
-                out.flush()
-            finally:
-                del out
-        atomic.write_json(meta_path, {"version": STORE_VERSION, "shape": list(shape), "root": str(root), "count": len(samples)})
+        _build_file(data_path, shape, lambda out: _decode_into(out, root, samples, size, on_event, stop, workers))
+        try:
+            atomic.write_json(meta_path, {"version": STORE_VERSION, "shape": list(shape), "root": str(root), "count": len(samples)})
+        except BaseException:
+            data_path.unlink(missing_ok=True)  # no description, no store: do not leave its space taken
+            raise
         built = True
     if nbytes <= ram_budget:
         pixels = np.fromfile(data_path, dtype=np.uint8).reshape(shape)
     else:
         pixels = np.memmap(data_path, dtype=np.uint8, mode="r", shape=shape)
     return PixelStore(pixels, key, size, path=data_path, built=built)
+
+
+def _build_file(data_path: Path, shape: tuple[int, ...], fill) -> None:
+    """The raw store file (no header: the shape lives in the JSON beside it), written through a memory map by ``fill``.
+
+    Its space is reserved before the map is written: pages of a map with no disk space behind them
+    kill the process with SIGBUS, while a reservation that does not fit is a DiskError at once."""
+    nbytes = int(np.prod(shape))
+    with atomic.atomic_path(data_path, needed=nbytes) as tmp:
+        disk.reserve(tmp, nbytes, shown=data_path)
+        out = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=shape)
+        try:
+            fill(out)
+            out.flush()
+        finally:
+            del out
 
 
 def describe(store: PixelStore) -> str:

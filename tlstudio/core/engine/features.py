@@ -24,7 +24,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from tlstudio.core import atomic
+from tlstudio.core import atomic, disk
 from tlstudio.core.data.augment import Augmenter, normalize_batch
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken
 from tlstudio.core.data.pixel_store import PixelStore
@@ -170,7 +170,14 @@ def _compute(path, network, make, count, preprocessing, device, batch_size, auto
         return run(lambda shape: np.empty(shape, dtype=np.float16))
     with atomic.atomic_path(path) as tmp:
         # Written straight into a memory-mapped file: a large prefix cache never sits whole in RAM.
-        arr = run(lambda shape: np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape))
+        arr = run(lambda shape: _mapped(tmp, shape, path))
         arr.flush()
         del arr
     return np.load(path, mmap_mode="r")
+
+
+def _mapped(tmp: Path, shape: tuple[int, ...], dest: Path) -> np.ndarray:
+    """A new .npy file mapped for writing, its space reserved first: a map with no disk behind it dies of SIGBUS."""
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+    disk.reserve(tmp, arr.offset + arr.nbytes, start=arr.offset, shown=dest)
+    return arr
