@@ -18,7 +18,7 @@ from tests.recorder import Recorder
 from tests.synthetic import make_colour_dataset
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.events import EpochEnded, StopToken
+from tlstudio.core.events import EpochEnded, PhaseStarted, StopToken
 from tlstudio.core.inference.export import read_export_info
 from tlstudio.core.runs.files import CRASHED, FINISHED, STOPPED, RunFiles
 from tlstudio.core.engine.trainer import Trainer
@@ -151,6 +151,15 @@ def test_a_run_stopped_before_its_first_epoch_holds_nothing_to_evaluate_and_resu
     stop = StopToken()
     stop.stop()
     assert Trainer(cfg, run, cache_dir=cache).run(stop=stop).cancelled
+    assert not run.exists()  # stopped while scanning, before its first file: the run leaves nothing
+
+    stop = StopToken()
+
+    def stop_when_decoding(event):  # after the run's files are written, before its first epoch
+        if isinstance(event, PhaseStarted) and event.name == "decoding":
+            stop.stop()
+
+    assert Trainer(cfg, run, cache_dir=cache).run(stop_when_decoding, stop).cancelled
     status = RunFiles(run).read_status()
     assert status.state == STOPPED and not status.evaluable
     with pytest.raises(UserError):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.data.index import DatasetIndex
 from tlstudio.core.engine.device import autocast_dtype, describe_device, embedding_batch, precision_name, resolve_device
+from tlstudio.core.disk import DiskError
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import (
     Cancelled,
@@ -154,6 +156,7 @@ class Trainer:
         self._fit_state: Optional[FitState] = None
         self._last: Optional[dict] = None  # the checkpoint a resumed run continues from
         self._status = RunStatus(RUNNING, 0, config.epochs)
+        self._status_written = False  # nothing of this run is on disk yet (but the lock)
 
     @classmethod
     def resume(
@@ -179,6 +182,7 @@ class Trainer:
 
         The run folder is locked for the whole run: a second writer is refused before it touches a file."""
         self._emit, self._stop = on_event, as_token(stop)
+        created = first_missing(self.files.root)
         try:
             with self.files.lock() as lock:
                 if lock.taken_over:
@@ -190,6 +194,9 @@ class Trainer:
         except Exception as exc:
             on_event(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             raise
+        finally:
+            if created is not None and not self._status_written:
+                shutil.rmtree(created, ignore_errors=True)  # refused before its first file: the run leaves nothing
         on_event(Finished(result.summary, cancelled=result.cancelled))
         return result
 
@@ -215,6 +222,7 @@ class Trainer:
         return result
 
     def _begin_status(self) -> None:
+        """The run's status, written with its first files (``_open_files``), once nothing refuses the run any more."""
         previous = self.files.read_status() if self.resuming else None
         if self.resuming and previous is not None and previous.state == FINISHED and not self.evaluate_only:
             raise UserError(f"'{self.files.root}' finished all its epochs; there is nothing to resume. Evaluate or export it instead.")
@@ -222,7 +230,6 @@ class Trainer:
         if previous is not None:
             status.state, status.message, status.starts = RUNNING, "", previous.starts + 1
         self._status = status
-        self.files.write_status(status)
 
     def _end_status(self, state: str, started: float, message: str) -> None:
         status = self._status
@@ -231,9 +238,11 @@ class Trainer:
             status.epochs_completed = self._fit_state.epoch
             status.stopped_early = self._fit_state.stop_reason
         status.seconds = round(status.seconds + time.perf_counter() - started, 2)
+        if not self._status_written:
+            return  # refused before its first file: an earlier run's status there stays as it was
         try:
             self.files.write_status(status)
-        except OSError:
+        except (OSError, DiskError):
             pass  # the run's own error (a full disk) is the one to report
 
     # ----------------------------------------------------------------- the phases
@@ -276,16 +285,11 @@ class Trainer:
         spec = bb.get_backbone(cfg.backbone)
         depth = cfg.freeze.stages_of(spec)
         pre = preprocessing_for(spec, cfg.image_size)
-        if self.resuming:
-            self._last = self._resume_point()
-        else:
-            self.files.prepare()
-            self.files.write_json(self.files.config, cfg.to_dict())
-
         index = self._dataset()
         rows = tuple([i for i, s in enumerate(index.samples) if s.split == split] for split in ("train", "val", "test"))
         if not rows[0] or not rows[1]:
             raise UserError(f"'{index.root}' needs images in both the training and the validation split; add images or change --val-split.")
+        self._open_files(index)
         labels = np.array([s.label for s in index.samples], dtype=np.int64)
         model = self.build_model(len(index.classes))
         plan = bb.apply_freeze(model.backbone, depth, model.head)
@@ -311,6 +315,17 @@ class Trainer:
         for message in plan_messages(plan, on_cpu=ctx.device.type == "cpu"):
             self._emit(message)
         return plan
+
+    def _open_files(self, index: DatasetIndex) -> None:
+        """The run's first writes, after every check that can refuse it: a refused run writes nothing."""
+        if self.resuming:
+            self._last = self._resume_point()
+        else:
+            self.files.prepare()
+            self.files.write_json(self.files.config, self.config.to_dict())
+        self.files.write_json(self.files.dataset, index.to_dict())
+        self.files.write_status(self._status)
+        self._status_written = True
 
     def _resume_point(self) -> Optional[dict]:
         """The checkpoint to continue from; None when there is none (the run starts again with its own settings).
@@ -485,7 +500,6 @@ class Trainer:
 
             cfg = self.config
             self.index = scan_folder(cfg.data_dir, cfg.val_split, cfg.test_split, cfg.seed, self._emit, self._stop)
-        self.files.write_json(self.files.dataset, self.index.to_dict())
         return self.index
 
     def build_model(self, num_classes: int) -> Classifier:
@@ -614,6 +628,16 @@ class Trainer:
                 summary[fmt.summary_key] = previous[fmt.summary_key]
             elif not self.evaluate_only and fmt.name == formats.ONNX:
                 path.unlink()
+
+
+def first_missing(path: Path) -> Optional[Path]:
+    """The outermost folder of ``path`` that does not exist yet (what a run there creates), or None."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return missing
+        missing = folder
+    return missing
 
 
 def _state_digest(module: nn.Module) -> str:
