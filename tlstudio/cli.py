@@ -2,7 +2,8 @@
 
 Each sub-command lives in ``tlstudio/commands/<name>.py`` and provides
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
-``run(args) -> int``. A ``tlstudio.core.errors.UserError`` anywhere becomes one clear line on stderr and exit code 2.
+``run(args) -> int``. A ``tlstudio.core.errors.UserError`` anywhere becomes one clear line on stderr and exit code 2,
+and so does an ``OSError`` of a full, read-only or forbidden volume that reached this far.
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from tlstudio.core.inference.export import run_child
 
         return run_child()
-    if not argv or argv[0].startswith("--gui"):
     if argv[:1] == ["--verify-onnx-child"]:  # the ONNX export's check, in a frozen bundle
         from tlstudio.core.inference.onnx_export import run_child as run_onnx_child
 
         return run_onnx_child()
+    if not argv or argv[0].startswith("--gui"):
         from tlstudio.gui.app import run_app  # imported late: the CLI must work without a display
 
         return run_app(argv[1:])
@@ -70,13 +71,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("tlstudio: interrupted", file=sys.stderr)
         return 130
+    except (OSError, RuntimeError) as exc:
+        return _disk_or_bug(exc)
     except Exception as exc:  # a bug, not bad input: one readable line; the traceback on request
-        print(f"tlstudio: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if os.environ.get("TLSTUDIO_DEBUG"):
-            traceback.print_exc()
-        else:
-            print("tlstudio: this is a bug in tlstudio; run again with TLSTUDIO_DEBUG=1 to see the traceback for a report.", file=sys.stderr)
-        return 1
+        return _bug(exc)
+
+
+def _disk_or_bug(exc: BaseException) -> int:
+    """The last line of defence for a write the core did not wrap: a full or read-only volume is the user's to fix, not a bug."""
+    from tlstudio.core import disk
+
+    err = disk.disk_error(exc, writing=False)
+    if err is not None:
+        print(f"tlstudio: error: {err}", file=sys.stderr)
+        return 2
+    if disk.torch_short_write(exc):  # torch's C++ writer names no file
+        print("tlstudio: error: a file could not be written completely: the disk is full. Free some space, or choose a folder on another disk.", file=sys.stderr)
+        return 2
+    return _bug(exc)
+
+
+def _bug(exc: BaseException) -> int:
+    """A bug, not bad input: one readable line; the traceback on request."""
+    print(f"tlstudio: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if os.environ.get("TLSTUDIO_DEBUG"):
+        traceback.print_exception(exc)
+    else:
+        print("tlstudio: this is a bug in tlstudio; run again with TLSTUDIO_DEBUG=1 to see the traceback for a report.", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The one place where errors reach the user: a readable dialog, never a traceback in their face.
 
-A ``UserError`` (a folder, a file, a setting the user can fix) shows its own message.
+A ``UserError`` (a folder, a file, a setting the user can fix) shows its own message; so does a
+``DiskError`` (a full or read-only volume), also one that reached here as a plain ``OSError``.
 Anything else is a bug: a short message, the traceback under "Show Details...", and the
 log. Dialogs are opened with ``open()``, never ``exec()``: no nested event loop, nothing
 blocks the window (or a test). ``notified`` carries the same text for listeners and tests.
@@ -16,6 +17,7 @@ from typing import Optional
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from tlstudio.core.disk import disk_error
 from tlstudio.core.errors import UserError
 
 log = logging.getLogger("tlstudio.gui")
@@ -31,6 +33,8 @@ class ErrorInfo:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> "ErrorInfo":
+        # A full, read-only or forbidden volume that a write did not wrap is still the user's to fix, not a bug.
+        exc = disk_error(exc, writing=False) or exc
         if isinstance(exc, UserError):
             return cls(str(exc), "", True)
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
