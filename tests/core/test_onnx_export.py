@@ -104,6 +104,30 @@ def test_a_network_with_a_non_finite_weight_is_refused_and_nothing_is_written(tm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_what_the_torchscript_based_exporter_cannot_translate_goes_through_the_torch_export_based_one(tmp_path):
+    """Adaptive pooling of 15x15 cells to 4x4 has no ONNX translation in the first exporter."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()
+    pre = Preprocessing(32, 36, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "bilinear")
+    with pytest.raises(Exception):
+        onnx_export._torchscript_based(net, torch.zeros(2, 3, 32, 32))
+    path = export_onnx(net, pre, CLASSES, {}, tmp_path / "model.onnx")
+    img = torch.from_numpy(photo(50, 41)).permute(2, 0, 1)[None]
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": img.numpy()})[0]
+    assert np.abs(got - reference(net, pre, img)).max() < 1e-5
+
+
+def test_a_network_neither_exporter_translates_is_a_user_error_and_nothing_is_written(tmp_path, monkeypatch):
+    def refuse(network, example):
+        raise RuntimeError("no translation for this operator")
+
+    monkeypatch.setattr(onnx_export, "_torchscript_based", refuse)
+    monkeypatch.setattr(onnx_export, "_export_based", refuse)
+    with pytest.raises(UserError):
+        export_onnx(network(), preprocessing_for(bb.get_backbone("efficientnet_lite0"), 96), CLASSES, {}, tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_onnx_model_predicts_files_like_the_exported_model_interface(exported, tmp_path):
     net, pre, path = exported
     folder = tmp_path / "pictures"

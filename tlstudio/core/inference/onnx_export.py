@@ -8,14 +8,16 @@ weights inside the file (no external data). The metadata entry ``tlstudio.json``
 TorchScript file's extra file holds, plus the opset.
 
 The network (normalised crop -> logits, fixed size, any batch) comes from torch's TorchScript-based
-ONNX exporter (``dynamo=False``): torch 2.14 still has it, and it exports every catalog backbone
-4-6x faster than the torch.export-based one. The preprocessing before it is written here as ONNX
+ONNX exporter (``dynamo=False``): torch 2.14 still has it (deprecated), and it exports every catalog
+backbone 4-6x faster than the torch.export-based one (``dynamo=True``, onnxscript), which takes what
+it cannot translate. The preprocessing before it is written here as ONNX
 nodes, because its sizes depend on the picture's: ``Shape`` -> the resize size -> ``Resize`` ->
 ``Slice``, checked against the TorchScript file's F.interpolate number for number.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -34,11 +36,12 @@ from torch import nn
 from tlstudio import __version__
 from tlstudio.core.atomic import json_line, write_bytes
 from tlstudio.core.data.preprocess import Preprocessing
+from tlstudio.core.errors import UserError
 from tlstudio.core.inference.export import FORMAT, VerifyResult, compare_in_child, refuse_non_finite
 from tlstudio.core.inference.onnx_file import INFO_KEY, file_problem
 
 OPSET = 18
-IR_VERSION = 8  # the IR version of opset 18: runtimes from onnxruntime 1.14 on read it
+IR_VERSION = 8  # the IR version of opset 18 (unless the network's exporter wrote a newer one): onnxruntime 1.14 on reads it
 ONNX_FILE = "model.onnx"
 INPUT, OUTPUT = "images", "probabilities"
 _NET_IN, _NET_OUT = "tlstudio/normalised", "tlstudio/logits"
@@ -54,15 +57,45 @@ def onnx_quietly():
 
 
 def network_model(network: nn.Module, input_size: int) -> onnx.ModelProto:
-    """``network`` (normalised [N, 3, size, size] -> logits) as ONNX, with any batch size."""
-    buf = io.BytesIO()
+    """``network`` (normalised [N, 3, size, size] -> logits) as ONNX, with any batch size.
+
+    The TorchScript-based exporter first (fast); the torch.export-based one for what it cannot
+    translate (adaptive pooling to a size that does not divide the input's, for one) and once torch
+    no longer has it."""
     example = torch.zeros(2, 3, input_size, input_size)
+    try:
+        return _torchscript_based(network, example)
+    except Exception as first:  # noqa: BLE001 - its errors are of many types; the second exporter gets its chance
+        try:
+            return _export_based(network, example)
+        except Exception as second:  # noqa: BLE001
+            raise UserError(
+                f"this network cannot be written as ONNX ({type(first).__name__}: {_first_line(first)}; then {type(second).__name__}: "
+                f"{_first_line(second)}). Export it as TorchScript instead."
+            ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def _torchscript_based(network: nn.Module, example: torch.Tensor) -> onnx.ModelProto:
+    buf = io.BytesIO()
     with torch.no_grad(), onnx_quietly():
         torch.onnx.export(
             network, (example,), buf, dynamo=False, opset_version=OPSET, input_names=[_NET_IN], output_names=[_NET_OUT],
             dynamic_axes={_NET_IN: {0: "n"}, _NET_OUT: {0: "n"}}, do_constant_folding=True,
         )
     return onnx.load_model_from_string(buf.getvalue())
+
+
+def _export_based(network: nn.Module, example: torch.Tensor) -> onnx.ModelProto:
+    with torch.no_grad(), onnx_quietly(), contextlib.redirect_stdout(io.StringIO()):  # it reports its steps on stdout
+        program = torch.onnx.export(
+            network, (example,), None, dynamo=True, opset_version=OPSET, input_names=[_NET_IN], output_names=[_NET_OUT],
+            dynamic_shapes=({0: torch.export.Dim("n")},), external_data=False, verbose=False,
+        )
+    return program.model_proto
 
 
 def _const(name: str, value, dtype) -> TensorProto:
@@ -117,7 +150,7 @@ def classifier_model(net: onnx.ModelProto, pre: Preprocessing, classes: Sequence
         initializer=consts + list(net.graph.initializer), value_info=list(net.graph.value_info),
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION, producer_name="tlstudio", producer_version=__version__,
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=max(IR_VERSION, net.ir_version), producer_name="tlstudio", producer_version=__version__,
         doc_string="RGB uint8 images [N, 3, H, W] of any size -> class probabilities [N, classes]; class names in metadata 'tlstudio.json'.",
     )
     helper.set_model_props(model, {INFO_KEY: json_line(info)})

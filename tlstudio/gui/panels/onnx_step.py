@@ -29,6 +29,8 @@ def read_picture(path):
     """A picture as tlstudio reads it: upright (EXIF), RGB, transparent pixels on white; uint8, 1 x 3 x H x W."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
+        if im.mode.startswith("I"):  # 16-bit grey: scaled to 8 bits (Pillow's own conversion clips it)
+            im = Image.fromarray(np.clip(np.asarray(im) / 257, 0, 255).round().astype(np.uint8))
         if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
             im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
         return np.ascontiguousarray(np.asarray(im.convert("RGB")).transpose(2, 0, 1)[None])
