@@ -205,3 +205,16 @@ def test_disk_errors_are_typed_and_other_errors_are_left_alone(tmp_path):
     # A picture that cannot be read is not the folder being written refusing a write.
     assert disk_error(PermissionError(errno.EACCES, "Permission denied", "/data/cat.jpg"), tmp_path / "out" / "a.u8") is None
     assert disk_error(PermissionError(errno.EACCES, "Permission denied", str(tmp_path)), tmp_path / "a.u8") is not None
+
+
+def test_a_big_write_that_cannot_fit_is_refused_before_it_fills_the_disk(tmp_path, monkeypatch):
+    from tlstudio.core import atomic, disk
+
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 1000)
+    dest = tmp_path / "big.bin"
+    with pytest.raises(DiskError) as caught:
+        atomic.write_bytes(dest, bytes(2 << 20))
+    assert caught.value.needed == 2 << 20 and str(tmp_path) in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+    atomic.write_bytes(dest, b"small")  # small writes are not checked: no statvfs for every JSON file
+    assert dest.read_bytes() == b"small"

@@ -43,7 +43,12 @@ def atomic_path(dest: str | os.PathLike, needed: Optional[int] = None) -> Iterat
                 tmp_path.unlink()
 
 
+BIG = 1 << 20  # a write this large is first checked against the free space: a statvfs is cheap beside it
+
+
 def write_bytes(dest: str | os.PathLike, data: bytes | memoryview) -> None:
+    if len(data) >= BIG:
+        disk.ensure_space(dest, len(data))
     with atomic_path(dest, needed=len(data)) as tmp:
         tmp.write_bytes(data)
 

@@ -96,6 +96,13 @@ def _same_write(named: Path, path: Path) -> bool:
     return named == path or named.parent == path.parent or named in path.parents or path in named.parents
 
 
+def ensure_space(path: str | os.PathLike, needed: int) -> None:
+    """Refuse a write of ``needed`` bytes to ``path`` that cannot fit, before it fills the disk (and fails anyway)."""
+    free = free_bytes(Path(path).parent)
+    if free is not None and free < needed:
+        raise DiskError(_full_message(Path(path), errno.ENOSPC, needed), Path(path), errno.ENOSPC, needed)
+
+
 def torch_short_write(exc: BaseException) -> bool:
     """Whether ``exc`` is torch's C++ writer reporting a write that came up short (a full disk)."""
     return isinstance(exc, RuntimeError) and any(mark in str(exc) for mark in TORCH_SHORT_WRITE)

@@ -69,7 +69,7 @@ from tlstudio.core.engine.checkpoint import best_checkpoint, cpu_state, restore_
 from tlstudio.core.engine.fit import FitState, Optimisation, fit
 from tlstudio.core.engine.plan import FEATURES, PREFIX, PlanMade, RunPlan, plan_messages, plan_run
 from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, STOPPED, RunFiles, RunStatus, read_config
-from tlstudio.core.runs.lock import remove_stale_temporaries
+from tlstudio.core.runs.lock import LOCK_NAME, remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
 from tlstudio.core.inference import formats
@@ -196,7 +196,7 @@ class Trainer:
             raise
         finally:
             if created is not None and not self._status_written:
-                shutil.rmtree(created, ignore_errors=True)  # refused before its first file: the run leaves nothing
+                remove_if_only_lock(created, self.files.root)  # refused before its first file: the run leaves nothing
         on_event(Finished(result.summary, cancelled=result.cancelled))
         return result
 
@@ -638,6 +638,15 @@ def first_missing(path: Path) -> Optional[Path]:
             return missing
         missing = folder
     return missing
+
+
+def remove_if_only_lock(created: Path, root: Path) -> None:
+    """Remove ``created`` (the folders made for the run folder ``root``) when all they hold is the run's lock file.
+
+    Anything else there was written by someone else in the meantime, and stays."""
+    files = [p for p in created.rglob("*") if not p.is_dir()] if created.is_dir() else []
+    if all(p == root / LOCK_NAME for p in files):
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def _state_digest(module: nn.Module) -> str:
