@@ -91,6 +91,14 @@ def test_train_out_with_no_space_injected(colours, tmp_path, capsys, full_disk):
     assert json.loads((out / "config.json").read_text())["epochs"] == 1  # written before the disk filled: whole
 
 
+def test_a_new_run_folder_too_full_for_its_first_files_is_removed(colours, tmp_path, capsys, full_disk):
+    out = tmp_path / "new" / "run"
+    full_disk(tmp_path / "new")
+    assert main(train_args(colours, out, tmp_path / "cache")) == 2
+    assert str(out) in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "new").exists()
+
+
 def test_an_atomic_write_on_a_full_disk_keeps_the_earlier_file(tmp_path, full_disk):
     history = RunFiles(tmp_path).history
     history.write_text('{"epoch": 1}\n')

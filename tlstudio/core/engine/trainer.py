@@ -196,7 +196,8 @@ class Trainer:
             raise
         finally:
             if created is not None and not self._status_written:
-                remove_if_only_lock(created, self.files.root)  # refused before its first file: the run leaves nothing
+                # Refused (or cut short by a full disk) before its files were complete: the run leaves nothing.
+                remove_if_only(created, {self.files.root / LOCK_NAME, self.files.config, self.files.dataset})
         on_event(Finished(result.summary, cancelled=result.cancelled))
         return result
 
@@ -640,12 +641,12 @@ def first_missing(path: Path) -> Optional[Path]:
     return missing
 
 
-def remove_if_only_lock(created: Path, root: Path) -> None:
-    """Remove ``created`` (the folders made for the run folder ``root``) when all they hold is the run's lock file.
+def remove_if_only(created: Path, ours: set[Path]) -> None:
+    """Remove ``created`` (the folders made for a run folder) when every file in them is one of ``ours``.
 
     Anything else there was written by someone else in the meantime, and stays."""
     files = [p for p in created.rglob("*") if not p.is_dir()] if created.is_dir() else []
-    if all(p == root / LOCK_NAME for p in files):
+    if all(p in ours for p in files):
         shutil.rmtree(created, ignore_errors=True)
 
 
