@@ -208,4 +208,4 @@ def print_outcome(s: dict, metrics: dict) -> None:
     if "export" in s:
         print(f"model: {printable(s['export']['path'])}")
     if "export_onnx" in s:  # 'tlstudio export --format onnx'
-        print(f"onnx model: {printable(s['export_onnx']['path'])} (a fresh onnxruntime process {s['export_onnx']['message']})")
+        print(f"onnx model: {printable(s['export_onnx']['path'])}: a fresh onnxruntime process {s['export_onnx']['message']}")
