@@ -3,27 +3,26 @@
 Contract (DESIGN.md): input ``images``, RGB uint8 [N, 3, H, W] of any size; output ``probabilities``,
 float [N, classes]. Inside, what the TorchScript file does: the short side resized to
 ``resize_size`` (antialiased bilinear), the same centre crop, normalisation, the network, softmax.
-Standard ai.onnx operators only, opset 18 (the first whose Resize antialiases), IR version 8, the
-weights inside the file (no external data). The metadata entry ``tlstudio.json`` holds what the
-TorchScript file's extra file holds, plus the opset.
+Standard ai.onnx operators only, opset 18 (the first whose Resize antialiases), IR version 8 (or
+the network exporter's, if newer), the weights inside the file (no external data). The metadata
+entry ``tlstudio.json`` holds what the TorchScript file's extra file holds, plus the opset.
 
 The network (normalised crop -> logits, fixed size, any batch) comes from torch's TorchScript-based
 ONNX exporter (``dynamo=False``): torch 2.14 still has it (deprecated), and it exports every catalog
 backbone 4-6x faster than the torch.export-based one (``dynamo=True``, onnxscript), which takes what
-it cannot translate. The preprocessing before it is written here as ONNX
-nodes, because its sizes depend on the picture's: ``Shape`` -> the resize size -> ``Resize`` ->
-``Slice``, checked against the TorchScript file's F.interpolate number for number.
+it cannot translate. The preprocessing before it is written here as ONNX nodes, because its sizes
+depend on the picture's: ``Shape`` -> the resize size -> ``Resize`` -> ``Slice``, checked against the
+TorchScript file's F.interpolate number for number.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import sys
 import tempfile
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Sequence
 
@@ -42,7 +41,6 @@ from tlstudio.core.inference.onnx_file import INFO_KEY, file_problem
 
 OPSET = 18
 IR_VERSION = 8  # the IR version of opset 18 (unless the network's exporter wrote a newer one): onnxruntime 1.14 on reads it
-ONNX_FILE = "model.onnx"
 INPUT, OUTPUT = "images", "probabilities"
 _NET_IN, _NET_OUT = "tlstudio/normalised", "tlstudio/logits"
 
@@ -90,7 +88,7 @@ def _torchscript_based(network: nn.Module, example: torch.Tensor) -> onnx.ModelP
 
 
 def _export_based(network: nn.Module, example: torch.Tensor) -> onnx.ModelProto:
-    with torch.no_grad(), onnx_quietly(), contextlib.redirect_stdout(io.StringIO()):  # it reports its steps on stdout
+    with torch.no_grad(), onnx_quietly(), redirect_stdout(io.StringIO()):  # it reports its steps on stdout
         program = torch.onnx.export(
             network, (example,), None, dynamo=True, opset_version=OPSET, input_names=[_NET_IN], output_names=[_NET_OUT],
             dynamic_shapes=({0: torch.export.Dim("n")},), external_data=False, verbose=False,
