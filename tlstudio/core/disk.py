@@ -4,7 +4,7 @@
 permission into a ``DiskError`` that names the file and its folder, the space needed when known, and what
 to do. ``writing(path)`` applies it around a write. ``reserve`` allocates a file's blocks before it is
 memory-mapped: a store written through a map with no space behind it dies of SIGBUS, far from any
-``except``; reserved first, a full disk is an ``OSError`` before the first pixel is written.
+``except``; reserved first, a full disk is a ``DiskError`` before the first pixel is written.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ class DiskError(UserError):
 
 
 def size_text(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+    if n < 1000:
+        return f"{n:.0f} bytes"
+    for unit in ("KB", "MB", "GB"):
         n /= 1000
-    return f"{n:.1f} TB"
+        if n < 1000:
+            break
+    return f"{n:.1f} {unit}"
 
 
 def free_bytes(path: Path) -> Optional[int]:
