@@ -41,3 +41,9 @@ def test_the_onnxruntime_code_gives_tlstudios_answer_without_torch(model, tmp_pa
     for name, picture in found.items():
         expected = np.asarray(tlstudio.predict_file(picture).probs)
         assert np.abs(np.asarray(got[name]) - expected).max() < 1e-3, (name, got[name], expected)
+
+
+def test_the_readme_shows_the_same_code():
+    from tests.faults.test_plain_pytorch_snippet import README
+
+    assert ONNX_SNIPPET.format(name="model.onnx") in README.read_text(encoding="utf-8"), "README.md's onnxruntime code is not the Export step's"
