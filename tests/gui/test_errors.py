@@ -82,3 +82,19 @@ def test_a_bad_weights_file_is_refused_with_a_readable_message(qtbot, window, tm
         window.model_panel.import_weights_file(bogus)
     info = notified.args[0]
     assert info.user_error and info.details == ""
+
+
+def test_a_run_refused_by_the_engine_leaves_no_run_behind(qtbot, window, colours, monkeypatch):
+    from tlstudio.core.engine import trainer as training
+
+    def refused(self):  # what the engine's checks before the first file raise (an empty class, no validation split)
+        raise UserError(f"'{colours}' needs images in both the training and the validation split.")
+
+    monkeypatch.setattr(training.Trainer, "_dataset", refused)
+    scan(qtbot, window, colours)
+    with qtbot.waitSignal(window.notifier.notified, timeout=30_000) as notified:
+        assert train(qtbot, window) is None
+    assert notified.args[0].user_error
+    assert window.studio.project.runs == []
+    assert not any(window.studio.project.runs_dir.iterdir())
+    assert window.train_panel.start_button.isEnabled()

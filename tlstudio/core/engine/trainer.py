@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -68,7 +67,7 @@ from tlstudio.core.engine.callbacks import Checkpointing, EarlyStopping, History
 from tlstudio.core.engine.checkpoint import best_checkpoint, cpu_state, restore_training, resumable, training_checkpoint
 from tlstudio.core.engine.fit import FitState, Optimisation, fit
 from tlstudio.core.engine.plan import FEATURES, PREFIX, PlanMade, RunPlan, plan_messages, plan_run
-from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, STOPPED, RunFiles, RunStatus, read_config
+from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, STOPPED, RunFiles, RunStatus, first_missing, read_config, remove_if_only
 from tlstudio.core.runs.lock import LOCK_NAME, remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
@@ -629,25 +628,6 @@ class Trainer:
                 summary[fmt.summary_key] = previous[fmt.summary_key]
             elif not self.evaluate_only and fmt.name == formats.ONNX:
                 path.unlink()
-
-
-def first_missing(path: Path) -> Optional[Path]:
-    """The outermost folder of ``path`` that does not exist yet (what a run there creates), or None."""
-    missing = None
-    for folder in (path, *path.parents):
-        if folder.exists():
-            return missing
-        missing = folder
-    return missing
-
-
-def remove_if_only(created: Path, ours: set[Path]) -> None:
-    """Remove ``created`` (the folders made for a run folder) when every file in them is one of ``ours``.
-
-    Anything else there was written by someone else in the meantime, and stays."""
-    files = [p for p in created.rglob("*") if not p.is_dir()] if created.is_dir() else []
-    if all(p in ours for p in files):
-        shutil.rmtree(created, ignore_errors=True)
 
 
 def _state_digest(module: nn.Module) -> str:

@@ -7,6 +7,7 @@ so a page of text about a run (the HTML report) never pays for loading it.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -181,3 +182,22 @@ class RunFiles:
         import torch
 
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def first_missing(path: Path) -> Optional[Path]:
+    """The outermost folder of ``path`` that does not exist yet (what a run there creates), or None."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return missing
+        missing = folder
+    return missing
+
+
+def remove_if_only(created: Path, ours: set[Path]) -> None:
+    """Remove ``created`` (the folders made for a run folder) when every file in them is one of ``ours``.
+
+    Anything else there was written by someone else in the meantime, and stays."""
+    files = [p for p in created.rglob("*") if not p.is_dir()] if created.is_dir() else []
+    if all(p in ours for p in files):
+        shutil.rmtree(created, ignore_errors=True)

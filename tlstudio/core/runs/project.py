@@ -24,7 +24,8 @@ from tlstudio.core import atomic
 from tlstudio.core.disk import disk_error, writing
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
-from tlstudio.core.runs.files import PLAIN_READERS, RunFiles, read_config
+from tlstudio.core.runs.files import PLAIN_READERS, RunFiles, read_config, remove_if_only
+from tlstudio.core.runs.lock import LOCK_NAME
 
 SCHEMA_VERSION = 1
 SUFFIX = ".tlstudio"
@@ -252,6 +253,15 @@ class Project:
         record.status = status
         record.summary = dict(summary or {})
         record.message = message
+        self.save()
+
+    def discard_run(self, run_id: str) -> None:
+        """Forget a run refused before it wrote anything (no status.json): its record, and its folder if only its lock is there."""
+        files = self.run_files(run_id)
+        if files.status.exists():
+            raise ValueError(f"run '{run_id}' started; it is finished as failed, not discarded")
+        remove_if_only(files.root, {files.root / LOCK_NAME})
+        self.runs = [r for r in self.runs if r.id != run_id]
         self.save()
 
     def record(self, run_id: str) -> RunRecord:

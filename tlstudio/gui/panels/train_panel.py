@@ -325,7 +325,11 @@ class TrainPanel(QWidget):
             self.phase.setText(f"<b>Done.</b> Validation accuracy {s.get('val_accuracy', 0):.1%} (balanced {s.get('val_balanced_accuracy', 0):.1%}). See Evaluate and Export.")
 
     def _on_failed(self, info) -> None:
-        self.studio.project.finish_run(self.run_id, pj.FAILED, message=info.message)
+        project = self.studio.project
+        if info.user_error and not project.run_files(self.run_id).status.exists():
+            project.discard_run(self.run_id)  # refused before it wrote anything (an empty class): no run to list
+        else:
+            project.finish_run(self.run_id, pj.FAILED, message=info.message)
         self._log(f"Training stopped with an error: {info.message}")
         self.phase.setText("<b>Training failed.</b> The message explains why.")
 
