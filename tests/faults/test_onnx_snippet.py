@@ -12,7 +12,7 @@ from tests.faults.test_plain_pytorch_snippet import SIDE, pictures, spatial_netw
 from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.inference.onnx_export import export_onnx
 from tlstudio.core.inference.onnx_model import OnnxModel
-from tlstudio.gui.panels.onnx_step import ONNX_SNIPPET  # text only: the module imports no Qt
+from tlstudio.gui.snippets import ONNX_SNIPPET  # text only: the module imports no Qt
 
 
 @pytest.fixture(scope="module")

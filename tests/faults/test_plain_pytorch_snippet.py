@@ -1,8 +1,8 @@
 """Issue 13, item 7: the README's plain-PyTorch code gives tlstudio's answer, also for the pictures a naive read gets wrong.
 
 A photo whose EXIF says "rotated", a PNG with transparency and a 16-bit PNG: ``tlstudio predict``
-reads them upright, on white, scaled from 16 bits. ``SNIPPET`` is the README's code, run here as
-it is written (only the two file names are replaced); the Export step shows the same code.
+reads them upright, on white, scaled from 16 bits. ``SNIPPET`` is the Export step's code, which the README
+must hold too, run here as it is written (only the two file names are replaced).
 """
 
 import struct
@@ -18,30 +18,11 @@ from torchvision.io import decode_image
 from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.inference.export import export_torchscript
 from tlstudio.core.inference.predict import ExportedModel
+from tlstudio.gui.snippets import TORCHSCRIPT_SNIPPET  # text only: the module imports no Qt
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
-SNIPPET = '''\
-import torch
-from torchvision.io import decode_image
-
-
-def read_picture(path):
-    """A picture as tlstudio reads it: upright (EXIF), RGB, transparent pixels on white, floats in [0, 1]."""
-    img = decode_image(path, apply_exif_orientation=True)  # C x H x W, uint8 (uint16 for a 16-bit PNG)
-    img = img.float() / (65535.0 if img.dtype == torch.uint16 else 255.0)
-    if img.shape[0] in (2, 4):  # an alpha channel: composite onto white, as tlstudio does
-        img, alpha = img[:-1], img[-1:]
-        img = img * alpha + (1.0 - alpha)
-    return img.expand(3, -1, -1)  # grey -> RGB
-
-
-model = torch.jit.load("model.pt")  # only PyTorch needed; a .pt file is a program: load only ones you trust
-with torch.no_grad():
-    probs = model(read_picture("photo.jpg")[None])[0]  # resizing and normalising happen inside
-best = int(probs.argmax())
-print(model.class_names[best], f"{float(probs[best]):.1%}")
-'''
+SNIPPET = TORCHSCRIPT_SNIPPET.format(name="model.pt")
 
 SIDE = 32  # the pictures' short side is the model's resize size: no resampling filter is compared, only the reading
 
@@ -115,13 +96,6 @@ def test_without_the_care_the_answers_differ(model, tmp_path):
         on_black = loaded(decode_image(str(found["transparent"]))[:3][None])[0].numpy()
     assert np.abs(sideways - tlstudio.predict_file(found["rotated"]).probs).max() > 1e-2
     assert np.abs(on_black - tlstudio.predict_file(found["transparent"]).probs).max() > 1e-2
-
-
-def test_the_export_step_shows_the_same_code():
-    pytest.importorskip("PySide6")
-    from tlstudio.gui.panels.export_panel import SNIPPET as SHOWN
-
-    assert SHOWN.format(name="model.pt") == SNIPPET
 
 
 def test_the_readme_shows_the_same_code():

@@ -206,16 +206,33 @@ print(json.dumps({"class_names": list(model.class_names), "probs": probs}))
 CHILD_FLAG = "--verify-export-child"
 
 
-def _child_command(model_path, held) -> list[str]:
+def child_command(code: str, flag: str, model_path, held) -> list[str]:
+    """The fresh process that runs ``code`` on ``model_path`` and the ``held`` images: python -c, or in a bundle ``tlstudio FLAG``."""
     if getattr(sys, "frozen", False):  # a PyInstaller bundle: the executable is tlstudio itself, not python
-        return [sys.executable, CHILD_FLAG, str(model_path), str(held)]
-    return [sys.executable, "-c", _CHILD, str(model_path), str(held)]
+        return [sys.executable, flag, str(model_path), str(held)]
+    return [sys.executable, "-c", code, str(model_path), str(held)]
+
+
+def run_child_code(code: str, label: str) -> int:
+    """A verifying child inside a frozen bundle (``child_command``'s ``flag``): run ``code`` on its arguments."""
+    exec(compile(code, label, "exec"), {"__name__": "__verify__"})
+    return 0
 
 
 def run_child() -> int:
-    """The verifying child inside a frozen bundle: ``tlstudio --verify-export-child MODEL IMAGES``."""
-    exec(compile(_CHILD, "<verify-export>", "exec"), {"__name__": "__verify__"})
-    return 0
+    """``tlstudio --verify-export-child MODEL IMAGES``."""
+    return run_child_code(_CHILD, "<verify-export>")
+
+
+def read_model_bytes(path: str | os.PathLike, hint: str) -> bytes:
+    """The whole model file (the bytes checked are then the bytes run); ``hint`` says which file to pass instead."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file '{path}' does not exist. {hint}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"could not read the model file '{path}': {exc.strerror or exc}.") from None
 
 
 def verify_in_fresh_process(
@@ -228,7 +245,7 @@ def verify_in_fresh_process(
     with tempfile.TemporaryDirectory(prefix="tlstudio-verify-") as tmp:
         held = Path(tmp) / "images.pt"
         write_buffered(held, lambda buf: torch.save([torch.from_numpy(np.ascontiguousarray(a)) for a in images], buf))
-        return compare_in_child(_child_command(model_path, held), expected, min_agreement, timeout)
+        return compare_in_child(child_command(_CHILD, CHILD_FLAG, model_path, held), expected, min_agreement, timeout)
 
 
 def compare_in_child(command: list[str], expected_probs: np.ndarray, min_agreement: float, timeout: float) -> VerifyResult:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import tempfile
 import warnings
 from contextlib import contextmanager, redirect_stdout
@@ -36,7 +35,7 @@ from tlstudio import __version__
 from tlstudio.core.atomic import json_line, write_bytes
 from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.errors import UserError
-from tlstudio.core.inference.export import FORMAT, VerifyResult, compare_in_child, refuse_non_finite
+from tlstudio.core.inference.export import FORMAT, VerifyResult, child_command, compare_in_child, refuse_non_finite, run_child_code
 from tlstudio.core.inference.onnx_file import INFO_KEY, file_problem
 
 OPSET = 18
@@ -188,16 +187,9 @@ print(json.dumps({"class_names": names, "probs": probs}))
 CHILD_FLAG = "--verify-onnx-child"
 
 
-def _child_command(model_path, held) -> list[str]:
-    if getattr(sys, "frozen", False):  # a PyInstaller bundle: the executable is tlstudio itself, not python
-        return [sys.executable, CHILD_FLAG, str(model_path), str(held)]
-    return [sys.executable, "-c", _CHILD, str(model_path), str(held)]
-
-
 def run_child() -> int:
-    """The verifying child inside a frozen bundle: ``tlstudio --verify-onnx-child MODEL IMAGES``."""
-    exec(compile(_CHILD, "<verify-onnx>", "exec"), {"__name__": "__verify__"})
-    return 0
+    """``tlstudio --verify-onnx-child MODEL IMAGES``."""
+    return run_child_code(_CHILD, "<verify-onnx>")
 
 
 def verify_onnx_in_fresh_process(
@@ -209,5 +201,5 @@ def verify_onnx_in_fresh_process(
     with tempfile.TemporaryDirectory(prefix="tlstudio-verify-") as tmp:
         held = Path(tmp) / "images.npz"
         np.savez(held, **{f"image{i}": np.ascontiguousarray(a, dtype=np.uint8) for i, a in enumerate(images)})
-        return compare_in_child(_child_command(model_path, held), expected_probs, min_agreement, timeout)
+        return compare_in_child(child_command(_CHILD, CHILD_FLAG, model_path, held), expected_probs, min_agreement, timeout)
 

@@ -17,6 +17,7 @@ import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
 
 from tlstudio.core.errors import UserError
+from tlstudio.core.inference import export
 
 INFO_KEY = "tlstudio.json"  # the metadata_props entry: the same JSON as the TorchScript file's extra file
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -98,13 +99,7 @@ def checked_model(data: bytes, path: Path) -> tuple[ModelProto, dict]:
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"model file '{path}' does not exist. Pass the model.onnx that 'tlstudio export --format onnx' wrote.")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"could not read the model file '{path}': {exc.strerror or exc}.") from None
+    return export.read_model_bytes(path, "Pass the model.onnx that 'tlstudio export --format onnx' wrote.")
 
 
 def read_onnx_info(path: str | os.PathLike) -> dict:

@@ -20,7 +20,7 @@ import torch
 from tlstudio.core.data.scan import IGNORED_NAMES, IMAGE_EXTENSIONS
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
-from tlstudio.core.inference.export import export_info_from, torchscript_quietly
+from tlstudio.core.inference.export import export_info_from, read_model_bytes, torchscript_quietly
 from tlstudio.core.inference.trust import TRUSTED, UntrustedModel, is_trusted, remember, sha256_bytes
 from tlstudio.core.data.images import ImageRejected, load_rgb_array
 from tlstudio.core.data.pixel_store import centre_square
@@ -59,7 +59,7 @@ class ExportedModel:
 
         Raises ``UntrustedModel`` for a file this installation did not make and nobody trusted: it is a program."""
         path = Path(path)
-        data = _read_model_file(path)  # one read: the bytes hashed are the bytes run
+        data = read_model_bytes(path, "Pass the model.pt that 'tlstudio train' wrote.")  # one read: the bytes hashed are the bytes run
         info = export_info_from(io.BytesIO(data), path)  # refuses files that are not tlstudio models, without running them
         sha256 = sha256_bytes(data)
         known = is_trusted(sha256)
@@ -119,15 +119,6 @@ class ExportedModel:
             if throttle.ready() or len(out) == len(files):
                 on_event(Progress(len(out), len(files), files[len(out) - 1].name))
         return out
-
-
-def _read_model_file(path: Path) -> bytes:
-    if not path.is_file():
-        raise UserError(f"model file '{path}' does not exist. Pass the model.pt that 'tlstudio train' wrote.")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"could not read the model file '{path}': {exc.strerror or exc}.") from None
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:

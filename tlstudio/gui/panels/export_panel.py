@@ -24,33 +24,12 @@ from PySide6.QtWidgets import QButtonGroup, QFileDialog, QGroupBox, QHBoxLayout,
 
 from tlstudio.core.errors import UserError
 
-from tlstudio.gui.panels.onnx_step import ONNX_FILE, ONNX_SNIPPET, export_onnx_copy, verified_report
+from tlstudio.gui.panels.onnx_step import ONNX_FILE, export_onnx_copy, verified_report
+from tlstudio.gui.snippets import ONNX_SNIPPET, TORCHSCRIPT_SNIPPET
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.workers import Job
 
-# The README's code too (tests/faults/test_plain_pytorch_snippet.py runs it and compares both).
-SNIPPET = '''\
-import torch
-from torchvision.io import decode_image
-
-
-def read_picture(path):
-    """A picture as tlstudio reads it: upright (EXIF), RGB, transparent pixels on white, floats in [0, 1]."""
-    img = decode_image(path, apply_exif_orientation=True)  # C x H x W, uint8 (uint16 for a 16-bit PNG)
-    img = img.float() / (65535.0 if img.dtype == torch.uint16 else 255.0)
-    if img.shape[0] in (2, 4):  # an alpha channel: composite onto white, as tlstudio does
-        img, alpha = img[:-1], img[-1:]
-        img = img * alpha + (1.0 - alpha)
-    return img.expand(3, -1, -1)  # grey -> RGB
-
-
-model = torch.jit.load("{name}")  # only PyTorch needed; a .pt file is a program: load only ones you trust
-with torch.no_grad():
-    probs = model(read_picture("photo.jpg")[None])[0]  # resizing and normalising happen inside
-best = int(probs.argmax())
-print(model.class_names[best], f"{{float(probs[best]):.1%}}")
-'''
 
 
 def copy_model(source: Path, dest: Path) -> dict:
@@ -261,4 +240,4 @@ class ExportPanel(QWidget):
     def _set_snippet(self, name: str) -> None:
         onnx = name.endswith(".onnx")
         self.code_box.setTitle("Use it from plain onnxruntime (no PyTorch)" if onnx else "Use it from plain PyTorch")
-        self.snippet.setPlainText((ONNX_SNIPPET if onnx else SNIPPET).format(name=name))
+        self.snippet.setPlainText((ONNX_SNIPPET if onnx else TORCHSCRIPT_SNIPPET).format(name=name))

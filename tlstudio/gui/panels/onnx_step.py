@@ -16,33 +16,6 @@ from tlstudio.core.inference.formats import FORMATS, ONNX
 ONNX_FILE = FORMATS[ONNX].file_name
 REPORT_KEY = FORMATS[ONNX].summary_key
 
-# The README's code too.
-ONNX_SNIPPET = '''\
-import json
-
-import numpy as np
-import onnxruntime as ort  # pip install onnxruntime pillow: no PyTorch, no tlstudio
-from PIL import Image, ImageOps
-
-
-def read_picture(path):
-    """A picture as tlstudio reads it: upright (EXIF), RGB, transparent pixels on white; uint8, 1 x 3 x H x W."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode.startswith("I"):  # 16-bit grey: scaled to 8 bits (Pillow's own conversion clips it)
-            im = Image.fromarray(np.clip(np.asarray(im) / 257, 0, 255).round().astype(np.uint8))
-        if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-            im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
-        return np.ascontiguousarray(np.asarray(im.convert("RGB")).transpose(2, 0, 1)[None])
-
-
-session = ort.InferenceSession("{name}", providers=["CPUExecutionProvider"])
-info = json.loads(session.get_modelmeta().custom_metadata_map["tlstudio.json"])
-probs = session.run(None, {{"images": read_picture("photo.jpg")}})[0][0]  # resizing and normalising happen inside
-best = int(probs.argmax())
-print(info["class_names"][best], f"{{float(probs[best]):.1%}}")
-'''
-
 
 def verified_report(run_root: Path, summary: dict) -> Optional[dict]:
     """The run's ONNX verification report, when its model.onnx is there and was verified; else None."""
