@@ -45,3 +45,32 @@ def test_an_error_naming_a_folder_with_markup_is_shown_as_plain_text(qtbot):
     assert "<b>bold\\u202e'" in report.summary.text()
     report.show_busy("Scanning…")
     assert report.summary.textFormat() == Qt.TextFormat.AutoText
+
+
+def test_the_evaluate_step_shows_escaped_class_names_with_their_own_figures(qtbot, window, tmp_path):
+    from tests.gui.conftest import fast
+    from tests.synthetic import make_colour_dataset
+    from tlstudio.core.engine.trainer import Trainer
+    from tlstudio.core.runs import project as pj
+
+    data = make_colour_dataset(tmp_path / "colours", classes=("red", "blue"), per_class=10)
+    (data / "red").rename(data / f"re{RLO}d")
+    project = pj.Project.create(tmp_path / "Names")
+    project.set_data(str(data), 0.3, 0.0, 0)
+    cfg = project.train_config()
+    fast(cfg)
+    cfg.image_size, cfg.freeze_depth = 32, "all"
+    files = project.new_run(cfg)
+    result = Trainer(cfg, files.root, cache_dir=project.cache_dir).run()
+    project.finish_run(files.root.name, pj.FINISHED, result.summary)
+    project.save()
+
+    with qtbot.waitSignal(window.data_panel.scan_done, timeout=60_000):
+        window.studio.open_project(project.root)
+    window.go_to("Evaluate")
+    ev = window.evaluate_panel
+    qtbot.waitUntil(lambda: ev.per_class.rowCount() == 2, timeout=20_000)
+    headers = [ev.confusion.model().headerData(i, Qt.Orientation.Horizontal) for i in range(2)]
+    names = ev.per_class.column_texts(0)
+    assert sorted(headers) == sorted(names) == sorted(["blue", "re\\u202ed"])
+    assert sum(ev.per_class.column_values(4)) == result.metrics["n"]  # each row kept its own figures

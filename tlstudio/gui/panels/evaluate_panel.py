@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSplitter, QTabWid
 
 from tlstudio.core.runs.baseline import baseline_pairs, uplift
 from tlstudio.core.errors import UserError
+from tlstudio.core.names import printable
 from tlstudio.core.runs.project import RunInfo
 
 from tlstudio.gui.studio import Studio
@@ -204,7 +205,8 @@ class EvaluatePanel(QWidget):
             self.try_it.set_model_file("", NO_MODEL if run else NO_RUN)
             self.activation.set_run("", [], "Choose a finished run to see where its model looked.")
             return
-        self.classes = list(metrics["classes"])
+        # The names as shown: hidden or text-reordering characters escaped (a name on screen cannot disguise another).
+        self.classes = [printable(c) for c in metrics["classes"]]
         self.accuracy.setText(f"{metrics['accuracy']:.1%}")
         self.balanced.setText(f"{metrics['balanced_accuracy']:.1%}")
         self.note.setText(
@@ -212,7 +214,7 @@ class EvaluatePanel(QWidget):
             + (f", with the weights of epoch {metrics['best_epoch']} (chosen on training pictures held back for it)." if metrics.get("best_epoch") else ".")
         )
         self.confusion.set_matrix(self.classes, metrics["confusion_matrix"])
-        self.per_class.show_metrics(self.classes, metrics["per_class"])
+        self.per_class.show_metrics(self.classes, {printable(k): v for k, v in metrics["per_class"].items()})
         self.missing = self._load_predictions(run)
         self.gallery.show_items([], "", self.missing or PICK_A_CELL)
         self._show_mistakes(self.missing)

@@ -23,6 +23,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QButtonGroup, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QRadioButton, QVBoxLayout, QWidget
 
 from tlstudio.core.errors import UserError
+from tlstudio.core.names import printable
 
 from tlstudio.gui.panels.onnx_step import ONNX_FILE, export_onnx_copy, verified_report
 from tlstudio.gui.snippets import ONNX_SNIPPET, TORCHSCRIPT_SNIPPET
@@ -227,7 +228,7 @@ class ExportPanel(QWidget):
                 self.studio.project.finish_run(run.id, run.record.status, done[3], run.record.message)
                 self.studio.runs_changed.emit()
         self.last_path = str(dest)
-        names = info.get("class_names") or info.get("classes") or []
+        names = [printable(str(n)) for n in info.get("class_names") or info.get("classes") or []]
         self.result.setText(f"Saved to <b>{dest}</b>" + (f" (classes: {', '.join(names)})." if names else "."))
         self._set_snippet(dest.name)
         self.exported.emit(str(dest))

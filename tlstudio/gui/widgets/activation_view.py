@@ -21,6 +21,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPixmap, QResizeEvent
 from PySide6.QtWidgets import QBoxLayout, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from tlstudio.core.names import printable
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.thumbnails import to_qimage
 from tlstudio.gui.workers import Job
@@ -269,11 +270,11 @@ class ActivationView(QWidget):
         if result.request != self._wanted:
             return  # the user has moved on; the newer request runs next
         self.last = result
-        amap, classes = result.map, result.classes
+        amap, classes = result.map, [printable(c) for c in result.classes]
         chosen = html.escape(classes[amap.class_index]) if 0 <= amap.class_index < len(classes) else "?"
         best = int(np.argmax(amap.probs)) if len(amap.probs) else -1
         said = f"The model says <b>{html.escape(classes[best])}</b> ({float(amap.probs[best]):.0%})." if best >= 0 else ""
-        name = html.escape(Path(result.request.path).name)
+        name = html.escape(printable(Path(result.request.path).name))
         self.picture.set_image(amap.image)
         if amap.supported and result.overlay is not None:
             self.heat.set_image(result.overlay)

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tlstudio.core.names import printable
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.thumbnails import ThumbnailLoader, ThumbnailModel
 from tlstudio.gui.workers import Job
@@ -319,6 +320,7 @@ class TryItView(QWidget):
             self._on_trust_needed(answer)
             return
         names, predictions = answer
+        names = [printable(n) for n in names]  # shown only: a class name cannot hide or reorder text
         results = [TryResult(p.path, [] if p.error else p.top(min(TOP_K, len(names)), names), p.error) for p in predictions]
         self._show(results)
         bad = sum(1 for r in results if r.error)
