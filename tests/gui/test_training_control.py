@@ -110,3 +110,19 @@ def test_a_stopped_run_resumes_to_its_last_epoch_from_the_window(qtbot, window, 
     assert [h["epoch"] for h in run.history] == [1, 2, 3] and run.files.read_status().state == FINISHED
     assert window.studio.project.record(run_id).status == pj.FINISHED
     assert panel.plots.points("val_acc") == 3 and not panel.resume_button.isEnabled()
+
+
+def test_a_run_that_ends_while_the_close_question_is_open_still_lets_the_window_close(qtbot, window, colours):
+    scan(qtbot, window, colours)
+    image_loop(window.studio.config)
+    job, _ = start_and_wait_for_a_step(qtbot, window)
+
+    def answer_after_the_run_ended(title, question):  # the user takes their time; the run ends meanwhile
+        job.stop()
+        qtbot.waitUntil(lambda: not window.studio.jobs.busy(), timeout=60_000)
+        return True
+
+    window.confirm = answer_after_the_run_ended
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    assert job.thread.isFinished()

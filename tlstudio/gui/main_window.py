@@ -239,13 +239,14 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         jobs = self.studio.jobs
+        if jobs.busy("train") and not self._closing and not self.confirm(
+            "Training is running", "Stop training and close tlstudio?\n\nThe best model so far is kept in the project."
+        ):
+            event.ignore()
+            return
+        # Asked again after the question: the run may have ended while it was open, and then nothing is left to wait for.
         if jobs.busy():
             if not self._closing:
-                if jobs.busy("train") and not self.confirm(
-                    "Training is running", "Stop training and close tlstudio?\n\nThe best model so far is kept in the project."
-                ):
-                    event.ignore()
-                    return
                 # Ask every job to stop and close once they have: the window stays responsive meanwhile.
                 self._closing = True
                 self.job_label.setText("Stopping before closing…")
