@@ -126,3 +126,35 @@ def test_a_run_that_ends_while_the_close_question_is_open_still_lets_the_window_
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
     assert job.thread.isFinished()
+
+
+def test_a_stopped_run_is_evaluated_and_exported_from_the_evaluate_step(qtbot, window, colours):
+    from tlstudio.core.events import EpochEnded
+    from tlstudio.core.runs.files import STOPPED
+
+    scan(qtbot, window, colours)
+    config = window.studio.config
+    config.freeze_depth, config.epochs, config.batch_size, config.feature_cache, config.export = "5", 3, 8, False, True
+    panel = window.train_panel
+    epochs: list[EpochEnded] = []
+    panel.start_button.click()
+    panel.job.event.connect(lambda e: epochs.append(e) if isinstance(e, EpochEnded) else None)
+    qtbot.waitUntil(lambda: bool(epochs), timeout=120_000)
+    with qtbot.waitSignal(panel.run_finished, timeout=60_000) as stopped:
+        panel.stop_button.click()
+    run_id = stopped.args[0].run_dir.name
+    assert window.studio.run(run_id).files.read_status().state == STOPPED
+
+    assert not window.export_panel.export_button.isEnabled()
+    window.go_to("Evaluate")
+    ev = window.evaluate_panel
+    assert ev.kept_epoch.isVisible() and ev.accuracy.text() == "–"
+    with qtbot.waitSignal(window.studio.runs_changed, timeout=120_000):
+        job = ev.kept_epoch.evaluate()
+        assert job is not None
+    qtbot.waitUntil(lambda: ev.accuracy.text() != "–", timeout=20_000)
+    run = window.studio.run(run_id)
+    assert run.metrics["n"] == sum(map(sum, ev.confusion_values())) and run.has_model
+    assert run.record.summary["export"]["verified"] and run.files.read_status().state == STOPPED  # still resumable
+    assert not ev.kept_epoch.isVisible() and panel.resume_button.isEnabled()
+    assert window.export_panel.export_button.isEnabled()  # the Export step offers the new model file

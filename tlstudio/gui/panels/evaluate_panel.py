@@ -37,6 +37,7 @@ from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.activation_view import ActivationView
 from tlstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
 from tlstudio.gui.widgets.image_gallery import GalleryItem, ImageGallery
+from tlstudio.gui.widgets.kept_epoch import KeptEpochButton, kept_epoch_to_evaluate
 from tlstudio.gui.widgets.per_class_table import PerClassTable
 from tlstudio.gui.widgets.run_actions import RunActions
 from tlstudio.gui.widgets.run_comparison_view import RunComparisonView
@@ -45,6 +46,7 @@ from tlstudio.gui.widgets.try_it import NO_MODEL, TryItView
 
 PICK_A_CELL = "Click a cell of the confusion matrix to see its pictures."
 NO_RUN = "Train a model on the Train step to see how it does here."
+STOPPED_NOTE = "This run stopped before its last epoch. Evaluate the epoch it kept to see its results here and export its model file."
 NO_BASELINE = (
     "Did the ImageNet weights help? “Train a Baseline from Scratch” trains this run's settings again from random "
     "weights; what transfer learning added then shows here."
@@ -83,6 +85,7 @@ class EvaluatePanel(QWidget):
         self.balanced = QLabel()
         self.balanced.setObjectName("bigNumber")
         self.note = QLabel()
+        self.kept_epoch = KeptEpochButton(studio)
         self.note.setWordWrap(True)
         self.confusion = ConfusionMatrixView()
         self.per_class = PerClassTable()
@@ -102,6 +105,7 @@ class EvaluatePanel(QWidget):
             QVBoxLayout(box).addWidget(label)
             numbers.addWidget(box)
         numbers.addWidget(self.note, 2)
+        numbers.addWidget(self.kept_epoch)
 
         tables = QSplitter(Qt.Orientation.Horizontal)
         tables.setObjectName("evaluateTablesSplit")
@@ -191,12 +195,13 @@ class EvaluatePanel(QWidget):
         self.comparison.set_runs(runs, run_id)
         self._show_uplift(run, runs)
         self.actions.set_run(run)
+        self.kept_epoch.set_run(run)
         metrics = run.metrics if run is not None else {}
         if not metrics:
             self.classes, self.predictions, self.missing = [], [], ""
             self.accuracy.setText("–")
             self.balanced.setText("–")
-            self.note.setText("No results yet: the run needs to finish training." if run else NO_RUN)
+            self.note.setText(STOPPED_NOTE if kept_epoch_to_evaluate(run) else "No results yet: the run needs to finish training." if run else NO_RUN)
             self.confusion.set_matrix([], [])
             self.per_class.show_metrics([], {})
             self.gallery.show_items([], "", PICK_A_CELL)

@@ -12,6 +12,8 @@ reads its embedded class names back from the copy.
 
 from __future__ import annotations
 
+import html
+
 import os
 import shutil
 import tempfile
@@ -24,10 +26,12 @@ from PySide6.QtWidgets import QButtonGroup, QFileDialog, QGroupBox, QHBoxLayout,
 
 from tlstudio.core.errors import UserError
 from tlstudio.core.names import printable
+from tlstudio.core.runs.files import RunStatus
 
 from tlstudio.gui.panels.onnx_step import ONNX_FILE, export_onnx_copy, verified_report
 from tlstudio.gui.snippets import ONNX_SNIPPET, TORCHSCRIPT_SNIPPET
 from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.kept_epoch import kept_epoch_to_evaluate
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.workers import Job
 
@@ -139,7 +143,7 @@ class ExportPanel(QWidget):
             self.export_button.setEnabled(False)
             return
         classes = run.metrics.get("classes") or run.record.summary.get("classes") or []
-        self.classes.setText("Classes, in output order: " + ", ".join(f"<b>{c}</b>" for c in classes) if classes else "")
+        self.classes.setText("Classes, in output order: " + ", ".join(f"<b>{html.escape(printable(str(c)))}</b>" for c in classes) if classes else "")
         if self.as_onnx.isChecked():
             self.verification.setText(self._onnx_verification(run))
             self.export_button.setEnabled(self._can_export(run) and self.job is None)
@@ -153,10 +157,16 @@ class ExportPanel(QWidget):
             )
         elif run.has_model:
             self.verification.setText("This run has a model file (verified when it was written).")
+        elif kept_epoch_to_evaluate(run):
+            self.verification.setText(
+                "This run stopped before its last epoch, so it has no model file yet: <b>Evaluate the Kept Epoch</b> on the "
+                "Evaluate step measures the epoch it kept and writes its verified model file."
+            )
+        elif not (run.files.read_status() or RunStatus(epochs_completed=1)).evaluable:
+            self.verification.setText("This run ended before it completed an epoch, so it has no model to export.")
         else:
             self.verification.setText(
-                "This run has no model file: it was stopped early, or trained with 'Export the model file at the end' off. "
-                "Train again with it on to export."
+                "This run has no model file: it was trained with 'Export the model file at the end' off. Train again with it on to export."
             )
         self.export_button.setEnabled(run.has_model and self.job is None)
 
