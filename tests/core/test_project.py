@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tlstudio.core.runs import project as pj
+from tlstudio.core.runs import comparison, project as pj
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.runs.project import Project
@@ -45,6 +45,10 @@ def test_settings_and_runs_survive_reopening(tmp_path):
     assert run.metrics["accuracy"] == 0.9 and run.config.epochs == 5
     assert "90.0%" in run.title()
     assert not run.has_model
+
+    p.finish_run(files.root.name, pj.CANCELLED, {})  # stopped: the run list says it as Compare runs does
+    [stopped] = Project.open(p.root).list_runs()
+    assert comparison.STOPPED in stopped.title() and pj.CANCELLED not in stopped.title()
 
 
 def test_open_accepts_the_project_file_and_refuses_other_folders(tmp_path):

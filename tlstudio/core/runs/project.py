@@ -77,9 +77,10 @@ class RunInfo:
     def title(self) -> str:
         """A short line for a run list: when, which backbone, how it went."""
         acc = self.metrics.get("accuracy", self.record.summary.get("val_accuracy"))
-        how = f"val accuracy {acc:.1%}" if isinstance(acc, (int, float)) else self.record.status
+        status = "stopped" if self.record.status == CANCELLED else self.record.status  # the word the Stop button and Compare runs use
+        how = f"val accuracy {acc:.1%}" if isinstance(acc, (int, float)) else status
         if self.record.status in (CANCELLED, FAILED, INTERRUPTED, RUNNING):
-            how = self.record.status if acc is None else f"{self.record.status}, {how}"
+            how = status if acc is None else f"{status}, {how}"
         return f"{self.id}  ({how})"
 
 
