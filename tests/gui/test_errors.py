@@ -84,17 +84,18 @@ def test_a_bad_weights_file_is_refused_with_a_readable_message(qtbot, window, tm
     assert info.user_error and info.details == ""
 
 
-def test_a_run_refused_by_the_engine_leaves_no_run_behind(qtbot, window, colours, monkeypatch):
+@pytest.mark.parametrize("stage", ["_dataset", "build_model"])  # before the run's first files / after them, before epoch 1
+def test_a_run_that_ends_before_its_first_epoch_leaves_no_run_behind(qtbot, window, colours, monkeypatch, stage):
     from tlstudio.core.engine import trainer as training
 
-    def refused(self):  # what the engine's checks before the first file raise (an empty class, no validation split)
-        raise UserError(f"'{colours}' needs images in both the training and the validation split.")
+    def refused(self, *args):  # what the engine raises there: no validation split, weights that are not on this machine
+        raise UserError(f"'{colours}' cannot be trained here ({stage}).")
 
-    monkeypatch.setattr(training.Trainer, "_dataset", refused)
+    monkeypatch.setattr(training.Trainer, stage, refused)
     scan(qtbot, window, colours)
     with qtbot.waitSignal(window.notifier.notified, timeout=30_000) as notified:
         assert train(qtbot, window) is None
     assert notified.args[0].user_error
-    assert window.studio.project.runs == []
+    assert window.studio.project.runs == [] and window.studio.runs() == []
     assert not any(window.studio.project.runs_dir.iterdir())
     assert window.train_panel.start_button.isEnabled()

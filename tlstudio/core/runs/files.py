@@ -194,10 +194,12 @@ def first_missing(path: Path) -> Optional[Path]:
     return missing
 
 
-def remove_if_only(created: Path, ours: set[Path]) -> None:
-    """Remove ``created`` (the folders made for a run folder) when every file in them is one of ``ours``.
+def remove_if_only(created: Path, ours: set[Path]) -> bool:
+    """Remove ``created`` (the folders made for a run folder) when every file in them is one of ``ours``; True when gone.
 
     Anything else there was written by someone else in the meantime, and stays."""
     files = [p for p in created.rglob("*") if not p.is_dir()] if created.is_dir() else []
-    if all(p in ours for p in files):
-        shutil.rmtree(created, ignore_errors=True)
+    if not all(p in ours for p in files):
+        return False
+    shutil.rmtree(created, ignore_errors=True)
+    return True

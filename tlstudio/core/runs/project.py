@@ -256,14 +256,17 @@ class Project:
         record.message = message
         self.save()
 
-    def discard_run(self, run_id: str) -> None:
-        """Forget a run refused before it wrote anything (no status.json): its record, and its folder if only its lock is there."""
+    def discard_run(self, run_id: str) -> bool:
+        """Forget a run that ended before its first epoch (refused, or failed while preparing): True when it is gone.
+
+        Only a folder holding nothing but what every run writes before it trains (its lock, config, dataset and
+        status files) is removed with its record: there is no trained epoch to evaluate, export or resume."""
         files = self.run_files(run_id)
-        if files.status.exists():
-            raise ValueError(f"run '{run_id}' started; it is finished as failed, not discarded")
-        remove_if_only(files.root, {files.root / LOCK_NAME})
+        if not remove_if_only(files.root, {files.root / LOCK_NAME, files.config, files.dataset, files.status}):
+            return False
         self.runs = [r for r in self.runs if r.id != run_id]
         self.save()
+        return True
 
     def record(self, run_id: str) -> RunRecord:
         for r in self.runs:

@@ -326,9 +326,9 @@ class TrainPanel(QWidget):
 
     def _on_failed(self, info) -> None:
         project = self.studio.project
-        if info.user_error and not project.run_files(self.run_id).status.exists():
-            project.discard_run(self.run_id)  # refused before it wrote anything (an empty class): no run to list
-        else:
+        # A run that ended before its first epoch for a reason the message explains (an empty class, missing weights)
+        # leaves the run lists: it has nothing to evaluate, export or resume. A bug's run stays, for the report.
+        if not (info.user_error and project.discard_run(self.run_id)):
             project.finish_run(self.run_id, pj.FAILED, message=info.message)
         self._log(f"Training stopped with an error: {info.message}")
         self.phase.setText("<b>Training failed.</b> The message explains why.")
