@@ -79,13 +79,13 @@ def test_closing_during_training_asks_stops_the_worker_and_exits_cleanly(qtbot, 
     assert window.settings.value("window/geometry") is not None
 
 
-def test_a_stopped_run_resumes_to_its_last_epoch_from_the_window(qtbot, window, colours):
+def stop_after_the_first_epoch(qtbot, window, colours) -> str:
+    """Train a 3-epoch partial fine-tune from the window and press Stop once epoch 1 has ended; the run's id."""
     from tlstudio.core.events import EpochEnded
-    from tlstudio.core.runs.files import FINISHED, STOPPED
 
     scan(qtbot, window, colours)
     config = window.studio.config
-    config.freeze_depth, config.epochs, config.batch_size, config.feature_cache = "5", 3, 8, False
+    config.freeze_depth, config.epochs, config.batch_size, config.feature_cache, config.export = "5", 3, 8, False, True
     panel = window.train_panel
     epochs: list[EpochEnded] = []
     panel.start_button.click()
@@ -93,7 +93,15 @@ def test_a_stopped_run_resumes_to_its_last_epoch_from_the_window(qtbot, window, 
     qtbot.waitUntil(lambda: bool(epochs), timeout=120_000)
     with qtbot.waitSignal(panel.run_finished, timeout=60_000) as stopped:
         panel.stop_button.click()
-    run_id = stopped.args[0].run_dir.name
+    return stopped.args[0].run_dir.name
+
+
+def test_a_stopped_run_resumes_to_its_last_epoch_from_the_window(qtbot, window, colours):
+    from tlstudio.core.events import EpochEnded
+    from tlstudio.core.runs.files import FINISHED, STOPPED
+
+    run_id = stop_after_the_first_epoch(qtbot, window, colours)
+    panel = window.train_panel
     status = window.studio.run(run_id).files.read_status()
     assert status.state == STOPPED and 1 <= status.epochs_completed < 3
     assert panel.resume_button.isEnabled()
@@ -129,20 +137,10 @@ def test_a_run_that_ends_while_the_close_question_is_open_still_lets_the_window_
 
 
 def test_a_stopped_run_is_evaluated_and_exported_from_the_evaluate_step(qtbot, window, colours):
-    from tlstudio.core.events import EpochEnded
     from tlstudio.core.runs.files import STOPPED
 
-    scan(qtbot, window, colours)
-    config = window.studio.config
-    config.freeze_depth, config.epochs, config.batch_size, config.feature_cache, config.export = "5", 3, 8, False, True
+    run_id = stop_after_the_first_epoch(qtbot, window, colours)
     panel = window.train_panel
-    epochs: list[EpochEnded] = []
-    panel.start_button.click()
-    panel.job.event.connect(lambda e: epochs.append(e) if isinstance(e, EpochEnded) else None)
-    qtbot.waitUntil(lambda: bool(epochs), timeout=120_000)
-    with qtbot.waitSignal(panel.run_finished, timeout=60_000) as stopped:
-        panel.stop_button.click()
-    run_id = stopped.args[0].run_dir.name
     assert window.studio.run(run_id).files.read_status().state == STOPPED
 
     assert not window.export_panel.export_button.isEnabled()
