@@ -153,8 +153,7 @@ def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # over twice Pillow's limit
-        found = _BOMB_PIXELS.search(str(exc))
-        pixels = int(found.group(1)) if found else 0
+        pixels = _bomb_pixels(exc)
         raise ImageRejected(TOO_MANY_PIXELS, f"{megapixels(pixels)}, above the {MAX_PIXELS / 1e6:.1f}-megapixel limit" if pixels else str(exc), pixels) from None
     except UnidentifiedImageError:
         raise ImageRejected(NOT_AN_IMAGE, "no image format recognised") from None
@@ -164,13 +163,18 @@ def _open(data: bytes) -> Image.Image:
         raise ImageRejected(NOT_AN_IMAGE, str(exc) or type(exc).__name__) from None
 
 
+def _bomb_pixels(exc: Exception) -> int:
+    """The pixel count Pillow's decompression-bomb message names (0 when it names none)."""
+    found = _BOMB_PIXELS.search(str(exc))
+    return int(found.group(1)) if found else 0
+
+
 def _load(image: Image.Image) -> None:
     """Decode every pixel of the current (first) frame; ``verify()`` alone misses truncated data."""
     try:
         image.load()
     except Image.DecompressionBombError as exc:
-        found = _BOMB_PIXELS.search(str(exc))
-        raise ImageRejected(TOO_MANY_PIXELS, str(exc), int(found.group(1)) if found else 0) from None
+        raise ImageRejected(TOO_MANY_PIXELS, str(exc), _bomb_pixels(exc)) from None
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - corrupt pixel data surfaces as OSError, SyntaxError, ValueError, ...

@@ -180,9 +180,10 @@ def _imbalance(index: ix.DatasetIndex, class_weights: str, cross_validated: bool
     """Before any time is spent: how uneven the training pictures' classes are, and what the run does about it."""
     labels = np.array([s.label for s in index.samples if s.split == "train"], dtype=np.int64)
     n = len(index.classes)
-    if not labels.size or imbalance_ratio(labels, n) <= RULE_RATIO:
+    ratio = imbalance_ratio(labels, n) if labels.size else 0.0
+    if ratio <= RULE_RATIO:
         return None
-    ratio, counts = imbalance_ratio(labels, n), Counter(labels.tolist())
+    counts = Counter(labels.tolist())
     big, small = max(counts, key=lambda c: (counts[c], -c)), min(counts, key=lambda c: (counts[c], c))
     name = lambda c: printable(index.classes[c])  # noqa: E731
     detail = f"The classes are imbalanced ({name(big)}: {counts[big]} training pictures, {name(small)}: {counts[small]}; {ratio:.0f}:1)."

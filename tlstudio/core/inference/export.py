@@ -34,6 +34,7 @@ from torch import nn
 from tlstudio.core.atomic import json_line, write_buffered
 from tlstudio.core.errors import UserError
 from tlstudio.core.data.preprocess import Preprocessing
+from tlstudio.core.catalog.checksum import sha256_of_file
 from tlstudio.core.inference import trust
 
 INFO_FILE = "tlstudio.json"
@@ -123,7 +124,7 @@ def export_torchscript(network: nn.Module, pre: Preprocessing, classes: Sequence
     dest = Path(dest)
     with torchscript_quietly():  # in memory first: a full disk is a DiskError, not torch's writer aborting the process
         write_buffered(dest, lambda buf: torch.jit.save(module, buf, _extra_files={INFO_FILE: json_line(info)}))
-    trust.remember(trust.sha256_file(dest), trust.EXPORTED, dest)  # a copy of this file is the same program: trusted too
+    trust.remember(sha256_of_file(dest), trust.EXPORTED, dest)  # a copy of this file is the same program: trusted too
     return dest
 
 

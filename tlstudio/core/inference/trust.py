@@ -13,16 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from tlstudio.core.atomic import write_json
 from tlstudio.core.errors import UserError
 from tlstudio.core.names import printable
 from tlstudio.core.paths import data_dir
+from tlstudio.core.runs.lock import waiting_lock
 
 STORE_NAME = "trusted-models.json"
 FORMAT = "tlstudio-trusted-models-1"
@@ -50,14 +48,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def is_trusted(sha256: str) -> bool:
     return sha256 in _entries(store_path())
 
@@ -66,7 +56,7 @@ def remember(sha256: str, how: str, path: str | os.PathLike) -> None:
     """Record that the file with this hash may run (``how``: EXPORTED or TRUSTED); the first record of a hash is kept."""
     store = store_path()
     try:
-        with _locked(store.with_name(store.name + ".lock")):
+        with waiting_lock(store.with_name(store.name + ".lock")):
             entries = _entries(store)
             if sha256 in entries:
                 return
@@ -89,37 +79,3 @@ def _entries(store: Path) -> dict[str, dict]:
     if not isinstance(models, dict):
         return {}
     return {k: v for k, v in models.items() if isinstance(k, str) and len(k) == 64 and isinstance(v, dict)}
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for about 10 s, then raises OSError
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-else:
-    import fcntl
-
-    def _lock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-@contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive OS lock on ``lock_file`` (waiting for another writer); the OS drops it if the process dies."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        _lock(fd)
-        try:
-            yield
-        finally:
-            _unlock(fd)
-    finally:
-        os.close(fd)

@@ -13,8 +13,9 @@ import os
 import socket
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from tlstudio.core import disk
 from tlstudio.core.errors import UserError
@@ -24,28 +25,47 @@ LOCK_NAME = ".lock"
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def lock_fd(fd: int, wait: bool = False) -> bool:
+        """Take the OS lock on ``fd``: True when held; False when another holds it (``wait`` False)."""
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)  # LK_LOCK retries for about 10 s
             return True
         except OSError:
+            if wait:
+                raise
             return False
 
-    def _unlock(fd: int) -> None:
+    def unlock_fd(fd: int) -> None:
         os.lseek(fd, 0, os.SEEK_SET)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 else:
     import fcntl
 
-    def _try_lock(fd: int) -> bool:
+    def lock_fd(fd: int, wait: bool = False) -> bool:
+        """Take the OS lock on ``fd``: True when held; False when another holds it (``wait`` False)."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
             return False
 
-    def _unlock(fd: int) -> None:
+    def unlock_fd(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextmanager
+def waiting_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on ``lock_file``, waiting for another holder; the OS drops it if the process dies."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        lock_fd(fd, wait=True)
+        try:
+            yield
+        finally:
+            unlock_fd(fd)
+    finally:
+        os.close(fd)
 
 
 class RunFolderBusy(UserError):
@@ -73,7 +93,7 @@ class RunLock:
         with disk.writing(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        if not _try_lock(fd):
+        if not lock_fd(fd):
             holder = _read_record(fd)
             os.close(fd)
             raise RunFolderBusy(self.root, holder)
@@ -85,7 +105,7 @@ class RunLock:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode(), 0)
         except BaseException:
-            _unlock(fd)
+            unlock_fd(fd)
             os.close(fd)
             raise
         self._fd = fd
@@ -99,7 +119,7 @@ class RunLock:
         try:
             os.ftruncate(fd, 0)
         finally:
-            _unlock(fd)
+            unlock_fd(fd)
             os.close(fd)
 
     @property
@@ -131,8 +151,8 @@ def is_locked(root: str | Path) -> bool:
     except OSError:
         return False  # a read-only volume (a run copied to a DVD, a read-only share) has no live writer
     try:
-        if _try_lock(fd):
-            _unlock(fd)
+        if lock_fd(fd):
+            unlock_fd(fd)
             return False
         return True
     finally:
