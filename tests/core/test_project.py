@@ -127,3 +127,49 @@ def test_project_module_stays_headless():
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(n.startswith(("PySide6", "pyqtgraph", "tlstudio.gui")) for n in names)
+
+
+def test_a_renamed_run_shows_its_name_keeps_its_folder_and_survives_reopening(tmp_path):
+    p = Project.create(tmp_path / "P")
+    files = p.new_run(TrainConfig())
+    run_id = files.root.name
+    assert p.rename_run(run_id, "  frozen, 10 epochs  ") == "frozen, 10 epochs"
+    again = Project.open(p.root)
+    [run] = again.list_runs()
+    assert run.record.name == "frozen, 10 epochs" and run.id == run_id and files.root.is_dir()
+    assert run.title().startswith("frozen, 10 epochs") and run_id not in run.title()
+    assert [f.name for f in p.root.iterdir() if f.name.startswith(".")] == []  # written atomically: no temp file left
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * (pj.MAX_NAME + 1), "two\nlines", "tab\there", "bell\x07"])
+def test_a_bad_run_name_is_refused_and_the_old_name_stays(tmp_path, name):
+    p = Project.create(tmp_path / "P")
+    run_id = p.new_run(TrainConfig()).root.name
+    p.rename_run(run_id, "kept")
+    with pytest.raises(UserError):
+        p.rename_run(run_id, name)
+    assert Project.open(p.root).record(run_id).name == "kept"
+
+
+def test_a_project_written_before_run_names_still_opens(tmp_path):
+    p = Project.create(tmp_path / "P")
+    run_id = p.new_run(TrainConfig()).root.name
+    d = json.loads(p.file.read_text())
+    for r in d["runs"]:
+        del r["name"]
+    p.file.write_text(json.dumps(d))
+    [run] = Project.open(p.root).list_runs()
+    assert run.record.name == "" and run.title().startswith(run_id)
+
+
+def test_a_from_scratch_run_is_marked_in_its_title_and_a_pretrained_one_is_not(tmp_path):
+    from tlstudio.core.runs.baseline import baseline_config
+
+    p = Project.create(tmp_path / "P")
+    pretrained = TrainConfig(epochs=3)
+    for cfg in (pretrained, baseline_config(pretrained)):
+        files = p.new_run(cfg, remember=False)
+        files.write_json(files.config, cfg.to_dict())
+    pre, scratch = p.list_runs()
+    assert not pre.from_scratch and pj.FROM_SCRATCH not in pre.title()
+    assert scratch.from_scratch and pj.FROM_SCRATCH in scratch.title()

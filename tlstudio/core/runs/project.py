@@ -24,6 +24,7 @@ from tlstudio.core import atomic
 from tlstudio.core.disk import disk_error, writing
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
+from tlstudio.core.names import printable
 from tlstudio.core.runs.files import PLAIN_READERS, RunFiles, read_config, remove_if_only
 from tlstudio.core.runs.lock import LOCK_NAME
 
@@ -38,6 +39,9 @@ CANCELLED = "cancelled"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 
+FROM_SCRATCH = "from scratch"  # how a run list marks a run trained from random weights
+MAX_NAME = 80  # characters in a run's name: a run list line, not a paragraph
+
 
 @dataclass
 class RunRecord:
@@ -49,10 +53,11 @@ class RunRecord:
     backbone: str = ""
     summary: dict = field(default_factory=dict)  # the trainer's summary (val accuracy, export report, ...)
     message: str = ""  # why it failed, in the user's words
+    name: str = ""  # the user's name for the run; "" shows the id. The run folder keeps the id.
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunRecord":
-        known = {"id", "status", "created", "backbone", "summary", "message"}
+        known = {"id", "status", "created", "backbone", "summary", "message", "name"}
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
@@ -74,14 +79,21 @@ class RunInfo:
     def has_model(self) -> bool:
         return self.files.model.is_file()
 
+    @property
+    def from_scratch(self) -> bool:
+        """Trained from random weights (the baseline ``runs.baseline`` makes), not from a pretrained backbone."""
+        return self.config is not None and self.config.pretrained is False
+
     def title(self) -> str:
-        """A short line for a run list: when, which backbone, how it went."""
+        """A short line for a run list: its name (or when and which backbone), how it started, how it went."""
         acc = self.metrics.get("accuracy", self.record.summary.get("val_accuracy"))
         status = "stopped" if self.record.status == CANCELLED else self.record.status  # the word the Stop button and Compare runs use
         how = f"val accuracy {acc:.1%}" if isinstance(acc, (int, float)) else status
         if self.record.status in (CANCELLED, FAILED, INTERRUPTED, RUNNING):
             how = status if acc is None else f"{status}, {how}"
-        return f"{self.id}  ({how})"
+        if self.from_scratch:
+            how = f"{FROM_SCRATCH}, {how}"
+        return f"{printable(self.record.name) if self.record.name else self.id}  ({how})"
 
 
 def migrate(d: dict) -> dict:
@@ -93,6 +105,18 @@ def migrate(d: dict) -> dict:
         )
     d["schema_version"] = SCHEMA_VERSION
     return d
+
+
+def valid_run_name(name: str) -> str:
+    """``name`` stripped, or a UserError saying what is wrong with it."""
+    name = str(name).strip()
+    if not name:
+        raise UserError("a run's name cannot be empty. Type a few words, such as 'frozen, 10 epochs'.")
+    if len(name) > MAX_NAME:
+        raise UserError(f"a run's name can have at most {MAX_NAME} characters (this one has {len(name)}). Choose a shorter name.")
+    if not name.isprintable():
+        raise UserError(f"the name '{printable(name)}' holds a hidden character (a line break, tab or control). Type the name again without it.")
+    return name
 
 
 def is_project(path: str | Path) -> bool:
@@ -255,6 +279,15 @@ class Project:
         record.summary = dict(summary or {})
         record.message = message
         self.save()
+
+    def rename_run(self, run_id: str, name: str) -> str:
+        """Give the run a display name (kept in project.json; its folder keeps the id) and return it, stripped.
+
+        Refused with a UserError when it is empty, longer than MAX_NAME characters or holds hidden characters."""
+        record = self.record(run_id)
+        record.name = valid_run_name(name)
+        self.save()
+        return record.name
 
     def discard_run(self, run_id: str) -> bool:
         """Forget a run that ended before its first epoch (refused, or failed while preparing): True when it is gone.
