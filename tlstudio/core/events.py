@@ -9,6 +9,7 @@ tests. Events are frozen dataclasses of plain data: never tensors, never widgets
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -89,13 +90,20 @@ class Cancelled(Exception):
 class StopToken:
     """Stop and pause, asked for from any thread and checked by the work between units (batches, files).
 
-    Stopping never kills anything: the work polls ``check()`` and unwinds on its own.
+    Stopping never kills anything: the work polls ``check()`` and unwinds on its own. The token also
+    counts the seconds the work spent held by a pause (``paused_seconds``), so that epoch times, speeds
+    and time-left figures leave the pause out.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._clock = clock
+        self._held = threading.Condition()
+        self._waiting = 0  # threads blocked in check(): the decoder's pool may hold several at once
+        self._held_since = 0.0
+        self._held_total = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,12 +123,44 @@ class StopToken:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    @property
+    def blocked(self) -> bool:
+        """True while the work is actually held by the pause (it ends its current unit first)."""
+        with self._held:
+            return self._waiting > 0
+
+    @property
+    def paused_seconds(self) -> float:
+        """Wall-clock seconds the work has been held so far, the pause in progress included."""
+        with self._held:
+            ongoing = self._clock() - self._held_since if self._waiting else 0.0
+            return self._held_total + ongoing
+
+    def wait_until_blocked(self, timeout: float) -> bool:
+        """Block the caller until the work is held by the pause; False after ``timeout`` seconds."""
+        with self._held:
+            return self._held.wait_for(lambda: self._waiting > 0, timeout)
+
     def check(self) -> None:
         """Block while paused; raise Cancelled if a stop was asked for."""
         if not self._running.is_set():
-            self._running.wait()
+            self._hold()
         if self._stop.is_set():
             raise Cancelled()
+
+    def _hold(self) -> None:
+        with self._held:
+            if self._waiting == 0:
+                self._held_since = self._clock()
+            self._waiting += 1
+            self._held.notify_all()
+        try:
+            self._running.wait()
+        finally:
+            with self._held:
+                self._waiting -= 1
+                if self._waiting == 0:
+                    self._held_total += self._clock() - self._held_since
 
 
 def as_token(stop: Optional[StopToken]) -> StopToken:

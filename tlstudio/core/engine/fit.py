@@ -9,13 +9,13 @@ the loop has learnt so far, so a resumed run hands the loop the state a checkpoi
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import torch
 
 from tlstudio.core.engine.feeds import Loop, LoopContext, Scores
+from tlstudio.core.eta import ActiveTimer
 
 
 @dataclass
@@ -30,7 +30,7 @@ class TrainScores:
     loss: float
     accuracy: float
     seen: int
-    seconds: float  # the gradient steps only, for images/s
+    seconds: float  # the gradient steps only, pauses left out, for images/s
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class StepInfo:
     steps_per_epoch: int
     loss: torch.Tensor  # the batch's loss, still on the device
     seen: int  # images trained on so far this epoch
-    seconds: float  # since the epoch began
+    seconds: float  # since the epoch began, pauses left out
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,10 @@ def fit(ctx: LoopContext, feed: Loop, opt: Optimisation, callbacks: Sequence[Cal
     ``train_mode()`` puts the network in training mode (frozen stages stay in eval mode)."""
     while state.epoch < state.epochs and state.stop_reason is None:
         epoch = state.epoch + 1
-        t0 = time.perf_counter()
+        clock = active_timer(ctx)
         train = _train_epoch(ctx, feed, opt, callbacks, state, epoch, train_mode)
         held, val = feed.score_selection(), feed.validate()
-        result = EpochResult(epoch, train, held, val, opt.optimizer.param_groups[0]["lr"], time.perf_counter() - t0)
+        result = EpochResult(epoch, train, held, val, opt.optimizer.param_groups[0]["lr"], clock.seconds())
         state.epoch = epoch
         state.history.append(history_row(result))
         for callback in callbacks:
@@ -98,7 +98,7 @@ def _train_epoch(ctx: LoopContext, feed: Loop, opt: Optimisation, callbacks: Seq
     train_mode()
     loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
     correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
-    seen, t0 = 0, time.perf_counter()
+    seen, clock = 0, active_timer(ctx)
     for step, (x, y) in enumerate(feed.train_batches(epoch), start=1):
         ctx.stop.check()
         with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
@@ -107,7 +107,7 @@ def _train_epoch(ctx: LoopContext, feed: Loop, opt: Optimisation, callbacks: Seq
         opt.optimizer.zero_grad(set_to_none=True)
         opt.scaler.scale(loss).backward()
         seen += y.shape[0]
-        info = StepInfo(epoch, step, steps_per_epoch, loss.detach(), seen, time.perf_counter() - t0)
+        info = StepInfo(epoch, step, steps_per_epoch, loss.detach(), seen, clock.seconds())
         for callback in callbacks:
             callback.after_backward(state, info, ctx.model)
         opt.scaler.step(opt.optimizer)
@@ -117,8 +117,14 @@ def _train_epoch(ctx: LoopContext, feed: Loop, opt: Optimisation, callbacks: Seq
         correct += (logits.detach().argmax(1) == y).sum()
         for callback in callbacks:
             callback.after_step(state, info)
-    seconds = time.perf_counter() - t0
+    seconds = clock.seconds()
     return TrainScores(float(loss_sum) / max(1, seen), int(correct) / max(1, seen), seen, seconds)
+
+
+def active_timer(ctx: LoopContext) -> ActiveTimer:
+    """Seconds of work from now on: a pause (the user's Pause button) is not part of an epoch's time or speed."""
+    stop = ctx.stop
+    return ActiveTimer(lambda: getattr(stop, "paused_seconds", 0.0))
 
 
 def history_row(result: EpochResult) -> dict:
