@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 
 from tlstudio.commands.progress import TerminalProgress
-from tlstudio.core.atomic import write_text
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import ignore_events
 from tlstudio.core.names import printable
 from tlstudio.core.inference.model_file import open_model_file
-from tlstudio.core.inference.predict import Prediction
+from tlstudio.core.inference.predict import write_predictions_csv
 
 
 def register(subparsers) -> None:
@@ -43,24 +40,9 @@ def run(args) -> int:
         shown = "  ".join(f"{printable(name)} {prob:.3f}" for name, prob in p.top(k, names)) if p.ok else f"skipped: {printable(p.error)}"
         print(f"{printable(p.path)}\t{shown}")
     if args.csv:
-        write_text(args.csv, _csv(predictions, names, k))
+        write_predictions_csv(args.csv, predictions, names, k)
         print(f"wrote {args.csv}", file=sys.stderr)
     failed = sum(not p.ok for p in predictions)
     if failed:
         print(f"{failed} of {len(predictions)} files could not be read as images (listed above as skipped).", file=sys.stderr)
     return 0 if failed < len(predictions) else 1
-
-
-def _csv(predictions: list[Prediction], names: list[str], k: int) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    header = ["path"]
-    for i in range(1, k + 1):
-        header += [f"class_{i}", f"probability_{i}"]
-    writer.writerow(header + ["error"])
-    for p in predictions:
-        row = [p.path]
-        for name, prob in p.top(k, names) if p.ok else [("", "")] * k:
-            row += [name, f"{prob:.6f}" if prob != "" else ""]
-        writer.writerow(row + [p.error])
-    return buf.getvalue()

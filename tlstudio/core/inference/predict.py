@@ -8,6 +8,7 @@ loaded only when the trust store (``trust.py``) knows its hash: tlstudio made it
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 from dataclasses import dataclass, field
@@ -119,6 +120,31 @@ class ExportedModel:
             if throttle.ready() or len(out) == len(files):
                 on_event(Progress(len(out), len(files), files[len(out) - 1].name))
         return out
+
+
+def predictions_csv(predictions: Sequence[Prediction], class_names: Sequence[str], k: int = 1) -> str:
+    """The CSV of ``tlstudio predict --csv``: path, the top ``k`` classes with their probabilities, and why a file failed.
+
+    The one writer: the CLI, the studio's Classify a folder and Try it's Save Results all write this."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    header = ["path"]
+    for i in range(1, k + 1):
+        header += [f"class_{i}", f"probability_{i}"]
+    writer.writerow(header + ["error"])
+    for p in predictions:
+        row = [p.path]
+        for name, prob in p.top(k, class_names) if p.ok else [("", "")] * k:
+            row += [name, f"{prob:.6f}" if prob != "" else ""]
+        writer.writerow(row + [p.error])
+    return buf.getvalue()
+
+
+def write_predictions_csv(dest: str | os.PathLike, predictions: Sequence[Prediction], class_names: Sequence[str], k: int = 1) -> None:
+    """``predictions_csv`` written atomically to ``dest`` (a full disk is a DiskError naming it)."""
+    from tlstudio.core.atomic import write_text
+
+    write_text(dest, predictions_csv(predictions, class_names, k))
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
