@@ -8,6 +8,9 @@ The trainer already exported the best epoch's model as ``runs/<id>/model.pt`` an
 it after a fresh process loaded it and agreed with the trained model. Exporting here copies
 that verified file (temp file + ``os.replace``, so a full disk never leaves half a file) and
 reads its embedded class names back from the copy.
+
+Below, "Classify a folder" runs the run's model file on a folder of new pictures, exactly as
+``tlstudio predict`` does, and saves the answers as the CLI's CSV (``widgets.classify_folder``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,22 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QFont, QGuiApplication
-from PySide6.QtWidgets import QButtonGroup, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QRadioButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QFont, QGuiApplication, QShowEvent
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from tlstudio.core.errors import UserError
 from tlstudio.core.names import printable
@@ -31,10 +47,35 @@ from tlstudio.core.runs.files import RunStatus
 from tlstudio.gui.panels.onnx_step import ONNX_FILE, export_onnx_copy, verified_report
 from tlstudio.gui.snippets import ONNX_SNIPPET, TORCHSCRIPT_SNIPPET
 from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.classify_folder import ClassifyFolderView
 from tlstudio.gui.widgets.kept_epoch import kept_epoch_to_evaluate
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.workers import Job
 
+
+TORCHSCRIPT_KIND = "Model file for PyTorch (TorchScript, .pt)"
+ONNX_KIND = "Model file for any runtime (ONNX, .onnx)"
+
+
+def percent_text(fraction: float) -> str:
+    """A small fraction as a percentage a reader takes in at once: 6.1e-05 -> '0.006%'."""
+    percent = abs(fraction) * 100
+    if percent >= 1:
+        return f"{percent:.1f}%"
+    if percent < 0.0001:
+        return "0%" if percent == 0 else "less than 0.0001%"
+    return f"{float(f'{percent:.1g}'):g}%"
+
+
+def verified_in_plain_words(report: dict) -> str:
+    """What the verification numbers mean, for someone who does not read 6.1e-05."""
+    agreement, images = report.get("agreement", 0), report.get("images", 0)
+    same = (
+        "gave the same answers"
+        if agreement >= 1
+        else f"gave the same answer for {round(agreement * images)} of {images} pictures"
+    )
+    return f"The exported file and the trained model {same}; their confidences differ by at most {percent_text(report.get('max_abs_diff', 0))}."
 
 
 def copy_model(source: Path, dest: Path) -> dict:
@@ -71,6 +112,9 @@ class ExportPanel(QWidget):
         self.last_path = ""
 
         self.runs = RunPicker(studio)
+        self.rename_button = QToolButton()
+        self.rename_button.setDefaultAction(self.runs.rename_action)
+        self.classify = ClassifyFolderView(studio)
         self.verification = QLabel()
         self.verification.setWordWrap(True)
         self.classes = QLabel()
@@ -79,8 +123,9 @@ class ExportPanel(QWidget):
         self.export_button.setObjectName("primary")
         self.export_button.setToolTip("Save the best model of this run as a file that runs without tlstudio: TorchScript for PyTorch, or ONNX for onnxruntime.")
         self.export_button.clicked.connect(self.choose_destination)
-        self.as_torchscript = QRadioButton("TorchScript (.pt): runs in PyTorch")
-        self.as_onnx = QRadioButton("ONNX (.onnx): runs without Python code")
+        self.as_torchscript = QRadioButton(TORCHSCRIPT_KIND)
+        self.as_torchscript.setToolTip("A TorchScript file: runs wherever PyTorch runs (Python or C++), with its preprocessing and class names inside.")
+        self.as_onnx = QRadioButton(ONNX_KIND)
         self.as_onnx.setToolTip("A file of standard ONNX operators for onnxruntime (C, C++, C#, Java, JavaScript, Python...): no PyTorch, no code inside.")
         self.as_torchscript.setChecked(True)
         formats = QButtonGroup(self)
@@ -121,14 +166,40 @@ class ExportPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Run:"))
         top.addWidget(self.runs, 1)
+        top.addWidget(self.rename_button)
+        classify_box = QGroupBox("Classify a folder of new pictures")
+        QVBoxLayout(classify_box).addWidget(self.classify)
+        below = QSplitter()
+        below.setOrientation(Qt.Orientation.Vertical)
+        below.addWidget(classify_box)
+        below.addWidget(code_box)
+        below.setStretchFactor(0, 2)
+        below.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(file_box)
-        layout.addWidget(code_box, 1)
+        layout.addWidget(below, 1)
 
         studio.current_run_changed.connect(self.show_run)
         studio.runs_changed.connect(self.refresh)
+        self._watched: Optional[QWidget] = None  # the window whose closing settles the thumbnail decoder
         self.show_run(studio.current_run)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        window = self.window()
+        if window is not self and window is not self._watched:
+            window.installEventFilter(self)
+            self._watched = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._watched and event.type() == QEvent.Type.Close:
+            self.classify.settle()  # no decode may still be running when the window goes; harmless if the close is refused
+        return False
+
+    def shutdown(self) -> None:
+        """Stop the thumbnail decoder for good (the application is quitting)."""
+        self.classify.shutdown()
 
     def refresh(self) -> None:
         self.show_run(self.studio.current_run)
@@ -136,6 +207,7 @@ class ExportPanel(QWidget):
     def show_run(self, run_id: str) -> None:
         run = self.studio.run(run_id)
         self.result.setText("")
+        self.classify.set_run(run)
         self._set_snippet(ONNX_FILE if self.as_onnx.isChecked() else "model.pt")
         if run is None:
             self.verification.setText("Train a model on the Train step first; its best epoch can then be exported here.")
@@ -153,7 +225,8 @@ class ExportPanel(QWidget):
             self.verification.setText(
                 f"&#10004; <b>Verified</b>: a fresh Python process loaded the file and agreed with the trained model on "
                 f"{report.get('agreement', 0):.1%} of {report.get('images', 0)} held pictures "
-                f"(largest difference in probability {report.get('max_abs_diff', 0):.1e})."
+                f"(largest difference in probability {report.get('max_abs_diff', 0):.1e}).<br>"
+                + html.escape(verified_in_plain_words(report))
             )
         elif run.has_model:
             self.verification.setText("This run has a model file (verified when it was written).")
@@ -177,7 +250,8 @@ class ExportPanel(QWidget):
             return (
                 f"&#10004; <b>Verified</b>: a fresh process with nothing but onnxruntime ran {ONNX_FILE} and agreed with the trained model on "
                 f"{report.get('agreement', 0):.1%} of {report.get('images', 0)} held pictures "
-                f"(largest difference in probability {report.get('max_abs_diff', 0):.1e})."
+                f"(largest difference in probability {report.get('max_abs_diff', 0):.1e}).<br>"
+                + html.escape(verified_in_plain_words(report))
             )
         return (
             f"Exporting makes {ONNX_FILE} from this run's kept epoch: its held pictures are evaluated again, and the file is kept "
@@ -194,7 +268,7 @@ class ExportPanel(QWidget):
         run = self.studio.run(self.studio.current_run)
         if run is None:
             return
-        suffix, kind = (".onnx", "ONNX model (*.onnx)") if self.as_onnx.isChecked() else (".pt", "TorchScript model (*.pt)")
+        suffix, kind = (".onnx", f"{ONNX_KIND} (*.onnx)") if self.as_onnx.isChecked() else (".pt", f"{TORCHSCRIPT_KIND} (*.pt)")
         name = f"{self.studio.project.name}-{run.record.backbone or 'model'}{suffix}".replace(" ", "_")
         start = str(Path(self.last_path).parent / name) if self.last_path else str(Path.home() / name)
         path, _ = QFileDialog.getSaveFileName(self, "Export the model file", start, kind)

@@ -4,6 +4,7 @@ Thumbnails come from ``ThumbnailLoader``: only tiles a view paints ask for their
 the decode happens on the loader's thread pool, never on the GUI thread. Each gallery has its
 own loader, so replacing one gallery's pictures never drops another gallery's queued decodes.
 Selecting a tile emits ``image_selected(path)``; the Evaluate panel shows where the model looked.
+Double-click opens the picture; the context menu has Open and Show in Folder (``file_actions``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Optional, Sequence
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QObject, QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QListView, QStackedWidget, QVBoxLayout, QWidget
 
-from tlstudio.gui.widgets.thumbnails import ThumbnailLoader, ThumbnailModel
+from tlstudio.gui.widgets.thumbnails import FileActions, ThumbnailLoader, ThumbnailModel
 
 TILE = 96
 
@@ -69,7 +70,8 @@ class ImageGallery(QWidget):
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
         self.view.setSelectionMode(QListView.SelectionMode.SingleSelection)
-        self.view.setToolTip("Click a picture to see where the model looked.")
+        self.view.setToolTip("Click a picture to see where the model looked; double-click to open it.")
+        self.file_actions = FileActions(self.view, self)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.view)

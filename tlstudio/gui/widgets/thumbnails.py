@@ -5,18 +5,21 @@ class tab or a scrolled-away row never costs a decode. Each picture is decoded b
 safe loader on a plain Python thread pool and handed back as a numpy array; the ``QImage``
 and ``QPixmap`` are made on arrival, on the GUI thread, so no Qt object is ever created or
 dropped on a worker thread.
+
+``FileActions`` gives any view of pictures "Open" and "Show in Folder" (a context menu; double-click
+opens), through the desktop's own programs.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import QListView, QTabWidget, QWidget
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPoint, QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QImage, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QTabWidget, QWidget
 
 from tlstudio.core.names import printable
 
@@ -86,6 +89,59 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
+PATH_ROLE = Qt.ItemDataRole.UserRole + 7  # an item's absolute file path, for FileActions
+
+
+class FileActions(QObject):
+    """"Open" and "Show in Folder" for the pictures of ``view``: a context menu, and double-click opens.
+
+    An item's file is its ``PATH_ROLE`` data (every ``ThumbnailModel`` gives it). ``opener`` is called
+    with the URL; it is an attribute so that tests check the URL without launching a program."""
+
+    def __init__(self, view: QAbstractItemView, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.view = view
+        self.opener: Callable[[QUrl], object] = QDesktopServices.openUrl
+        view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        view.customContextMenuRequested.connect(self._on_menu_requested)
+        view.doubleClicked.connect(self.open_index)
+
+    @staticmethod
+    def path_at(index: QModelIndex) -> str:
+        path = index.data(PATH_ROLE) if index.isValid() else None
+        return path if isinstance(path, str) else ""
+
+    def open_index(self, index: QModelIndex) -> None:
+        path = self.path_at(index)
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str) -> None:
+        self.opener(QUrl.fromLocalFile(str(Path(path).absolute())))
+
+    def show_in_folder(self, path: str) -> None:
+        self.opener(QUrl.fromLocalFile(str(Path(path).absolute().parent)))
+
+    def menu(self, index: QModelIndex) -> Optional[QMenu]:
+        """The context menu for the item at ``index`` (None for no picture); its actions are named "open" and "show_in_folder"."""
+        path = self.path_at(index)
+        if not path:
+            return None
+        menu = QMenu(self.view)
+        for name, text, slot in (("open", "Open", self.open_file), ("show_in_folder", "Show in Folder", self.show_in_folder)):
+            action = QAction(text, menu)
+            action.setObjectName(name)
+            action.triggered.connect(lambda _checked=False, slot=slot: slot(path))
+            menu.addAction(action)
+        return menu
+
+    def _on_menu_requested(self, pos: QPoint) -> None:
+        menu = self.menu(self.view.indexAt(pos))
+        if menu is not None:
+            menu.exec(self.view.viewport().mapToGlobal(pos))
+            menu.deleteLater()
+
+
 class ThumbnailModel(QAbstractListModel):
     def __init__(self, paths: list[str], loader: ThumbnailLoader, parent: Optional[QObject] = None):
         super().__init__(parent)
@@ -112,6 +168,8 @@ class ThumbnailModel(QAbstractListModel):
             return pixmap
         if role == Qt.ItemDataRole.ToolTipRole:
             return printable(Path(self.paths[row]).name)
+        if role == PATH_ROLE:
+            return self.paths[row]
         return None
 
     def loaded(self) -> int:
@@ -139,6 +197,8 @@ class ClassGallery(QTabWidget):
         super().__init__(parent)
         self.loader = ThumbnailLoader(parent=self)
         self.models: dict[str, ThumbnailModel] = {}
+        self.file_actions: dict[str, FileActions] = {}  # per class tab
+        self.opener: Callable[[QUrl], object] = QDesktopServices.openUrl  # every tab's Open and Show in Folder go here
         self.setDocumentMode(True)
 
     def show_classes(self, by_class: dict[str, list[str]]) -> None:
@@ -147,7 +207,7 @@ class ClassGallery(QTabWidget):
         self.clear()
         for model in self.models.values():
             model.deleteLater()
-        self.models = {}
+        self.models, self.file_actions = {}, {}
         for name, paths in by_class.items():
             model = ThumbnailModel(paths, self.loader, self)
             view = QListView()
@@ -159,8 +219,14 @@ class ClassGallery(QTabWidget):
             view.setMovement(QListView.Movement.Static)
             view.setSelectionMode(QListView.SelectionMode.NoSelection)
             view.setModel(model)
+            view.setToolTip("Double-click a picture to open it; right-click for Show in Folder.")
             self.models[name] = model
+            self.file_actions[name] = actions = FileActions(view, view)
+            actions.opener = self._open
             self.addTab(view, f"{printable(name)} ({len(paths)})")
+
+    def _open(self, url: QUrl) -> object:
+        return self.opener(url)
 
     def shutdown(self) -> None:
         self.loader.shutdown()

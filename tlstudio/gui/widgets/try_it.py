@@ -3,7 +3,7 @@
 Only the run's ``model.pt`` is used, through ``tlstudio.core.inference.model_file.open_model_file`` (the
 CLI's ``predict`` runs the same code), so what is shown here is what the file will say anywhere.
 Loading the file and predicting happen in a background job; the file is loaded once per run and
-kept. Each result row shows a lazily loaded thumbnail and the top classes as probability bars,
+kept. "Save Results…" writes the answers shown as the CSV of ``tlstudio predict --top-k 3`` (the same writer). Each result row shows a lazily loaded thumbnail and the top classes as probability bars,
 drawn by a delegate, so a folder of a thousand pictures costs a thousand small rows, not widgets.
 
 A TorchScript file is a program: one this installation did not make is not run until the user
@@ -36,9 +36,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tlstudio.core.errors import UserError
 from tlstudio.core.names import printable
 from tlstudio.gui.studio import Studio
-from tlstudio.gui.widgets.thumbnails import ThumbnailLoader, ThumbnailModel
+from tlstudio.gui.widgets.thumbnails import FileActions, ThumbnailLoader, ThumbnailModel
 from tlstudio.gui.workers import Job
 
 TOP_K = 3
@@ -90,6 +91,20 @@ class ExportedModels:
             if cached is None or cached[0] != stamp:
                 self._models = {path: (stamp, open_model_file(path))}  # one run's model at a time is plenty
             return self._models[path][1]
+
+
+def ask_to_trust_dialog(parent: Optional[QWidget], model_path: str) -> bool:
+    """Ask whether to run a TorchScript file tlstudio did not make; No is the default."""
+    answer = QMessageBox.question(
+        parent,
+        "Run a model file tlstudio did not make?",
+        f"tlstudio did not make '{Path(model_path).name}'.\n\n"
+        "A TorchScript model file is a program: running it can read and change your files and do anything "
+        "else you can do on this computer.\n\nRun it only if you trust who sent it. Run it?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def local_paths(mime) -> list[str]:
@@ -215,8 +230,12 @@ class TryItView(QWidget):
         self.job: Optional[Job] = None
         self.loader = ThumbnailLoader(size=THUMB, parent=self)
         self.model: Optional[ResultModel] = None
+        self.class_names: list[str] = []  # the model's own names, for the saved CSV (the screen shows them printable)
+        self.predictions: list = []  # the core's Predictions behind the rows shown
         # (model file path) -> run it?  Asked on the GUI thread; tests answer it, a modal dialog would block them.
-        self.ask_to_trust: Callable[[str], bool] = self._ask_to_trust
+        self.ask_to_trust: Callable[[str], bool] = lambda model_path: ask_to_trust_dialog(self, model_path)
+        # () -> where to save the CSV ("" for cancel). Tests answer it; the dialog would block them.
+        self.ask_save_path: Callable[[], str] = self._ask_save_path
 
         self.zone = DropZone()
         self.zone.setToolTip("Drag pictures or folders of pictures from your file manager and drop them here.")
@@ -245,13 +264,24 @@ class TryItView(QWidget):
         self.list.setItemDelegate(ResultDelegate(self.list))
         self.list.setUniformItemSizes(True)
         self.list.setSelectionMode(QListView.SelectionMode.SingleSelection)
-        self.list.setToolTip("The model's top classes for each picture. Click a picture to see where the model looked.")
+        self.list.setToolTip("The model's top classes for each picture. Click a picture to see where the model looked; double-click to open it.")
+        self.file_actions = FileActions(self.list, self)
+        self.save_button = QPushButton("Save Results…")
+        self.save_button.setToolTip("Save the answers shown as a table (CSV) that a spreadsheet opens: each picture, its top classes and their probabilities.")
+        self.save_button.clicked.connect(self._save_clicked)
+        self.save_status = QLabel()
+        self.save_status.setTextFormat(Qt.TextFormat.PlainText)  # holds a file name from disk
+        self.save_status.setWordWrap(True)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.zone)
         layout.addWidget(self.status)
         layout.addWidget(self.list, 1)
+        save_row = QHBoxLayout()
+        save_row.addWidget(self.save_status, 1)
+        save_row.addWidget(self.save_button)
+        layout.addLayout(save_row)
         self._show([])
         self.set_model_file("", "Choose a finished run first.")
 
@@ -301,6 +331,20 @@ class TryItView(QWidget):
     def results(self) -> list[TryResult]:
         return list(self.model.results) if self.model is not None else []
 
+    def save_results(self, path: str | Path) -> bool:
+        """Write the answers shown to ``path`` as ``tlstudio predict --top-k 3``'s CSV; False (and why, on screen) when it cannot."""
+        from tlstudio.core.inference.predict import write_predictions_csv
+
+        if not self.predictions:
+            return False
+        try:
+            write_predictions_csv(path, self.predictions, self.class_names, min(TOP_K, len(self.class_names)))
+        except UserError as exc:  # a full or read-only disk: named, with what to do
+            self.save_status.setText(f"Not saved: {exc}")
+            return False
+        self.save_status.setText(f"Saved to {path}")
+        return True
+
     def select(self, row: int) -> None:
         if self.model is not None and 0 <= row < self.model.rowCount():
             self.list.setCurrentIndex(self.model.index(row))
@@ -320,9 +364,11 @@ class TryItView(QWidget):
             self._on_trust_needed(answer)
             return
         names, predictions = answer
-        names = [printable(n) for n in names]  # shown only: a class name cannot hide or reorder text
-        results = [TryResult(p.path, [] if p.error else p.top(min(TOP_K, len(names)), names), p.error) for p in predictions]
+        shown = [printable(n) for n in names]  # shown only: a class name cannot hide or reorder text
+        results = [TryResult(p.path, [] if p.error else p.top(min(TOP_K, len(shown)), shown), p.error) for p in predictions]
         self._show(results)
+        self.class_names, self.predictions = list(names), list(predictions)
+        self.save_button.setEnabled(bool(predictions))
         bad = sum(1 for r in results if r.error)
         if not results:
             self.status.setText("No pictures were found in what you chose.")
@@ -340,18 +386,6 @@ class TryItView(QWidget):
         else:
             self.status.setText(NOT_TRUSTED)
 
-    def _ask_to_trust(self, model_path: str) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Run a model file tlstudio did not make?",
-            f"tlstudio did not make '{Path(model_path).name}'.\n\n"
-            "A TorchScript model file is a program: running it can read and change your files and do anything "
-            "else you can do on this computer.\n\nRun it only if you trust who sent it. Run it?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
-
     def _on_event(self, event) -> None:
         from tlstudio.core.events import Progress
 
@@ -367,6 +401,9 @@ class TryItView(QWidget):
             self.job = None
 
     def _show(self, results: list[TryResult]) -> None:
+        self.class_names, self.predictions = [], []
+        self.save_button.setEnabled(False)
+        self.save_status.setText("")
         self.loader.forget()
         old, old_selection = self.model, self.list.selectionModel()
         self.model = ResultModel(results, self.loader, self)
@@ -389,6 +426,15 @@ class TryItView(QWidget):
         paths, _ = QFileDialog.getOpenFileNames(self, "Choose pictures to try", str(Path.home()), f"Images ({pattern});;All files (*)")
         if paths:
             self.predict(paths)
+
+    def _save_clicked(self) -> None:
+        path = self.ask_save_path()
+        if path:
+            self.save_results(path)
+
+    def _ask_save_path(self) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the answers", str(Path.home() / "try-it-answers.csv"), "Table for spreadsheets (*.csv)")
+        return path
 
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a folder of pictures to try", str(Path.home()))
