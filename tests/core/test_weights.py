@@ -8,6 +8,8 @@ import http.server
 import pathlib
 import socket
 import threading
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -246,20 +248,77 @@ def test_a_missing_file_on_the_server_is_a_clear_error(served):
     assert files_in(checkpoints()) == []
 
 
-def test_no_network_says_offline_and_how_to_import():
+def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
-    with pytest.raises(UserError, match="offline.*tlstudio weights import FILE --backbone mobilenet_v3_small"):
-        weights.download(spec_at(f"http://127.0.0.1:{port}/{SMALL}-12345678.pth"))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+def test_no_network_says_offline_and_names_the_file_to_import():
+    spec = bb.get_backbone(SMALL)
+    url = f"http://127.0.0.1:{closed_port()}/{weights.weights_file_name(spec)}"
+    with pytest.raises(weights.Unreachable) as err:
+        weights.download(spec, url=url)
+    assert isinstance(err.value, UserError)
+    assert err.value.backbone == SMALL and err.value.url == url
+    assert err.value.file_name == weights.hub_checkpoint_path(spec).name == Path(spec.weights_url).name
+    assert err.value.file_name in err.value.plain and err.value.plain in str(err.value) and "Errno" not in str(err.value)
+    assert files_in(checkpoints()) == []
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        socket.gaierror(-2, "Name or service not known"),
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError("timed out"),
+        OSError(101, "Network is unreachable"),
+    ],
+    ids=["no name lookup", "refused", "timed out", "no route"],
+)
+def test_every_way_of_not_reaching_the_site_is_the_offline_error(monkeypatch, cause):
+    def unreachable(*_args, **_kwargs):
+        raise urllib.error.URLError(cause)
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    with pytest.raises(weights.Unreachable) as err:
+        weights.download(bb.get_backbone("resnet18"))
+    assert err.value.file_name == weights.weights_file_name(bb.get_backbone("resnet18"))
+    assert "Errno" not in str(err.value) and (cause.strerror or str(cause)) not in str(err.value)
+    assert files_in(checkpoints()) == []
+
+
+def test_a_connection_broken_mid_download_is_no_offline_error_and_shows_no_errno(monkeypatch):
+    def reset(*_args, **_kwargs):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(urllib.request, "urlopen", reset)
+    with pytest.raises(UserError) as err:
+        weights.download(bb.get_backbone("resnet18"))
+    assert not isinstance(err.value, weights.Unreachable)
+    assert "104" not in str(err.value) and "Connection reset by peer" not in str(err.value)
+    assert weights.weights_file_name(bb.get_backbone("resnet18")) in str(err.value)
+    assert files_in(checkpoints()) == []
+
+
+def test_the_cli_download_offline_gives_the_same_plain_message(monkeypatch, capsys):
+    from tlstudio.cli import main
+
+    spec = bb.get_backbone(SMALL)
+    url = f"http://127.0.0.1:{closed_port()}/{weights.weights_file_name(spec)}"
+    monkeypatch.setitem(bb.catalog(), SMALL, dataclasses.replace(spec, weights_url=url))
+    assert main(["weights", "download", SMALL]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"tlstudio: error: {weights.Unreachable(bb.get_backbone(SMALL), url)}"
     assert files_in(checkpoints()) == []
 
 
 def test_weights_not_on_the_machine_say_how_to_get_them():
     spec = bb.get_backbone("resnet18")
     assert weights.availability(spec) == weights.NEEDS_DOWNLOAD and weights.weights_file(spec) is None
-    with pytest.raises(UserError, match="not on this machine.*tlstudio weights download resnet18.*tlstudio weights import FILE --backbone resnet18"):
+    with pytest.raises(UserError, match="not on this machine.*tlstudio weights download resnet18.*tlstudio weights import FILE --backbone resnet18") as err:
         weights.load_state_dict(spec)
+    assert weights.weights_file_name(spec) in str(err.value)
     with pytest.raises(UserError, match="not on this machine"):
         build_backbone("resnet18", pretrained=True)
 

@@ -17,10 +17,12 @@ reads it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import importlib.resources
 import pickle
+import socket
 import ssl
 import time
 import urllib.error
@@ -53,8 +55,29 @@ _BUNDLED_FILES = {
 _CHUNK_BYTES = 1 << 18
 _DOWNLOAD_TIMEOUT_S = 30
 _MB = 1e6
+_MIB = 1 << 20
 _SAFETENSORS_HEADER_START = b"{"
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ssl.SSLError)
+# What "cannot reach the site at all" looks like under a URLError: no name lookup, refused, timed out, no route.
+_UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+
+
+class Unreachable(UserError):
+    """The download site could not be reached (no internet, no name lookup, refused, timed out).
+
+    ``file_name`` is the weights file to copy from another computer and import instead; ``plain`` is the
+    message without the command line, for the window.
+    """
+
+    def __init__(self, spec: BackboneSpec, url: str):
+        self.backbone, self.url, self.file_name = spec.name, url, weights_file_name(spec)
+        # What the window shows, where the Import Weights File... button is right beside it.
+        self.plain = (
+            "This computer is not connected to the internet (or the download site cannot be reached). "
+            f"Copy the weights file {self.file_name} from a computer that has it (in its ~/.cache/torch/hub/checkpoints "
+            "folder) and use Import Weights File..."
+        )
+        super().__init__(f"{self.plain} on the Model step, or run 'tlstudio weights import FILE --backbone {spec.name}'.")
 
 
 # ---------------------------------------------------------------- where the files are
@@ -82,7 +105,17 @@ def weights_file(spec: BackboneSpec) -> Path | None:
 
 def hub_checkpoint_path(spec: BackboneSpec) -> Path:
     """Where torchvision itself caches the file: ``torch.hub.get_dir()/checkpoints/<file name of the URL>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / (_file_name(spec.weights_url) or f"{spec.name}.pth")
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights_file_name(spec)
+
+
+def weights_file_name(spec: BackboneSpec) -> str:
+    """The name of the official weights file, the one to look for on another computer (``resnet18-f37072fd.pth``)."""
+    return _file_name(spec.weights_url) or f"{spec.name}.pth"
+
+
+def download_size_mb(spec: BackboneSpec) -> float:
+    """The size of the download in MB as the progress counts them (10^6 bytes); 0 when the catalog does not know it."""
+    return spec.weights_file_size_mb * _MIB / _MB  # torchvision gives the file size in MiB
 
 
 def imported_path(spec: BackboneSpec) -> Path:
@@ -126,8 +159,9 @@ def load_state_dict(spec: BackboneSpec) -> dict[str, Tensor]:
     if path is None:
         raise UserError(
             f"the ImageNet weights for backbone '{spec.name}' are not on this machine. "
-            f"Download them with 'tlstudio weights download {spec.name}' or import a file with "
-            f"'tlstudio weights import FILE --backbone {spec.name}'."
+            "Get them on the Model step (Download, or Import Weights File... for the file "
+            f"{weights_file_name(spec)} copied from another computer), or with 'tlstudio weights download {spec.name}' "
+            f"or 'tlstudio weights import FILE --backbone {spec.name}'."
         )
     state = safe_load(path)
     # The hub cache is shared with torchvision and with whatever a user copies into it.
@@ -320,14 +354,29 @@ def _stream(url: str, tmp: Path, on_event: EventCallback, stop: StopToken, spec:
     except urllib.error.HTTPError as exc:
         raise UserError(f"the server answered {exc.code} {exc.reason} for {url}. {_import_hint(spec)}") from None
     except _NETWORK_ERRORS as exc:
-        reason = getattr(exc, "reason", None) or str(exc) or exc.__class__.__name__
-        raise UserError(f"could not download {url} ({reason}); this machine seems to be offline. {_import_hint(spec)}") from None
+        if is_unreachable(exc):
+            raise Unreachable(spec, url) from None
+        if isinstance(getattr(exc, "reason", exc), ssl.SSLError):
+            raise UserError(
+                f"could not open a secure connection to {urllib.parse.urlparse(url).hostname} (its certificate could not "
+                f"be checked, often a proxy or a wrong clock on this computer); nothing was kept. {_import_hint(spec)}"
+            ) from None
+        # Never the errno or the library's own words: the connection broke, and what to do about it.
+        raise UserError(f"the connection broke off while downloading {url}; nothing was kept. Try again. {_import_hint(spec)}") from None
     if total and done != total:
         raise UserError(
             f"the download of {url} stopped after {done / _MB:.1f} of {total / _MB:.1f} MB (the connection closed early). "
             f"Try again. {_import_hint(spec)}"
         )
     return sha.hexdigest()
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Did this network error happen because the site could not be reached at all (rather than a broken transfer)?"""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, (socket.gaierror, socket.herror, ConnectionRefusedError, TimeoutError)):
+        return True
+    return isinstance(reason, OSError) and not isinstance(reason, ssl.SSLError) and reason.errno in _UNREACHABLE_ERRNOS
 
 
 def _copy_chunks(response, out, sha, total: int, on_event: EventCallback, stop: StopToken) -> int:
@@ -354,8 +403,15 @@ def _progress_detail(done: int, total: int, elapsed_s: float) -> str:
     if not total:
         return f"{done / _MB:.1f} MB"
     rate = done / elapsed_s if elapsed_s > 0 else 0.0
-    eta = f", ETA {(total - done) / rate:.0f} s" if rate > 0 and done < total else ""
+    eta = f", {time_left((total - done) / rate)}" if rate > 0 and done < total else ""
     return f"{done / _MB:.1f} of {total / _MB:.1f} MB{eta}"
+
+
+def time_left(seconds: float) -> str:
+    """'about 40 s left', 'about 3 min left': an estimate, so rounded as one."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s left"
+    return f"about {round(seconds / 60)} min left"
 
 
 def _check_hash(digest: str, file_name: str, url: str) -> None:
@@ -368,8 +424,8 @@ def _check_hash(digest: str, file_name: str, url: str) -> None:
 
 
 def _import_hint(spec: BackboneSpec) -> str:
-    name = _file_name(spec.weights_url) or f"the {spec.title} weights file"
     return (
-        f"To use {spec.title} without internet, copy {name} from a machine that has it "
-        f"(e.g. from its ~/.cache/torch/hub/checkpoints) and run 'tlstudio weights import FILE --backbone {spec.name}'."
+        f"To use {spec.title} without internet, copy {weights_file_name(spec)} from a computer that has it "
+        "(in its ~/.cache/torch/hub/checkpoints folder) and use Import Weights File... on the Model step, "
+        f"or 'tlstudio weights import FILE --backbone {spec.name}'."
     )

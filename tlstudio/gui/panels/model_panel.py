@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from tlstudio.core.catalog import backbones as bb
 from tlstudio.core.config import FreezeDepth
@@ -18,8 +18,13 @@ from tlstudio.core.events import PhaseStarted, Progress
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.backbone_table import BackboneTable
 from tlstudio.gui.widgets.freeze_control import FreezeControl
+from tlstudio.gui.widgets.weights_bar import WeightsBar
 from tlstudio.gui.workers import Job
-from tlstudio.gui.widgets.calm_progress import CalmProgressBar
+
+INTRO = (
+    "Choose the backbone: the pretrained network that already knows how to see; tlstudio adds a new last layer "
+    "for your classes. The bundled one works offline and trains fast; bigger ones can be more accurate."
+)
 
 # backbone name -> (backbone parameters, trainable backbone parameters for each freeze depth 0..n).
 # Counting needs the architecture built once (random weights, off the GUI thread); it never changes.
@@ -48,32 +53,28 @@ class ModelPanel(QWidget):
         self._counting: set[str] = set()
 
         self.table = BackboneTable(self.specs)
-        self.download_button = QPushButton("Download Weights")
-        self.download_button.setToolTip("Fetch the ImageNet weights of this backbone once; afterwards it works offline.")
+        self.weights_bar = WeightsBar()
+        # The bar's controls, under the names the window and the tests use.
+        self.download_button = self.weights_bar.download_button
+        self.cancel_button = self.weights_bar.cancel_button
+        self.import_button = self.weights_bar.import_button
+        self.progress = self.weights_bar.progress
         self.download_button.clicked.connect(self.download_selected)
-        self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_download)
-        self.import_button = QPushButton("Import Weights File…")
-        self.import_button.setToolTip(
-            "For machines without internet: choose the .pth or .safetensors file of this backbone,\n"
-            "copied from a computer that has it (in its ~/.cache/torch/hub/checkpoints folder)."
-        )
         self.import_button.clicked.connect(self.choose_weights_file)
-        self.progress = CalmProgressBar()
+        # The site could not be reached on the last download of the selected backbone: said in place, not in a dialog.
+        self.unreachable: Optional[weights.Unreachable] = None
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.freeze = FreezeControl()
 
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.download_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress, 1)
-        buttons.addStretch(1)
-        buttons.addWidget(self.import_button)
+        intro = QLabel(INTRO)
+        intro.setWordWrap(True)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Choose the pretrained backbone. The bundled one works offline and trains fast; bigger ones can be more accurate."))
+        layout.addWidget(intro)
         layout.addWidget(self.table, 1)
-        layout.addLayout(buttons)
+        layout.addWidget(self.weights_bar)
         layout.addWidget(self.status)
         layout.addWidget(self.freeze)
 
@@ -96,7 +97,7 @@ class ModelPanel(QWidget):
         self.freeze.set_depth(FreezeDepth.parse(value).stages_of(spec))
 
     def refresh_availability(self) -> None:
-        for spec in self.specs:
+        for spec in map(bb.get_backbone, (s.name for s in self.specs)):  # the catalog as it is now
             available = weights.availability(spec)
             record = weights_import.read_record(weights.imported_path(spec)) if available == weights.IMPORTED else None
             verdict, detail = (record.verdict, f"Imported from {record.describe()}.") if record else ("", "")
@@ -109,8 +110,12 @@ class ModelPanel(QWidget):
             return
 
         def work(on_event, stop):
-            return weights.download(spec, on_event, stop)
+            try:
+                return weights.download(spec, on_event, stop)
+            except weights.Unreachable as offline:
+                return offline  # an answer to show in place, with the file to import instead; not a failure dialog
 
+        self.unreachable = None
         job = self.studio.jobs.start("download", f"Downloading {spec.title}", work)
         self.download_job = job
         # Bound slots (never lambdas holding widgets): they disconnect by themselves if the panel goes first.
@@ -149,6 +154,8 @@ class ModelPanel(QWidget):
 
     # ------------------------------------------------------------ reactions
     def _on_selected(self, name: str) -> None:
+        if self.unreachable is not None and self.unreachable.backbone != name:
+            self.unreachable = None
         self.studio.set_backbone(name)
         spec = bb.get_backbone(name)
         depth = self.studio.config.freeze.stages_of(spec) if self._depth_fits(spec) else len(spec.stages)
@@ -195,7 +202,11 @@ class ModelPanel(QWidget):
                 self.progress.setValue(int(1000 * event.done / event.total))
             self.progress.setFormat(event.detail or "%p%")
 
-    def _on_downloaded(self, _path) -> None:
+    def _on_downloaded(self, result) -> None:
+        if isinstance(result, weights.Unreachable):
+            self.unreachable = result
+            self._set_status("")
+            return
         self._set_status(f"{bb.get_backbone(self.backbone()).title} is ready and works offline from now on.")
 
     def _on_download_cancelled(self) -> None:
@@ -256,13 +267,11 @@ class ModelPanel(QWidget):
         return self.studio.config.device == "cpu" or not torch.cuda.is_available()
 
     def _update_buttons(self) -> None:
-        name = self.backbone()
-        downloading = self.download_job is not None
-        needs = self.table.availability(name) == weights.NEEDS_DOWNLOAD
-        self.download_button.setEnabled(needs and not downloading)
-        self.cancel_button.setVisible(downloading)
-        self.progress.setVisible(downloading)
-        self.import_button.setEnabled(bb.get_backbone(name).source != "bundled" and not downloading)
+        spec = bb.get_backbone(self.backbone())
+        available = self.table.availability(spec.name)
+        problem = self.unreachable.plain if self.unreachable is not None and available == weights.NEEDS_DOWNLOAD else ""
+        self.weights_bar.show_state(spec, available, self.download_job is not None, problem)
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
+        self.status.setVisible(bool(text))  # an empty line would only push the freeze control down

@@ -5,18 +5,28 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QTableWidget, QTableWidgetItem, QWidget
 
+from tlstudio.core.catalog import weights
 from tlstudio.core.catalog.backbones import BackboneSpec
 from tlstudio.core.catalog.weights_import import OFFICIAL, verdict_text
 
-COLUMNS = ("Backbone", "Size (M params)", "Speed (GFLOPs)", "ImageNet accuracy", "Weights")
+COLUMNS = ("Backbone", "Size (millions)", "Work (billions)", "ImageNet accuracy", "Weights")
+HEADER_TIPS = (
+    "The backbone is the pretrained network that already knows how to see; tlstudio adds a new last layer for your classes.",
+    "Size: millions of numbers the network learned (its parameters). Bigger networks are slower and need more memory.",
+    "Work per picture: billions of operations (GFLOPs) to look at one 224-pixel picture; lower is faster.",
+    "Top-1 accuracy on ImageNet: a rough guide to how good its features are.",
+    "Whether the pretrained weights are on this computer. A backbone that needs its weights cannot train\n"
+    "until you download them or import the file: select it and use the buttons under the table.",
+)
 AVAILABILITY_TEXT = {
     "bundled": "bundled (works offline)",
     "cached": "downloaded",
     "imported": "imported",
-    "needs download": "needs download",
+    "needs download": "needs its weights",
 }
+AVAILABLE_TIP = "On this computer: works offline."
 _VERDICT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -48,14 +58,10 @@ class BackboneTable(QTableWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        for col, tip in enumerate((
-            "The pretrained network that turns a picture into features.",
-            "Millions of parameters: bigger networks are slower and need more memory.",
-            "Billions of operations per 224-pixel picture: lower is faster.",
-            "Top-1 accuracy on ImageNet: a rough guide to how good its features are.",
-            "Where the pretrained weights come from on this machine.",
-        )):
+        for col, tip in enumerate(HEADER_TIPS):
             self.horizontalHeaderItem(col).setToolTip(tip)
+        self._missing_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        self._ready_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
         for row, spec in enumerate(specs):
             name = QTableWidgetItem(spec.title)
             name.setData(Qt.ItemDataRole.UserRole, spec.name)
@@ -76,10 +82,20 @@ class BackboneTable(QTableWidget):
         text = AVAILABILITY_TEXT.get(availability, availability)
         if verdict and verdict != OFFICIAL:
             text = f"{text} ({verdict_text(verdict)})"
+        missing = availability == weights.NEEDS_DOWNLOAD
         item.setText(text)
-        item.setToolTip(detail)
+        item.setIcon(self._missing_icon if missing else self._ready_icon)
+        item.setToolTip(_missing_tip(self.specs[row]) if missing else detail or AVAILABLE_TIP)
         item.setData(Qt.ItemDataRole.UserRole, availability)
         item.setData(_VERDICT_ROLE, verdict)
+
+    def marked_missing(self, name: str) -> bool:
+        """Does the row show the 'needs its weights' mark: its warning icon and words?"""
+        row = self._row(name)
+        if row is None:
+            return False
+        item = self.item(row, 4)
+        return item.icon().cacheKey() == self._missing_icon.cacheKey() and item.text() == AVAILABILITY_TEXT[weights.NEEDS_DOWNLOAD]
 
     def availability(self, name: str) -> str:
         row = self._row(name)
@@ -109,3 +125,10 @@ class BackboneTable(QTableWidget):
         name = self.current()
         if name:
             self.selected.emit(name)
+
+
+def _missing_tip(spec: BackboneSpec) -> str:
+    return (
+        f"The pretrained weights of {spec.title} are not on this computer, so it cannot train yet.\n"
+        f"Select it and use Download, or Import Weights File... with {weights.weights_file_name(spec)} copied from another computer."
+    )

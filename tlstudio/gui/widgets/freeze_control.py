@@ -15,6 +15,18 @@ from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QSlider, QWidget
 from tlstudio.core.catalog.backbones import BackboneSpec
 
 
+# What the stage names mean, on screen in one line and in full on the tooltip.
+STAGES_LINE = "the stem sees edges and colours; later stages see shapes, parts, then whole objects"
+STAGES_TIP = (
+    "The backbone looks at a picture in stages, from the input to the output:\n"
+    "stem: the first layer; it sees edges and colours.\n"
+    "stage 1, stage 2, ...: each later stage sees bigger things: textures, shapes, parts, then whole objects.\n"
+    "head conv: the backbone's last layer, which sums up what it saw.\n"
+    "new head: the layer tlstudio adds to tell your classes apart; it always trains.\n"
+    "A frozen stage keeps what it learned on ImageNet; a stage that trains adapts to your pictures."
+)
+
+
 def depth_text(depth: int, n_stages: int) -> str:
     """The TrainConfig spelling: 'all', 'none' or the number of frozen stages."""
     return "all" if depth >= n_stages else "none" if depth <= 0 else str(depth)
@@ -44,6 +56,7 @@ class FreezeControl(QGroupBox):
         self.stages = QLabel()
         self.stages.setWordWrap(True)
         self.stages.setTextFormat(Qt.TextFormat.RichText)
+        self.stages.setToolTip(STAGES_TIP)
         self.params = QLabel("Counting parameters…")
         self.hint = QLabel()
         self.hint.setWordWrap(True)
@@ -109,7 +122,7 @@ class FreezeControl(QGroupBox):
             colour, mark = ("#8a8a8a", "frozen") if frozen else ("#1b7f3b", "trains")
             chips.append(f'<span style="color:{colour}" title="{mark}">{"&#10052;" if frozen else "&#9998;"}&nbsp;{label}</span>')
         chips.append('<span style="color:#1b7f3b">&#9998;&nbsp;new head</span>')
-        self.stages.setText("Stages, from the input to the output (&#10052; frozen, &#9998; trains):<br>" + " &nbsp; ".join(chips))
+        self.stages.setText(f"Stages (&#10052; frozen, &#9998; trains): {STAGES_LINE}.<br>" + " &nbsp; ".join(chips))
         if self._counts is None:
             self.params.setText("Counting parameters…")
         else:
