@@ -604,7 +604,13 @@ class Trainer:
         dest, unverified = self.files.root / fmt.file_name, fmt.unverified(self.files.root)
         fmt.write(network, ctx.pre, ctx.classes, summary, unverified)
         images = [np.asarray(ctx.store[val_rows[i]]) for i in held]
-        result = fmt.verify(unverified, images, val_probs[held])
+        try:
+            self._stop.check()
+            result = fmt.verify(unverified, images, val_probs[held], stop=self._stop, on_progress=lambda done: self._emit(Progress(done, len(held), "pictures checked")))
+        except BaseException:
+            unverified.unlink(missing_ok=True)  # stopped or broken before its check ended: no unchecked file stays
+            raise
+        self._emit(Progress(len(held), len(held), "pictures checked"))
         report = {"path": str(dest), "verified": result.ok, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
         if not result.ok:
             raise RuntimeError(f"the exported model disagreed with the trained model ({result.message}); it was kept as {unverified} for inspection")

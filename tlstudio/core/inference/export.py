@@ -16,7 +16,6 @@ store (``trust.py``): those are the ones it runs without asking.
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -24,7 +23,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, List, Optional, Sequence
+from typing import BinaryIO, Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +34,9 @@ from tlstudio.core.atomic import json_line, write_buffered
 from tlstudio.core.errors import UserError
 from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.catalog.checksum import sha256_of_file
+from tlstudio.core.events import StopToken
 from tlstudio.core.inference import trust
+from tlstudio.core.inference.child_run import CHILD_PROGRESS_LINE, run_followed
 
 INFO_FILE = "tlstudio.json"
 FORMAT = "tlstudio-model-1"
@@ -198,10 +199,13 @@ import json, sys, torch
 model_path, images_path = sys.argv[-2:]
 model = torch.jit.load(model_path, map_location="cpu")
 images = torch.load(images_path, weights_only=True)
+probs = []
 with torch.no_grad():
-    probs = [model(img.permute(2, 0, 1).unsqueeze(0))[0].tolist() for img in images]
+    for img in images:
+        probs.append(model(img.permute(2, 0, 1).unsqueeze(0))[0].tolist())
+        PROGRESS_LINE
 print(json.dumps({"class_names": list(model.class_names), "probs": probs}))
-"""
+""".replace("PROGRESS_LINE", CHILD_PROGRESS_LINE)
 
 
 CHILD_FLAG = "--verify-export-child"
@@ -237,25 +241,30 @@ def read_model_bytes(path: str | os.PathLike, hint: str) -> bytes:
 
 
 def verify_in_fresh_process(
-    model_path: str | os.PathLike, images: Sequence[np.ndarray], expected_probs: np.ndarray, min_agreement: float = 0.99, timeout: float = 600
+    model_path: str | os.PathLike, images: Sequence[np.ndarray], expected_probs: np.ndarray, min_agreement: float = 0.99, timeout: float = 600,
+    stop: Optional[StopToken] = None, on_progress: Callable[[int], None] = lambda _done: None,
 ) -> VerifyResult:
-    """Load ``model_path`` in a new Python process on CPU, run it on ``images`` (HxWx3 uint8) and compare."""
+    """Load ``model_path`` in a new Python process on CPU, run it on ``images`` (HxWx3 uint8) and compare.
+
+    A stop kills the child and raises Cancelled; ``on_progress`` gets the number of pictures checked so far."""
     expected = np.asarray(expected_probs, dtype=np.float64)
     if len(images) == 0:
         return VerifyResult(True, 1.0, 0, 0.0, "no held images to compare")
     with tempfile.TemporaryDirectory(prefix="tlstudio-verify-") as tmp:
         held = Path(tmp) / "images.pt"
         write_buffered(held, lambda buf: torch.save([torch.from_numpy(np.ascontiguousarray(a)) for a in images], buf))
-        return compare_in_child(child_command(_CHILD, CHILD_FLAG, model_path, held), expected, min_agreement, timeout)
+        return compare_in_child(child_command(_CHILD, CHILD_FLAG, model_path, held), expected, min_agreement, timeout, stop, on_progress)
 
 
-def compare_in_child(command: list[str], expected_probs: np.ndarray, min_agreement: float, timeout: float) -> VerifyResult:
+def compare_in_child(
+    command: list[str], expected_probs: np.ndarray, min_agreement: float, timeout: float,
+    stop: Optional[StopToken] = None, on_progress: Callable[[int], None] = lambda _done: None,
+) -> VerifyResult:
     """Run ``command``, a fresh process on CPU whose last stdout line is ``{"probs": [...]}``, and compare with ``expected_probs``.
 
     Shared by the TorchScript and the ONNX checks."""
     expected = np.asarray(expected_probs, dtype=np.float64)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = run_followed(command, timeout, stop, on_progress)
     n = len(expected)  # one row per held image
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]

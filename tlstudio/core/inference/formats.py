@@ -8,12 +8,9 @@ for a TorchScript export.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
-
-import numpy as np
+from typing import Callable
 
 from tlstudio.core.errors import UserError
 
@@ -26,10 +23,10 @@ def _write_torchscript(network, pre, classes, summary, dest) -> Path:
     return export_torchscript(network, pre, classes, summary, dest)
 
 
-def _verify_torchscript(path, images, expected):
+def _verify_torchscript(path, images, expected, **follow):
     from tlstudio.core.inference.export import verify_in_fresh_process
 
-    return verify_in_fresh_process(path, images, expected)
+    return verify_in_fresh_process(path, images, expected, **follow)
 
 
 def _write_onnx(network, pre, classes, summary, dest) -> Path:
@@ -38,10 +35,10 @@ def _write_onnx(network, pre, classes, summary, dest) -> Path:
     return export_onnx(network, pre, classes, summary, dest)
 
 
-def _verify_onnx(path, images, expected):
+def _verify_onnx(path, images, expected, **follow):
     from tlstudio.core.inference.onnx_export import verify_onnx_in_fresh_process
 
-    return verify_onnx_in_fresh_process(path, images, expected)
+    return verify_onnx_in_fresh_process(path, images, expected, **follow)
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,7 @@ class ExportFormat:
     summary_key: str  # its verification report in summary.json
     runtime: str  # what the fresh process that checks it runs
     write: Callable  # (network, preprocessing, classes, summary, dest) -> Path
-    verify: Callable[[os.PathLike, Sequence[np.ndarray], np.ndarray], object]  # -> VerifyResult
+    verify: Callable[..., object]  # (path, images, expected probabilities, stop=, on_progress=) -> VerifyResult
 
     def unverified(self, run_root: Path) -> Path:
         """Where the file is written until a fresh process has agreed with the trained model."""

@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -35,6 +35,8 @@ from tlstudio import __version__
 from tlstudio.core.atomic import json_line, write_bytes
 from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.errors import UserError
+from tlstudio.core.events import StopToken
+from tlstudio.core.inference.child_run import CHILD_PROGRESS_LINE
 from tlstudio.core.inference.export import FORMAT, VerifyResult, child_command, compare_in_child, refuse_non_finite, run_child_code
 from tlstudio.core.inference.onnx_file import INFO_KEY, file_problem
 
@@ -180,9 +182,12 @@ session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
 names = json.loads(session.get_modelmeta().custom_metadata_map["tlstudio.json"])["class_names"]
 held = np.load(images_path, allow_pickle=False)
 images = [held[f"image{i}"] for i in range(len(held.files))]
-probs = [session.run(None, {"images": np.ascontiguousarray(img.transpose(2, 0, 1)[None])})[0][0].tolist() for img in images]
+probs = []
+for img in images:
+    probs.append(session.run(None, {"images": np.ascontiguousarray(img.transpose(2, 0, 1)[None])})[0][0].tolist())
+    PROGRESS_LINE
 print(json.dumps({"class_names": names, "probs": probs}))
-"""
+""".replace("PROGRESS_LINE", CHILD_PROGRESS_LINE)
 
 CHILD_FLAG = "--verify-onnx-child"
 
@@ -193,7 +198,8 @@ def run_child() -> int:
 
 
 def verify_onnx_in_fresh_process(
-    model_path: str | os.PathLike, images: Sequence[np.ndarray], expected_probs: np.ndarray, min_agreement: float = 0.99, timeout: float = 600
+    model_path: str | os.PathLike, images: Sequence[np.ndarray], expected_probs: np.ndarray, min_agreement: float = 0.99, timeout: float = 600,
+    stop: Optional[StopToken] = None, on_progress: Callable[[int], None] = lambda _done: None,
 ) -> VerifyResult:
     """Run ``model_path`` in a new process with onnxruntime on CPU on ``images`` (HxWx3 uint8, any sizes) and compare."""
     if len(images) == 0:
@@ -201,5 +207,5 @@ def verify_onnx_in_fresh_process(
     with tempfile.TemporaryDirectory(prefix="tlstudio-verify-") as tmp:
         held = Path(tmp) / "images.npz"
         np.savez(held, **{f"image{i}": np.ascontiguousarray(a, dtype=np.uint8) for i, a in enumerate(images)})
-        return compare_in_child(child_command(_CHILD, CHILD_FLAG, model_path, held), expected_probs, min_agreement, timeout)
+        return compare_in_child(child_command(_CHILD, CHILD_FLAG, model_path, held), expected_probs, min_agreement, timeout, stop, on_progress)
 
