@@ -1,7 +1,7 @@
 """Start the desktop studio: logging, the exception hook, the style sheet, the window.
 
-``tlstudio`` with no sub-command calls ``run_app``; ``tlstudio PATH`` opens a project
-(a folder ending in .tlstudio) or uses PATH as the image folder.
+``tlstudio`` with no sub-command calls ``run_app``, which reopens the last project on its step (or shows the
+welcome page); ``tlstudio PATH`` opens a project (a folder ending in .tlstudio) or uses PATH as the image folder.
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ def run_app(argv: Sequence[str] = ()) -> int:
     app = make_application([a for a in argv if a.startswith("-")])
     notifier = Notifier()
     install_exception_hook(notifier)
-    window = MainWindow(QSettings(), notifier)
+    paths = [a for a in argv if not a.startswith("-")]
+    window = MainWindow(QSettings(), notifier, reopen_last=not paths)  # a path given wins over the last session
     app.aboutToQuit.connect(lambda: window.studio.jobs.wait_all(30_000))
     freeze_long_lived_objects()  # torch, timm, Qt and the window: keep them out of every later collection
-    paths = [a for a in argv if not a.startswith("-")]
     if paths:
         target = Path(paths[0]).expanduser()
         if is_project(target):

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QSettings, Signal
 
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.data.index import DatasetIndex
@@ -21,10 +21,27 @@ from tlstudio.core.errors import UserError
 from tlstudio.core.paths import data_dir
 from tlstudio.core.runs.project import SUFFIX, Project, RunInfo
 
+from tlstudio.gui import start_folder
 from tlstudio.gui.notifier import Notifier
 from tlstudio.gui.workers import Jobs
 
 log = logging.getLogger("tlstudio.gui")
+
+SCRATCH_PREFIX = "Untitled-"
+
+
+def scratch_projects_dir() -> Path:
+    """Where an Untitled project goes when the user trains before opening or creating one."""
+    return data_dir() / "projects"
+
+
+def is_scratch_folder(path: str | Path) -> bool:
+    path = Path(path)
+    try:
+        inside = path.resolve().parent == scratch_projects_dir().resolve()
+    except OSError:
+        return False
+    return inside and path.name.startswith(SCRATCH_PREFIX)
 
 
 class Studio(QObject):
@@ -34,9 +51,10 @@ class Studio(QObject):
     runs_changed = Signal()
     current_run_changed = Signal(str)  # run id, "" for none
 
-    def __init__(self, notifier: Notifier):
+    def __init__(self, notifier: Notifier, settings: Optional[QSettings] = None):
         super().__init__()
         self.notifier = notifier
+        self.settings = settings  # the window's QSettings: where file dialogs open (``dialog_folder``)
         self.jobs = Jobs(notifier)
         self.project: Optional[Project] = None
         self.scratch = False  # the project is the automatic "Untitled" one in the user's data folder
@@ -49,11 +67,12 @@ class Studio(QObject):
         """The open project; an Untitled one in the user's data folder when none was opened yet."""
         if self.project is None:
             stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-            folder, n = data_dir() / "projects" / f"Untitled-{stamp}", 2
+            folder, n = scratch_projects_dir() / f"{SCRATCH_PREFIX}{stamp}", 2
             while folder.with_name(folder.name + SUFFIX).exists():
-                folder, n = data_dir() / "projects" / f"Untitled-{stamp}-{n}", n + 1
+                folder, n = scratch_projects_dir() / f"{SCRATCH_PREFIX}{stamp}-{n}", n + 1
             self.project = Project.create(folder)
             self.scratch = True
+            log.info("no project was open: this work is kept in the Untitled project %s", self.project.root)
             self._write_settings()
             self.project_changed.emit()
         return self.project
@@ -71,7 +90,7 @@ class Studio(QObject):
 
     def open_project(self, path: str | Path) -> Project:
         project = Project.open(path)
-        self.set_project(project)
+        self.set_project(project, scratch=is_scratch_folder(project.root))  # a reopened Untitled one is still unsaved
         return project
 
     def new_project(self, path: str | Path) -> Project:
@@ -90,6 +109,21 @@ class Studio(QObject):
             project = project.save_as(path)
             self.set_project(project)
         return project
+
+    def project_folder(self) -> Optional[Path]:
+        """The open project's folder when the user chose it (not an Untitled one in tlstudio's own folder)."""
+        return self.project.root if self.project is not None and not self.scratch else None
+
+    # ------------------------------------------------------------ where file dialogs open
+    def dialog_folder(self, kind: str) -> str:
+        """The folder a file dialog for ``kind`` (see ``start_folder``) opens in."""
+        if self.settings is None:
+            return str(self.project_folder() or Path.home())
+        return start_folder.start_folder(self.settings, kind, self.project_folder())
+
+    def remember_folder(self, kind: str, path: str | Path) -> None:
+        if self.settings is not None and path:
+            start_folder.remember_folder(self.settings, kind, path)
 
     def _write_settings(self) -> None:
         if self.project is None:
