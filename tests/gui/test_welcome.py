@@ -8,7 +8,8 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QRect, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, QRect, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QFileDialog  # noqa: E402
 
 from tests.gui.conftest import scan  # noqa: E402
@@ -65,6 +66,33 @@ def test_the_welcome_page_can_be_shown_again_and_opening_a_project_leaves_it(qtb
     assert window.welcome_shown()
     window.project_actions.open_project(str(Project.create(tmp_path / "Bees").root))
     assert not window.welcome_shown() and window.studio.project.name == "Bees"
+
+
+def test_new_project_from_the_welcome_page(qtbot, window, tmp_path, monkeypatch):
+    seen = {}
+
+    def dialog(parent, title, start, *args, **kwargs):
+        seen["start"] = start
+        return str(tmp_path / "Fresh.tlstudio"), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
+    window.welcome.new_project_button.click()
+    assert Path(seen["start"]).parent == Path.home()  # nothing remembered yet
+    assert window.studio.project.root == tmp_path / "Fresh.tlstudio" and not window.welcome_shown()
+
+
+def drop(window, folder: Path) -> None:
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def test_dropping_a_folder_on_the_welcome_page_leaves_it(qtbot, window, colours):
+    assert window.welcome_shown()
+    with qtbot.waitSignal(window.data_panel.scan_done, timeout=60_000):
+        drop(window, colours)
+    assert not window.welcome_shown() and window.current_step() == "Data"
 
 
 # ------------------------------------------------------------ relaunch
@@ -131,6 +159,15 @@ def test_work_without_a_project_says_where_it_is_kept_and_save_as_moves_on(qtbot
     assert not bar.isVisible() and window.windowTitle().startswith("Mine")
     assert window.project_actions.recent.items()[0] == str(tmp_path / "Mine.tlstudio")
     assert str(untitled.root) not in window.project_actions.recent.items()
+
+
+def test_a_relaunch_reopens_an_untitled_project_still_marked_untitled(qtbot, new_window):
+    first = new_window()
+    untitled = first.studio.ensure_project()
+    first.close()
+    second = new_window()
+    assert second.studio.project.root == untitled.root and second.studio.scratch
+    assert second.untitled_bar.isVisible() and second.windowTitle().startswith("Untitled")
 
 
 def test_save_as_before_anything_was_trained_makes_the_project(qtbot, window, colours, tmp_path):

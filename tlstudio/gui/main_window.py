@@ -39,6 +39,7 @@ from tlstudio.gui.panels.train_panel import TrainPanel
 from tlstudio.gui.panels.welcome import WelcomePage
 from tlstudio.gui.project_actions import ProjectActions
 from tlstudio.gui.recent import RecentList, RecentMenu
+from tlstudio.gui.start_folder import IMAGES
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.untitled_bar import UntitledBar
 from tlstudio.gui.widgets.calm_progress import CalmProgressBar
@@ -154,6 +155,7 @@ class MainWindow(QMainWindow):
         studio.jobs.progress.connect(self._on_job_progress)
         studio.jobs.live_changed.connect(self._update_for_training)
         self.data_panel.folder_opened.connect(self.recent_folders.add)
+        self.data_panel.folder_opened.connect(lambda path: studio.remember_folder(IMAGES, path))
         self.data_panel.folder_opened.connect(self.show_steps)
         self.evaluate_panel.actions.baseline_requested.connect(self.train_baseline)
         self.evaluate_panel.actions.report_written.connect(self._on_report_written)
