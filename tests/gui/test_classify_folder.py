@@ -42,6 +42,8 @@ def test_the_folder_gets_the_answers_and_the_csv_of_tlstudio_predict(qtbot, wind
         view.choose_button.click()
     answers = blocker.args[0]
     qtbot.waitUntil(lambda: view.job is None and view.save_button.isEnabled(), timeout=10_000)
+    in_order = [view.sorted.index(r, PICTURE).data(Qt.ItemDataRole.ToolTipRole) for r in range(view.sorted.rowCount())]
+    assert in_order == [p.path for p in answers.predictions]  # first shown in the order of the CSV
 
     # Every picture at every depth, the broken one included (the text file is not a picture).
     pictures = 24 + 1
@@ -105,3 +107,39 @@ def test_a_run_without_a_model_file_offers_nothing_and_says_why(qtbot, window, e
     view = open_on_export(qtbot, window, copy.root)
     assert not view.choose_button.isEnabled() and view.status.text() == NO_FILE
     assert view.classify(tmp_path) is None
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_model_file_tlstudio_did_not_make_runs_only_after_a_yes(qtbot, tmp_path, trusted):
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.faults.evil_model import make_evil_model, ran
+    from tlstudio.gui.notifier import Notifier
+    from tlstudio.gui.studio import Studio
+    from tlstudio.gui.widgets.classify_folder import ClassifyFolderView
+    from tlstudio.gui.widgets.try_it import NOT_TRUSTED
+
+    marker = tmp_path / "overwritten"
+    model = make_evil_model(tmp_path / "stranger.pt", marker)
+    folder = tmp_path / "new"
+    folder.mkdir()
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(folder / "picture.png")
+    notifier = Notifier()
+    notifier.show_dialogs = False
+    studio = Studio(notifier)
+    view = ClassifyFolderView(studio)
+    qtbot.addWidget(view)
+    asked = []
+    view.ask_to_trust = lambda path: asked.append((path, threading.current_thread() is threading.main_thread())) or trusted
+    view.set_model_file(model)
+    view.classify(folder)
+    qtbot.waitUntil(lambda: view.job is None and bool(asked) and (view.answers is not None or view.status.text() == NOT_TRUSTED), timeout=60_000)
+    assert asked == [(str(model), True)]
+    if trusted:
+        assert view.table_model.rowCount() == 1 and ran(marker) == {"load", "forward"}
+    else:
+        assert view.answers is None and ran(marker) == set() and view.choose_button.isEnabled()
+    assert studio.jobs.wait_all(60_000)

@@ -180,6 +180,7 @@ class ClassifyFolderView(QWidget):
         self.table = QTableView()
         self.table.setModel(self.sorted)
         self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # first shown in the CSV's order
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
@@ -191,6 +192,7 @@ class ClassifyFolderView(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.table, "Table")
         self.tabs.addTab(self.gallery, "Pictures")
+        self.tabs.setMinimumHeight(180)  # the Export step scrolls: without a floor the answers would shrink to a line
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.choose_button)
@@ -293,6 +295,7 @@ class ClassifyFolderView(QWidget):
                 self.classify(answer.pictures[0], trusted_sha256=answer.sha256)
             else:
                 self.status.setText(NOT_TRUSTED)
+                self._update_buttons()
             return
         self._show(answer)
         n, bad = len(answer.predictions), answer.unreadable
