@@ -206,9 +206,10 @@ def test_download_streams_with_progress_into_the_hub_cache(served, own_homes):
 
 def test_download_with_the_wrong_hash_keeps_nothing(served):
     url = f"{served['base']}/{SMALL}-deadbeef.pth"
-    with pytest.raises(UserError) as err:
+    with pytest.raises(weights.DownloadError) as err:
         weights.download(spec_at(url))
     assert url in str(err.value) and served["digest"] in str(err.value) and "deadbeef" in str(err.value)
+    assert not isinstance(err.value, weights.Unreachable)
     assert files_in(checkpoints()) == []
 
 
@@ -242,9 +243,10 @@ def test_a_connection_closed_early_keeps_nothing(served):
 
 def test_a_missing_file_on_the_server_is_a_clear_error(served):
     url = f"{served['base']}/{SMALL}-0badf00d.pth"
-    with pytest.raises(UserError, match="404") as err:
+    with pytest.raises(weights.DownloadError, match="404") as err:
         weights.download(spec_at(url))
-    assert url in str(err.value) and "tlstudio weights import" in str(err.value)
+    assert not isinstance(err.value, weights.Unreachable) and err.value.file_name == f"{SMALL}-0badf00d.pth"
+    assert url in err.value.plain and "tlstudio weights import" in str(err.value) and "tlstudio" not in err.value.plain
     assert files_in(checkpoints()) == []
 
 
@@ -298,6 +300,19 @@ def test_a_connection_broken_mid_download_is_no_offline_error_and_shows_no_errno
     assert not isinstance(err.value, weights.Unreachable)
     assert "104" not in str(err.value) and "Connection reset by peer" not in str(err.value)
     assert weights.weights_file_name(bb.get_backbone("resnet18")) in str(err.value)
+    assert files_in(checkpoints()) == []
+
+
+def test_a_cancel_while_the_site_is_still_being_tried_is_a_cancel(monkeypatch):
+    stop = StopToken()
+
+    def cancel_then_time_out(*_args, **_kwargs):
+        stop.stop()  # the user pressed Cancel during the connection attempt
+        raise urllib.error.URLError(TimeoutError("timed out"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", cancel_then_time_out)
+    with pytest.raises(Cancelled):
+        weights.download(bb.get_backbone("resnet18"), stop=stop)
     assert files_in(checkpoints()) == []
 
 

@@ -119,7 +119,7 @@ def test_download_without_network_says_so_in_place_names_the_file_and_keeps_noth
 
     with qtbot.waitSignal(panel.weights_changed, timeout=60_000):
         panel.download_button.click()
-    offline = panel.unreachable
+    offline = panel.download_problem
     assert isinstance(offline, weights.Unreachable) and offline.backbone == SMALL and offline.url == url
     assert offline.file_name == weights.weights_file_name(spec)
     assert panel.weights_bar.missing_shown() and panel.weights_bar.note.text() == offline.plain
@@ -130,7 +130,24 @@ def test_download_without_network_says_so_in_place_names_the_file_and_keeps_noth
     assert panel.download_button.isEnabled() and panel.import_button.isEnabled() and panel.cancel_button.isHidden()
 
     panel.select_backbone("resnet18")  # the offline answer belonged to the other backbone
-    assert panel.unreachable is None and panel.weights_bar.note.text() != offline.plain
+    assert panel.download_problem is None and panel.weights_bar.note.text() != offline.plain
+
+
+def test_a_file_missing_on_the_server_is_said_in_place_and_is_not_called_offline(qtbot, window, own_homes, monkeypatch, server):
+    base, _folder = server  # serves an empty folder: 404
+    spec = bb.get_backbone(SMALL)
+    monkeypatch.setitem(bb.catalog(), SMALL, dataclasses.replace(spec, weights_url=f"{base}/{weights.weights_file_name(spec)}"))
+    panel = fresh_panel(window)
+    errors = []
+    window.notifier.notified.connect(errors.append)
+    panel.select_backbone(SMALL)
+
+    with qtbot.waitSignal(panel.weights_changed, timeout=60_000):
+        panel.download_button.click()
+    problem = panel.download_problem
+    assert isinstance(problem, weights.DownloadError) and not isinstance(problem, weights.Unreachable)
+    assert panel.weights_bar.note.text() == problem.plain and errors == []
+    assert checkpoint_files() == [] and panel.table.marked_missing(SMALL)
 
 
 def test_importing_a_file_with_the_button_takes_the_mark_away_at_once(qtbot, window, own_homes, tmp_path, monkeypatch):
@@ -163,6 +180,6 @@ def test_a_download_shows_megabytes_and_takes_the_mark_away_at_once(qtbot, windo
         panel.download_job.event.connect(events.append)  # before the event loop runs: no event is missed
     progress = [e for e in events if isinstance(e, Progress)]
     assert progress and progress[-1].done == progress[-1].total == file.stat().st_size
-    assert checkpoint_files() == [file.name] and panel.unreachable is None
+    assert checkpoint_files() == [file.name] and panel.download_problem is None
     assert not panel.table.marked_missing(SMALL) and panel.table.availability(SMALL) == weights.CACHED
     assert not panel.weights_bar.missing_shown() and panel.download_button.isHidden() and panel.progress.isHidden()

@@ -62,22 +62,29 @@ _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionE
 _UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
 
 
-class Unreachable(UserError):
-    """The download site could not be reached (no internet, no name lookup, refused, timed out).
+class DownloadError(UserError):
+    """A download that brought no weights, and how to get them without it.
 
-    ``file_name`` is the weights file to copy from another computer and import instead; ``plain`` is the
-    message without the command line, for the window.
+    ``plain`` is the message for the window, which has the Import Weights File... button beside it;
+    the full message adds the command line. ``file_name`` is the weights file to copy and import.
     """
 
-    def __init__(self, spec: BackboneSpec, url: str):
-        self.backbone, self.url, self.file_name = spec.name, url, weights_file_name(spec)
-        # What the window shows, where the Import Weights File... button is right beside it.
+    def __init__(self, spec: BackboneSpec, what: str, retry: bool = False):
+        self.backbone, self.file_name = spec.name, weights_file_name(spec)
+        copy = "Try again, or copy" if retry else "Copy"
         self.plain = (
-            "This computer is not connected to the internet (or the download site cannot be reached). "
-            f"Copy the weights file {self.file_name} from a computer that has it (in its ~/.cache/torch/hub/checkpoints "
-            "folder) and use Import Weights File..."
+            f"{what} {copy} the weights file {self.file_name} from a computer that has it "
+            "(in its ~/.cache/torch/hub/checkpoints folder) and use Import Weights File..."
         )
         super().__init__(f"{self.plain} on the Model step, or run 'tlstudio weights import FILE --backbone {spec.name}'.")
+
+
+class Unreachable(DownloadError):
+    """The download site could not be reached (no internet, no name lookup, refused, timed out, no route)."""
+
+    def __init__(self, spec: BackboneSpec, url: str):
+        self.url = url
+        super().__init__(spec, "This computer is not connected to the internet (or the download site cannot be reached).")
 
 
 # ---------------------------------------------------------------- where the files are
@@ -327,7 +334,7 @@ def download(
         on_event(Message(f"{spec.title} ships with tlstudio; nothing to download."))
         return _bundled_path_or_fail(spec)
     if not spec.weights_url:
-        raise UserError(f"backbone '{spec.name}' has no download address. {_import_hint(spec)}")
+        raise DownloadError(spec, f"Backbone '{spec.name}' has no download address.")
     source = url or spec.weights_url
     dest = hub_checkpoint_path(spec)
     if dest.is_file():
@@ -336,7 +343,7 @@ def download(
     try:
         with atomic_path(dest) as tmp:
             digest = _stream(source, tmp, on_event, as_token(stop), spec)
-            _check_hash(digest, dest.name, source)
+            _check_hash(digest, spec, source)
             check_fits(safe_load(tmp), spec, f"the file downloaded from {source}")
     except OSError as exc:  # network errors became UserError in _stream; what is left is the disk
         raise UserError(f"could not write the weights into '{dest.parent}': {exc.strerror or exc}.") from None
@@ -352,23 +359,31 @@ def _stream(url: str, tmp: Path, on_event: EventCallback, stop: StopToken, spec:
             on_event(PhaseStarted("downloading", total))
             done = _copy_chunks(response, out, sha, total, on_event, stop)
     except urllib.error.HTTPError as exc:
-        raise UserError(f"the server answered {exc.code} {exc.reason} for {url}. {_import_hint(spec)}") from None
+        raise DownloadError(spec, f"The server answered {exc.code} {exc.reason} for {url}.") from None
     except _NETWORK_ERRORS as exc:
-        if is_unreachable(exc):
-            raise Unreachable(spec, url) from None
-        if isinstance(getattr(exc, "reason", exc), ssl.SSLError):
-            raise UserError(
-                f"could not open a secure connection to {urllib.parse.urlparse(url).hostname} (its certificate could not "
-                f"be checked, often a proxy or a wrong clock on this computer); nothing was kept. {_import_hint(spec)}"
-            ) from None
-        # Never the errno or the library's own words: the connection broke, and what to do about it.
-        raise UserError(f"the connection broke off while downloading {url}; nothing was kept. Try again. {_import_hint(spec)}") from None
+        stop.check()  # a Cancel pressed while the connection was still being tried is a cancel, not an error
+        raise _network_error(exc, spec, url) from None
     if total and done != total:
-        raise UserError(
-            f"the download of {url} stopped after {done / _MB:.1f} of {total / _MB:.1f} MB (the connection closed early). "
-            f"Try again. {_import_hint(spec)}"
+        raise DownloadError(
+            spec,
+            f"The download of {url} stopped after {done / _MB:.1f} of {total / _MB:.1f} MB (the connection closed early); "
+            "nothing was kept.",
+            retry=True,
         )
     return sha.hexdigest()
+
+
+def _network_error(exc: BaseException, spec: BackboneSpec, url: str) -> DownloadError:
+    """The error to show for a network failure: never the errno or the library's own words."""
+    if is_unreachable(exc):
+        return Unreachable(spec, url)
+    if isinstance(getattr(exc, "reason", exc), ssl.SSLError):
+        return DownloadError(
+            spec,
+            f"Could not open a secure connection to {urllib.parse.urlparse(url).hostname} (its certificate could not be "
+            "checked: often a proxy, or a wrong clock on this computer); nothing was kept.",
+        )
+    return DownloadError(spec, f"The connection broke off while downloading {url}; nothing was kept.", retry=True)
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -414,18 +429,12 @@ def time_left(seconds: float) -> str:
     return f"about {round(seconds / 60)} min left"
 
 
-def _check_hash(digest: str, file_name: str, url: str) -> None:
-    prefix = prefix_in_name(file_name)
+def _check_hash(digest: str, spec: BackboneSpec, url: str) -> None:
+    prefix = prefix_in_name(weights_file_name(spec))
     if matches_official(digest, prefix) is False:
-        raise UserError(
-            f"the file downloaded from {url} is damaged or not the expected one: its sha256 is {digest}, "
-            f"but its name says it must start with {prefix}. Nothing was kept; try again."
+        raise DownloadError(
+            spec,
+            f"The file downloaded from {url} is damaged or not the expected one: its sha256 is {digest}, "
+            f"but its name says it must start with {prefix}. Nothing was kept.",
+            retry=True,
         )
-
-
-def _import_hint(spec: BackboneSpec) -> str:
-    return (
-        f"To use {spec.title} without internet, copy {weights_file_name(spec)} from a computer that has it "
-        "(in its ~/.cache/torch/hub/checkpoints folder) and use Import Weights File... on the Model step, "
-        f"or 'tlstudio weights import FILE --backbone {spec.name}'."
-    )

@@ -62,8 +62,8 @@ class ModelPanel(QWidget):
         self.download_button.clicked.connect(self.download_selected)
         self.cancel_button.clicked.connect(self.cancel_download)
         self.import_button.clicked.connect(self.choose_weights_file)
-        # The site could not be reached on the last download of the selected backbone: said in place, not in a dialog.
-        self.unreachable: Optional[weights.Unreachable] = None
+        # Why the last download of the selected backbone brought no weights (weights.Unreachable when offline).
+        self.download_problem: Optional[weights.DownloadError] = None
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.PlainText)
@@ -112,10 +112,10 @@ class ModelPanel(QWidget):
         def work(on_event, stop):
             try:
                 return weights.download(spec, on_event, stop)
-            except weights.Unreachable as offline:
-                return offline  # an answer to show in place, with the file to import instead; not a failure dialog
+            except weights.DownloadError as problem:
+                return problem  # shown in place, beside the Import button it points to; not a failure dialog
 
-        self.unreachable = None
+        self.download_problem = None
         job = self.studio.jobs.start("download", f"Downloading {spec.title}", work)
         self.download_job = job
         # Bound slots (never lambdas holding widgets): they disconnect by themselves if the panel goes first.
@@ -154,8 +154,8 @@ class ModelPanel(QWidget):
 
     # ------------------------------------------------------------ reactions
     def _on_selected(self, name: str) -> None:
-        if self.unreachable is not None and self.unreachable.backbone != name:
-            self.unreachable = None
+        if self.download_problem is not None and self.download_problem.backbone != name:
+            self.download_problem = None
         self.studio.set_backbone(name)
         spec = bb.get_backbone(name)
         depth = self.studio.config.freeze.stages_of(spec) if self._depth_fits(spec) else len(spec.stages)
@@ -203,8 +203,8 @@ class ModelPanel(QWidget):
             self.progress.setFormat(event.detail or "%p%")
 
     def _on_downloaded(self, result) -> None:
-        if isinstance(result, weights.Unreachable):
-            self.unreachable = result
+        if isinstance(result, weights.DownloadError):
+            self.download_problem = result
             self._set_status("")
             return
         self._set_status(f"{bb.get_backbone(self.backbone()).title} is ready and works offline from now on.")
@@ -269,8 +269,8 @@ class ModelPanel(QWidget):
     def _update_buttons(self) -> None:
         spec = bb.get_backbone(self.backbone())
         available = self.table.availability(spec.name)
-        problem = self.unreachable.plain if self.unreachable is not None and available == weights.NEEDS_DOWNLOAD else ""
-        self.weights_bar.show_state(spec, available, self.download_job is not None, problem)
+        problem = self.download_problem if available == weights.NEEDS_DOWNLOAD else None  # an import since fixed it
+        self.weights_bar.show_state(spec, available, self.download_job is not None, problem.plain if problem else "")
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
