@@ -18,9 +18,11 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal, Slot
 
+from tlstudio.core.eta import PhaseProgress, PhaseState
 from tlstudio.core.events import Cancelled, EpochEnded, Failed, Finished, PhaseStarted, Progress, StepEnded, StopToken
 
 from tlstudio.gui.notifier import ErrorInfo, Notifier
+from tlstudio.gui.phase_words import status_line
 
 Work = Callable[[Callable[[Any], None], StopToken], Any]
 
@@ -77,11 +79,16 @@ class Job(QObject):
     failed = Signal(object)  # ErrorInfo
     cancelled = Signal()
     finished = Signal()  # always last, after the thread has ended
+    paused_changed = Signal(bool)
 
     def __init__(self, name: str, title: str, fn: Work):
         super().__init__()
         self.name, self.title = name, title
         self.token = StopToken()
+        # The current phase, its done/total and time left (pauses left out): every view of this job reads this one.
+        token = self.token  # not self: no reference cycle through the lambda
+        self.phase = PhaseProgress(lambda: token.paused_seconds)
+        self.detail = ""  # the last Progress's own words ("epoch 2/3"), for the status bar
         self.result: Any = None
         self.error: Optional[ErrorInfo] = None
         self.was_cancelled = False
@@ -105,10 +112,17 @@ class Job(QObject):
         self.token.stop()
 
     def pause(self) -> None:
-        self.token.pause()
+        if not self.token.paused and not self.token.stopped:
+            self.token.pause()
+            self.paused_changed.emit(True)
 
     def resume(self) -> None:
-        self.token.resume()
+        if self.token.paused:
+            self.token.resume()
+            self.paused_changed.emit(False)
+
+    def phase_state(self) -> PhaseState:
+        return self.phase.state()
 
     @property
     def paused(self) -> bool:
@@ -127,6 +141,11 @@ class Job(QObject):
 
     @Slot(object)
     def _on_event(self, event: Any) -> None:
+        self.phase.update(event)  # before the listeners: they read the phase this event made
+        if isinstance(event, PhaseStarted):
+            self.detail = ""
+        elif isinstance(event, Progress):
+            self.detail = event.detail
         self.event.emit(event)
 
     @Slot(object)
@@ -163,20 +182,21 @@ class Jobs(QObject):
         super().__init__()
         self.notifier = notifier
         self._live: list[Job] = []
-        self._phase: dict[Job, str] = {}
 
     def start(self, name: str, title: str, fn: Work) -> Job:
         job = Job(name, title, fn)
         self._live.append(job)
         # Bound slots, not lambdas: no reference cycle keeps a finished Job alive.
         job.event.connect(self._on_event)
+        job.paused_changed.connect(self._on_paused_changed)
         job.failed.connect(self._on_failed)
         job.finished.connect(self._on_finished)
         job.start()
         if len(self._live) == 1:
             self.busy_changed.emit(True)
         self.live_changed.emit()
-        self.progress.emit(f"{title}…", 0, 0)
+        if self._speaks(job):
+            self.progress.emit(f"{title}…", 0, 0)
         return job
 
     def live(self, name: Optional[str] = None) -> list[Job]:
@@ -200,29 +220,54 @@ class Jobs(QObject):
         job = self.sender()
         self.notifier.error(info, job.title if isinstance(job, Job) else "")
 
+    def _speaks(self, job: Job) -> bool:
+        """Whether ``job``'s progress goes to the status bar: the oldest live job with phases (a run) keeps it,
+        so that a short job started meanwhile (thumbnails, a report) does not replace the run's figures."""
+        for other in self._live:
+            if other is job:
+                return True
+            if other.phase.name:
+                return False
+        return True
+
     @Slot(object)
     def _on_event(self, event: Any) -> None:
         job = self.sender()
-        if isinstance(event, PhaseStarted):
-            self._phase[job] = event.name
-            self.progress.emit(f"{job.title}: {event.name}", 0, event.total)
-        elif isinstance(event, Progress):
-            phase = self._phase.get(job, "")
-            detail = f" ({event.detail})" if event.detail else ""
-            self.progress.emit(f"{job.title}: {phase}{detail}", event.done, event.total)
-        elif isinstance(event, EpochEnded):
-            self.progress.emit(f"{job.title}: epoch {event.epoch} of {event.epochs}", event.epoch, event.epochs)
+        if not isinstance(job, Job) or not self._speaks(job):
+            return
+        if isinstance(event, (PhaseStarted, Progress, EpochEnded)):
+            self._report(job)
         elif isinstance(event, Finished) and event.cancelled:
             self.progress.emit(f"{job.title}: stopped", 0, 0)
+
+    @Slot(bool)
+    def _on_paused_changed(self, _paused: bool) -> None:
+        job = self.sender()
+        if isinstance(job, Job) and self._speaks(job):
+            self._report(job)
+
+    def _report(self, job: Job) -> None:
+        """The job's phase as the Train step shows it: the same done/total, the same words, paused shown as paused."""
+        state = job.phase_state()
+        self.progress.emit(status_line(job.title, state, job.paused, job.detail), state.done, state.total)
+
+    def _report_next(self) -> None:
+        """After a job ends, the status bar shows the one that speaks now, not the ended job's last line."""
+        job = next((j for j in self._live if j.phase.name), self._live[-1])
+        if job.phase.name:
+            self._report(job)
+        else:
+            self.progress.emit(f"{job.title}…", 0, 0)
 
     @Slot()
     def _on_finished(self) -> None:
         job = self.sender()
         if job in self._live:
             self._live.remove(job)
-        self._phase.pop(job, None)
         self.live_changed.emit()
-        if not self._live:
+        if self._live:
+            self._report_next()
+        else:
             self.progress.emit("Ready", 0, 0)
             self.busy_changed.emit(False)
             self.all_finished.emit()

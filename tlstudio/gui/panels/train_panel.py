@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QTextCursor
+from PySide6.QtGui import QShowEvent, QTextCursor
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -18,6 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tlstudio.core.catalog import weights
+from tlstudio.core.catalog.backbones import get_backbone
 from tlstudio.core.runs import project as pj
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
@@ -34,34 +37,33 @@ from tlstudio.gui.widgets.train_settings import TrainSettings
 from tlstudio.gui.garbage import freeze_long_lived_objects
 from tlstudio.gui.workers import Job, reserve_a_core_for_the_window
 from tlstudio.gui.widgets.calm_progress import CalmProgressBar
+from tlstudio.gui.phase_words import PHASE_TEXT, PHASE_UNIT, duration, phase_line, phase_name, time_left
 
-PHASE_TEXT = {
-    "scanning": "Reading the folder",
-    "decoding": "Decoding the pictures once",
-    "caching features": "Running the frozen layers once",
-    "fitting the head": "Fitting the new head (trying settings on the training pictures)",
-    "training": "Training",
-    "evaluating": "Checking the model on the validation pictures",
-    "exporting": "Exporting and verifying the model file",
-}
+__all__ = ["PHASE_TEXT", "TrainPanel", "duration", "missing_weights"]
+
+STOPPING = "Stopping after the current batch…"
 
 
-def duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+def missing_weights(config: TrainConfig) -> str:
+    """Why ``config`` cannot start on this computer for want of its backbone's weights, or ''."""
+    if not config.pretrained:
+        return ""
+    try:
+        spec = get_backbone(config.backbone)
+    except UserError:
+        return ""  # an unknown name: preparing the run says so, with the names it knows
+    if weights.availability(spec) != weights.NEEDS_DOWNLOAD:
+        return ""
+    return (
+        f"The ImageNet weights of {spec.title} are not on this computer, so training cannot start. "
+        "Download or import them on the Model step, or choose a backbone whose weights are here."
+    )
 
 
 class TrainPanel(QWidget):
     run_started = Signal(str)  # run id
     run_finished = Signal(object)  # the TrainResult, or None when the run failed
+    model_step_requested = Signal()  # "Go to the Model Step": the backbone chosen has no weights here
 
     def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -69,6 +71,8 @@ class TrainPanel(QWidget):
         self.job: Optional[Job] = None
         self.run_id = ""
         self.planned_warnings: tuple[PlannedWarning, ...] = ()  # the shown run's: from the running plan, or a saved summary
+        self.run_epochs = 0  # the planned epochs of the run in progress
+        self.refusal = ""  # why Start is refused now ("" when it is not)
 
         self.runs = RunPicker(studio)
         self.settings = TrainSettings(studio.config)
@@ -93,7 +97,19 @@ class TrainPanel(QWidget):
         self.notice.setWordWrap(True)
         self.notice.setTextFormat(Qt.TextFormat.PlainText)  # class names from the disk are never markup
         self.notice.hide()
-        self.epoch_label = QLabel("Epoch –")
+        self.weights_note = QLabel()
+        self.weights_note.setObjectName("weightsNotice")
+        self.weights_note.setWordWrap(True)
+        self.weights_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.model_step_button = QPushButton("Go to the Model Step")
+        self.model_step_button.setToolTip("Download or import the backbone's weights there, or choose another backbone.")
+        self.model_step_button.clicked.connect(lambda _checked=False: self.model_step_requested.emit())
+        self.settings_note = QLabel()  # while a run with its own settings trains: which settings apply
+        self.settings_note.setObjectName("settingsNotice")
+        self.settings_note.setWordWrap(True)
+        self.settings_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.settings_note.hide()
+        self.epoch_label = QLabel("")
         self.speed_label = QLabel("")
         self.eta_label = QLabel("")
         self.progress = CalmProgressBar()
@@ -106,7 +122,10 @@ class TrainPanel(QWidget):
         settings_box = QGroupBox("Settings")
         settings_box.setMaximumWidth(310)
         box = QVBoxLayout(settings_box)
+        box.addWidget(self.settings_note)
         box.addWidget(self.settings)
+        box.addWidget(self.weights_note)
+        box.addWidget(self.model_step_button)
         box.addWidget(self.start_button)
         buttons = QHBoxLayout()
         buttons.addWidget(self.pause_button)
@@ -143,8 +162,10 @@ class TrainPanel(QWidget):
 
         studio.project_changed.connect(self._on_project_changed)
         studio.current_run_changed.connect(self._show_run)
+        studio.backbone_changed.connect(lambda _name: self.check_weights())
         self._set_running(False)
         self._show_run(studio.current_run)
+        self.check_weights()
 
     # ------------------------------------------------------------ buttons
     def start(self, config: Optional[TrainConfig] = None) -> Optional[Job]:
@@ -156,6 +177,9 @@ class TrainPanel(QWidget):
         if self.job is not None:
             return None
         explicit = config is not None
+        if not explicit and self.check_weights():
+            self.studio.notifier.exception(UserError(self.refusal[0].lower() + self.refusal[1:]), "Starting training")
+            return None
         try:
             config, files = self._prepare_run(config)
         except UserError as exc:
@@ -175,8 +199,8 @@ class TrainPanel(QWidget):
         start = f"freeze depth {config.freeze_depth}" if config.pretrained else "from random weights, everything trains"
         self._log(f"Run {files.root.name}: {config.backbone}, {start}, {config.epochs} epochs.")
         if explicit:
-            self._log("The Settings box is not used for this run: its settings are in the run's config.json.")
-        return self._launch(files.root.name, work)
+            self._show_settings_of_run(config)
+        return self._launch(files.root.name, work, config.epochs)
 
     def resume(self, run_id: str = "") -> Optional[Job]:
         """Continue a stopped or interrupted run (the chosen one) from its last complete epoch, with its own settings."""
@@ -195,15 +219,17 @@ class TrainPanel(QWidget):
         self.plots.load_history(run.history)  # the epochs done so far; the resumed ones follow
         self.log.clear()
         self._log(f"Run {run.id}: continuing after epoch {len(run.history)} of {run.config.epochs}, with the settings it was started with.")
-        return self._launch(run.id, work)
+        self._show_settings_of_run(run.config)
+        return self._launch(run.id, work, run.config.epochs)
 
     @staticmethod
     def _resumable(run) -> bool:
         status = run.files.read_status()
         return run.config is not None and status is not None and status.resumable
 
-    def _launch(self, run_id: str, work) -> Job:
-        self.run_id = run_id
+    def _launch(self, run_id: str, work, epochs: int) -> Job:
+        self.run_id, self.run_epochs = run_id, epochs
+        self._clear_numbers()
         self._show_warnings(())
         self.studio.runs_changed.emit()
         self.studio.set_current_run(run_id)
@@ -211,10 +237,12 @@ class TrainPanel(QWidget):
         job = self.studio.jobs.start("train", "Training", work)
         self.job = job
         job.event.connect(self._on_event)
+        job.paused_changed.connect(self._on_paused_changed)
         job.succeeded.connect(self._on_succeeded)
         job.failed.connect(self._on_failed)
         job.finished.connect(self._on_finished)
         self._set_running(True)
+        self._show_phase()
         self.run_started.emit(self.run_id)
         return job
 
@@ -223,11 +251,9 @@ class TrainPanel(QWidget):
             return
         if self.job.paused:
             self.job.resume()
-            self.pause_button.setText("Pause")
             self._log("Resumed.")
         else:
             self.job.pause()
-            self.pause_button.setText("Continue")
             self._log("Paused after the current batch. Click Continue to go on.")
 
     def stop(self) -> None:
@@ -235,7 +261,9 @@ class TrainPanel(QWidget):
             self.job.stop()
             self.stop_button.setEnabled(False)
             self.pause_button.setEnabled(False)
-            self._log("Stopping after the current batch…")
+            self.pause_button.setText("Pause")
+            self._show_phase()
+            self._log(STOPPING)
 
     def _prepare_run(self, config: Optional[TrainConfig] = None):
         if config is not None:
@@ -265,31 +293,58 @@ class TrainPanel(QWidget):
     def _on_event(self, event) -> None:
         if isinstance(event, StepEnded):
             self.plots.add_step(event.epoch - 1 + event.step / max(1, event.steps_per_epoch), event.loss)
+            self.epoch_label.setText(f"Epoch {event.epoch} of {self.run_epochs or event.epoch}")
             self.speed_label.setText(f"{event.images_per_s:,.0f} images/s")
         elif isinstance(event, Progress):
-            if event.total:
-                self.progress.setRange(0, event.total)
-                self.progress.setValue(event.done)
+            self._show_phase()
         elif isinstance(event, EpochEnded):
             self.plots.add_epoch(event.epoch, event.train_loss, event.train_acc, event.val_loss, event.val_acc)
             self.epoch_label.setText(f"Epoch {event.epoch} of {event.epochs}")
             self.speed_label.setText(f"{event.images_per_s:,.0f} images/s")
-            self.eta_label.setText(f"about {duration(event.eta_s)} left" if event.epoch < event.epochs else "")
+            self._show_phase()
             best = "  (kept so far: the best on the held-back training pictures)" if event.is_best else ""
             self._log(
                 f"Epoch {event.epoch}/{event.epochs}: loss {event.train_loss:.3f}, accuracy {event.train_acc:.1%}; "
                 f"validation loss {event.val_loss:.3f}, accuracy {event.val_acc:.1%}; {duration(event.seconds)}{best}"
             )
         elif isinstance(event, PhaseStarted):
-            text = PHASE_TEXT.get(event.name, event.name.capitalize())
-            self.phase.setText(f"<b>{text}…</b>")
-            self.progress.setRange(0, max(0, event.total))
-            self.progress.setValue(0)
-            self._log(f"{text}" + (f" ({event.total:,})" if event.total else "") + "…")
+            self.speed_label.setText("")  # a speed belongs to the training phase that measured it
+            self._show_phase()
+            unit = self._phase_amount()
+            self._log(f"{phase_name(event.name)}" + (f" ({unit})" if unit else "") + "…")
         elif isinstance(event, Message):
             self._log(("Warning: " if event.level == "warning" else "") + event.text)
         elif isinstance(event, PlanMade):
             self._show_warnings(event.plan.warnings)
+
+    def _phase_amount(self) -> str:
+        state = self.job.phase_state() if self.job is not None else None
+        if state is None or state.total <= 0:
+            return ""
+        return f"{state.total:,} {PHASE_UNIT.get(state.name, 'steps')}"
+
+    def _on_paused_changed(self, paused: bool) -> None:
+        self.pause_button.setText("Continue" if paused else "Pause")
+        self._show_phase()
+
+    def _show_phase(self) -> None:
+        """The headline, the bar and the time left, from the job's phase: the status bar shows the same one."""
+        job = self.job
+        if job is None:
+            return
+        state, paused = job.phase_state(), job.paused
+        line = STOPPING if job.token.stopped else phase_line(state, paused)
+        self.phase.setText(f"<b>{html.escape(line)}</b>")
+        self.eta_label.setText("" if job.token.stopped else time_left(state, paused))
+        self.progress.setRange(0, state.total)
+        self.progress.setValue(min(state.done, state.total) if state.total else 0)
+
+    def _clear_numbers(self) -> None:
+        """No epoch, speed, time left or bar from another run or phase."""
+        for label in (self.epoch_label, self.speed_label, self.eta_label):
+            label.setText("")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
 
     def _show_warnings(self, warnings: tuple[PlannedWarning, ...]) -> None:
         """The notice above the curves: what the scan warned of, before the run spends its time (the log says what it does about each)."""
@@ -339,13 +394,45 @@ class TrainPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if job is not None and job.result is not None and not job.result.cancelled else 0)
         self._set_running(False)
+        self._show_own_settings()
         self.eta_label.setText("")
+        self.speed_label.setText("")
         self.studio.runs_changed.emit()
         self.run_finished.emit(job.result if job is not None else None)
 
     # ------------------------------------------------------------ showing a saved run
     def _on_project_changed(self) -> None:
+        if self.job is None:  # a run with its own settings shows them until it ends
+            self.settings.load(self.studio.config)
+        self.check_weights()
+
+    def _show_settings_of_run(self, config: TrainConfig) -> None:
+        """While a run with its own settings trains, the box shows those (read-only: the run is running), and says so."""
+        self.settings.load(TrainConfig.from_dict(config.to_dict()))  # a copy: nothing typed here reaches the run or the project
+        start = "ImageNet weights" if config.pretrained else "random weights, everything trainable"
+        self.settings_note.setText(
+            f"This run uses its own settings, shown below ({config.backbone}, {start}). "
+            "Your settings come back when it ends."
+        )
+        self.settings_note.show()
+
+    def _show_own_settings(self) -> None:
+        self.settings_note.hide()
         self.settings.load(self.studio.config)
+
+    # ------------------------------------------------------------ refusing a start
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.check_weights()
+
+    def check_weights(self) -> bool:
+        """Refuse Start (in place, with the way out) while the chosen backbone's weights are not here. True when refused."""
+        self.refusal = missing_weights(self.studio.config)
+        self.weights_note.setText(self.refusal)
+        self.weights_note.setVisible(bool(self.refusal))
+        self.model_step_button.setVisible(bool(self.refusal))
+        self.start_button.setEnabled(self.job is None and not self.refusal)
+        return bool(self.refusal)
 
     def _show_run(self, run_id: str) -> None:
         if self.job is not None:
@@ -353,19 +440,23 @@ class TrainPanel(QWidget):
         run = self.studio.run(run_id)
         if run is None:
             self.plots.clear()
+            self._clear_numbers()
             self._show_warnings(())
             self.resume_button.setEnabled(False)
             return
         self._show_warnings(saved_warnings(run.record.summary))  # the notice is the shown run's
         self.plots.load_history(run.history)
+        self._clear_numbers()
         if run.history:
             last = run.history[-1]
             self.epoch_label.setText(f"Epoch {last['epoch']} of {run.config.epochs if run.config else last['epoch']}")
-        self.phase.setText(f"Run {run.id}: {run.record.status}.")
+            if last.get("images_per_s"):
+                self.speed_label.setText(f"{last['images_per_s']:,.0f} images/s")
+        self.phase.setText(f"Run {html.escape(run.id)}: {html.escape(str(run.record.status))}.")
         self.resume_button.setEnabled(self._resumable(run))
 
     def _set_running(self, running: bool) -> None:
-        self.start_button.setEnabled(not running)
+        self.start_button.setEnabled(not running and not self.refusal)
         self.pause_button.setEnabled(running)
         self.pause_button.setText("Pause")
         self.stop_button.setEnabled(running)

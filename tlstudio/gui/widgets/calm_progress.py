@@ -35,6 +35,10 @@ class CalmProgressBar(QProgressBar):
         if self._latest is not None:  # a pending value belongs to the new range
             self._timer.start()
 
+    def pending_or_shown(self) -> tuple[int, int]:
+        """(value, maximum) as the bar shows them once the pending value has landed: what a test compares."""
+        return (self._latest if self._latest is not None else self.value()), self.maximum()
+
     def _land(self) -> None:
         if self._latest is not None:
             value, self._latest = self._latest, None

@@ -1,0 +1,71 @@
+"""How long a run whose whole network trains would take, from a short trial on this computer.
+
+A from-scratch baseline trains every layer, which on a CPU can be hundreds of times slower than the
+frozen run it compares with; the user is told before it starts. The trial builds the run's network
+(random weights: no weights file is needed), takes a few optimisation steps on random pictures of the
+run's size and batch, and times them. It measures the gradient steps only: decoding the pictures (done
+once) and checking the validation pictures each epoch come on top, so the figure is an "about".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.events import StopToken, as_token
+
+TRIAL_STEPS = 2
+DEFAULT_BATCH = 16  # the batch a trial of "automatic" uses on a CPU
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    images_per_s: float  # measured: gradient steps of the whole network, on this computer
+    pictures: int  # training pictures per epoch (0: not known)
+    epochs: int
+
+    @property
+    def seconds(self) -> Optional[float]:
+        """The training steps of every epoch, or None when the number of pictures is not known."""
+        if self.pictures <= 0 or self.images_per_s <= 0:
+            return None
+        return self.pictures * self.epochs / self.images_per_s
+
+
+def measure_training_speed(config: TrainConfig, num_classes: int, pictures: int, stop: Optional[StopToken] = None) -> SpeedEstimate:
+    """Images per second of ``config``'s network training end to end on its device (one warm-up step, then timed ones)."""
+    from tlstudio.core.catalog.backbones import get_backbone
+    from tlstudio.core.catalog.build import build_backbone
+    from tlstudio.core.catalog.classifier import Classifier
+    from tlstudio.core.engine.device import resolve_device
+
+    stop = as_token(stop)
+    device = resolve_device(config.device)
+    size = config.image_size or get_backbone(config.backbone).input_size
+    batch = config.batch_size or DEFAULT_BATCH
+    torch.manual_seed(config.seed)
+    model = Classifier(build_backbone(config.backbone, False, None), max(2, num_classes), config.dropout).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    x = torch.rand(batch, 3, size, size, device=device)
+    y = torch.randint(0, max(2, num_classes), (batch,), device=device)
+
+    def step() -> None:
+        stop.check()
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    step()  # the first step pays for allocations and kernel choices
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(TRIAL_STEPS):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    return SpeedEstimate(TRIAL_STEPS * batch / max(1e-9, seconds), pictures, config.epochs)
