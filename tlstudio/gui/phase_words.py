@@ -79,6 +79,8 @@ def phase_line(state: PhaseState, paused: bool) -> str:
 def status_line(title: str, state: PhaseState, paused: bool, detail: Optional[str] = None) -> str:
     """The status bar's line for a job: its title and its phase line."""
     line = phase_line(state, paused)
-    if line.startswith(title):  # "Training: Training: ..." says it twice
-        return line + (f" ({detail})" if detail and not paused else "")
-    return f"{title}: {line}" + (f" ({detail})" if detail and not paused else "")
+    said = paused or not detail or detail == PHASE_UNIT.get(state.name)  # "(fits)" after "3 of 12 fits" says it twice
+    extra = "" if said else f" ({detail})"
+    if line.startswith(title):  # nor "Training: Training: ..."
+        return line + extra
+    return f"{title}: {line}{extra}"

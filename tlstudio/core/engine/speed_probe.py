@@ -41,23 +41,31 @@ def measure_training_speed(config: TrainConfig, num_classes: int, pictures: int,
     from tlstudio.core.catalog.backbones import get_backbone
     from tlstudio.core.catalog.build import build_backbone
     from tlstudio.core.catalog.classifier import Classifier
-    from tlstudio.core.engine.device import resolve_device
+    from tlstudio.core.engine.device import autocast_dtype, resolve_device
 
     stop = as_token(stop)
     device = resolve_device(config.device)
-    size = config.image_size or get_backbone(config.backbone).input_size
+    spec = get_backbone(config.backbone)
+    size = config.image_size or spec.input_size
     batch = config.batch_size or DEFAULT_BATCH
+    amp = autocast_dtype(device, config.precision)  # as the run would: mixed precision and channels_last where it uses them
+    memory = torch.channels_last if spec.is_cnn else torch.contiguous_format
     torch.manual_seed(config.seed)
     model = Classifier(build_backbone(config.backbone, False, None), max(2, num_classes), config.dropout).to(device).train()
+    model.to(memory_format=memory)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    x = torch.rand(batch, 3, size, size, device=device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    x = torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=memory)
     y = torch.randint(0, max(2, num_classes), (batch,), device=device)
 
     def step() -> None:
         stop.check()
         optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     step()  # the first step pays for allocations and kernel choices
     if device.type == "cuda":
