@@ -129,8 +129,10 @@ def test_download_without_network_says_so_in_place_names_the_file_and_keeps_noth
     assert checkpoint_files() == [] and panel.table.marked_missing(SMALL)
     assert panel.download_button.isEnabled() and panel.import_button.isEnabled() and panel.cancel_button.isHidden()
 
-    panel.select_backbone("resnet18")  # the offline answer belonged to the other backbone
-    assert panel.download_problem is None and panel.weights_bar.note.text() != offline.plain
+    panel.select_backbone("resnet18")  # the offline answer belongs to the other backbone
+    assert panel.weights_bar.note.text() != offline.plain and panel.weights_bar.missing_shown()
+    panel.select_backbone(SMALL)
+    assert panel.weights_bar.note.text() == offline.plain
 
 
 def test_a_file_missing_on_the_server_is_said_in_place_and_is_not_called_offline(qtbot, window, own_homes, monkeypatch, server):

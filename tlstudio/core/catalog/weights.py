@@ -345,7 +345,7 @@ def download(
             digest = _stream(source, tmp, on_event, as_token(stop), spec)
             _check_hash(digest, spec, source)
             check_fits(safe_load(tmp), spec, f"the file downloaded from {source}")
-    except OSError as exc:  # network errors became UserError in _stream; what is left is the disk
+    except OSError as exc:  # network errors became DownloadError in _stream; what is left is the disk
         raise UserError(f"could not write the weights into '{dest.parent}': {exc.strerror or exc}.") from None
     return dest
 

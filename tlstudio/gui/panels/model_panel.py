@@ -133,7 +133,9 @@ class ModelPanel(QWidget):
             self.download_job.stop()
 
     def choose_weights_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a weights file", str(Path.home()), "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)")
+        spec = bb.get_backbone(self.backbone())
+        title = f"Import the weights of {spec.title} (look for {weights.weights_file_name(spec)})"
+        path, _ = QFileDialog.getOpenFileName(self, title, str(Path.home()), "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)")
         if path:
             self.import_weights_file(path)
 
@@ -154,8 +156,6 @@ class ModelPanel(QWidget):
 
     # ------------------------------------------------------------ reactions
     def _on_selected(self, name: str) -> None:
-        if self.download_problem is not None and self.download_problem.backbone != name:
-            self.download_problem = None
         self.studio.set_backbone(name)
         spec = bb.get_backbone(name)
         depth = self.studio.config.freeze.stages_of(spec) if self._depth_fits(spec) else len(spec.stages)
@@ -269,7 +269,9 @@ class ModelPanel(QWidget):
     def _update_buttons(self) -> None:
         spec = bb.get_backbone(self.backbone())
         available = self.table.availability(spec.name)
-        problem = self.download_problem if available == weights.NEEDS_DOWNLOAD else None  # an import since fixed it
+        problem = self.download_problem
+        if problem is None or problem.backbone != spec.name or available != weights.NEEDS_DOWNLOAD:
+            problem = None  # another backbone's, or an import has fixed it since
         self.weights_bar.show_state(spec, available, self.download_job is not None, problem.plain if problem else "")
 
     def _set_status(self, text: str) -> None:
