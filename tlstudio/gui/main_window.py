@@ -289,6 +289,7 @@ class MainWindow(QMainWindow):
         self.choose_folder_action.setEnabled(not training)
         self.recent_folders_menu.menuAction().setEnabled(not training)
         self.welcome.set_training(training)
+        self.untitled_bar.save_button.setEnabled(not training)  # a project is copied only between runs
 
     def _on_project_changed(self) -> None:
         project = self.studio.project
@@ -361,9 +362,8 @@ class MainWindow(QMainWindow):
         problem = self._reopen(path)
         if problem:
             session.forget_project(self.settings)
-            self.welcome.set_notice(problem)
+            self.welcome.set_notice(problem)  # on the page itself: it stays until a project opens
             self.show_welcome()
-            self.statusBar().showMessage(problem, 30_000)
             return
         self.go_to(session.restorable_step(session.last_step(self.settings, STEPS), self.studio.project, STEPS[0]))
 

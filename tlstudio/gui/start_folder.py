@@ -1,7 +1,7 @@
 """Where a file dialog opens: the last folder used for that kind of file, else the project's folder, else home.
 
 Kinds are short words that name what the dialog is for (``IMAGES``, ``PROJECT``, ``WEIGHTS``, ``EXPORT``,
-``REPORT``, ``PICTURES``); each remembers its own folder in QSettings under ``folders/<kind>``.
+``REPORT``, ``PICTURES``, ``ANSWERS``); each remembers its own folder in QSettings under ``folders/<kind>``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ PROJECT = "project"  # a .tlstudio project folder (opened, created or saved as)
 WEIGHTS = "weights"  # a weights file to import
 EXPORT = "export"  # the exported model file
 REPORT = "report"  # a run's HTML report
-PICTURES = "pictures"  # pictures to try the model on
+PICTURES = "pictures"  # pictures to try the model on, or a folder of them to classify
+ANSWERS = "answers"  # a table of the model's answers (.csv)
 
 
 def _key(kind: str) -> str:
