@@ -149,7 +149,7 @@ def test_mistakes_come_worst_first_and_show_where_the_model_looked(qtbot, window
     assert losses == sorted(losses, reverse=True)
     by_path = {abspath(run, p): -np.log(max(p["probs"][p["label"]], 1e-12)) for p in wrong}
     assert all(abs(by_path[it.path] - it.loss) < 1e-9 for it in items)
-    ev.tabs.setCurrentWidget(ev.mistakes)
+    ev.show_tab(ev.mistakes)
     qtbot.waitUntil(lambda: ev.mistakes.loaded() > 0, timeout=20_000)
 
     # Where did it look? Selecting a picture explains it with the run's model (efficientnet_lite0, 64 px).
@@ -200,7 +200,7 @@ def test_try_it_agrees_with_the_model_file_and_needs_one(qtbot, window, project_
     assert ev.activation.message.text() == blocker.args[0].map.reason and "too coarse" in ev.activation.message.text()
 
     # It was trained without exporting: Try it says so plainly.
-    ev.tabs.setCurrentWidget(ev.try_it)
+    ev.show_tab(ev.try_it)
     assert not second.has_model
     assert "no model file" in ev.try_it.status.text() and not ev.try_it.zone.isEnabled()
 

@@ -95,70 +95,43 @@ class EvaluatePanel(QWidget):
         self.comparison = RunComparisonView()
         self.activation = ActivationView(studio)
 
-        numbers = QHBoxLayout()
-        for title, label, tip in (
-            ("Validation accuracy", self.accuracy, "The share of validation pictures the model classifies correctly."),
-            ("Balanced accuracy", self.balanced, "The average of the per-class recalls: a rare class counts as much as a common one."),
-        ):
-            box = QGroupBox(title)
-            box.setToolTip(tip)
-            QVBoxLayout(box).addWidget(label)
-            numbers.addWidget(box)
-        numbers.addWidget(self.note, 2)
-        numbers.addWidget(self.kept_epoch)
-
-        tables = QSplitter(Qt.Orientation.Horizontal)
-        tables.setObjectName("evaluateTablesSplit")
-        cm_hint = QLabel("Rows: the true class. Columns: the model's answer. Each cell: how many pictures, and their share of the row. "
-                         "Click a cell to see its pictures.")
-        cm_hint.setObjectName("hint")
-        cm_hint.setWordWrap(True)
-        cm_box = _box("Confusion matrix", self.confusion)
-        cm_box.layout().addWidget(cm_hint)
-        tables.addWidget(cm_box)
-        tables.addWidget(_box("Per class", self.per_class, "Click a column title to sort."))
-        tables.setStretchFactor(0, 1)
-        tables.setSizes([320, 380])
-        overview = QSplitter(Qt.Orientation.Vertical)
-        overview.setObjectName("evaluateOverviewSplit")
-        overview.addWidget(tables)
-        overview.addWidget(_box("Pictures of the chosen cell", self.gallery))
-        overview.setSizes([300, 260])
-
+        self.overview = self._build_overview()
+        # "Where did the model look?" explains the picture chosen in the page's gallery: it sits in the
+        # side column of the confusion matrix, Mistakes and Try it pages, and _tab_changed moves it.
+        self.activation_slots: dict[QWidget, QSplitter] = {self.overview: self.overview_side}
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(overview, "Overview")
-        self.tabs.addTab(self.mistakes, "Mistakes")
-        self.tabs.addTab(self.try_it, "Try it")
-        self.tabs.addTab(self.comparison, "Compare runs")
-        for i, tip in enumerate((
-            "The confusion matrix and the per-class numbers.",
-            "The wrong answers the model was most sure about. They often reveal a wrong label or a confusing picture.",
-            "Drop new pictures to see what the exported model says about them.",
-            "Every run of this project side by side, with their validation curves.",
-        )):
-            self.tabs.setTabToolTip(i, tip)
+        for widget, title, tip in (
+            (self.overview, "Confusion matrix", "Which classes the model confuses, and the pictures behind every cell."),
+            (self._per_class_page(), "Per class", "Precision, recall and F1 of every class. Click a column title to sort."),
+            (self._beside_activation(self.mistakes), "Mistakes", "The wrong answers the model was most sure about. They often reveal a wrong label or a confusing picture."),
+            (self._beside_activation(self.try_it), "Try it", "Drop new pictures to see what the exported model says about them."),
+            (self.comparison, "Compare runs", "Every run of this project side by side, with their validation curves."),
+        ):
+            self.tabs.setTabToolTip(self.tabs.addTab(widget, title), tip)
         self.tabs.currentChanged.connect(self._tab_changed)
-        self.side = QWidget()
-        side = QVBoxLayout(self.side)
-        side.setContentsMargins(6, 0, 0, 0)
-        side.addWidget(self.activation)
-        self.split = QSplitter(Qt.Orientation.Horizontal)
-        self.split.setObjectName("evaluateSplit")
-        self.split.addWidget(self.tabs)
-        self.split.addWidget(self.side)
-        self.split.setStretchFactor(0, 3)
-        self.split.setStretchFactor(1, 1)
-        self.split.setSizes([700, 320])
+        self._tab_changed(self.tabs.currentIndex())
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Run:"))
         top.addWidget(self.runs, 1)
+        for title, label, tip in (
+            ("Accuracy:", self.accuracy, "The share of validation pictures the model classifies correctly."),
+            ("Balanced:", self.balanced, "Balanced accuracy: the average of the per-class recalls, so a rare class counts as much as a common one."),
+        ):
+            words = QLabel(title)
+            for w in (words, label):
+                w.setToolTip(tip)
+            top.addSpacing(8)
+            top.addWidget(words)
+            top.addWidget(label)
+        top.addSpacing(8)
         top.addWidget(self.actions)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)  # the window has its margins; every pixel of height goes to the matrix
+        layout.setSpacing(2)
         layout.addLayout(top)
-        layout.addLayout(numbers)
-        layout.addWidget(self.split, 1)
+        layout.addWidget(self.tabs, 1)
 
         self.confusion.cell_chosen.connect(self.show_cell)
         for gallery in (self.gallery, self.mistakes, self.try_it):
@@ -166,6 +139,52 @@ class EvaluatePanel(QWidget):
         studio.current_run_changed.connect(self.show_run)
         studio.runs_changed.connect(self.refresh)
         self.show_run(studio.current_run)
+
+    def _build_overview(self) -> QSplitter:
+        """The confusion matrix with the whole height, and beside it what it means and the chosen cell's pictures."""
+        cm_hint = QLabel(
+            "Rows: the true class. Columns: the model's answer (numbered like the rows when there are many classes). "
+            "Each cell: how many pictures, and their share of the row. Click a cell to see its pictures."
+        )
+        cm_hint.setObjectName("hint")
+        cm_hint.setWordWrap(True)
+        self.cm_hint = cm_hint
+        column = QWidget()
+        self.overview_column = QVBoxLayout(column)
+        self.overview_column.setContentsMargins(6, 0, 0, 0)
+        self.overview_column.addWidget(self.note)
+        self.overview_column.addWidget(self.kept_epoch)
+        self.overview_column.addWidget(cm_hint)
+        self.overview_side = QSplitter(Qt.Orientation.Vertical)  # the chosen cell's pictures, then where the model looked
+        self.overview_side.setObjectName("evaluateOverviewSide")
+        self.overview_side.setChildrenCollapsible(False)
+        self.overview_side.addWidget(_box("Pictures of the chosen cell", self.gallery))
+        self.overview_side.addWidget(self.activation)
+        self.overview_column.addWidget(self.overview_side, 1)
+        overview = QSplitter(Qt.Orientation.Horizontal)
+        overview.setObjectName("evaluateMatrixSplit")  # a new name: the old "evaluateOverviewSplit" was vertical, and a saved state restores that
+        overview.setChildrenCollapsible(False)
+        overview.addWidget(self.confusion)
+        overview.addWidget(column)
+        overview.setStretchFactor(0, 3)
+        overview.setStretchFactor(1, 1)
+        return overview
+
+    def _beside_activation(self, gallery: QWidget) -> QSplitter:
+        page = QSplitter(Qt.Orientation.Horizontal)
+        page.setObjectName(f"evaluate{type(gallery).__name__}Split")
+        page.setChildrenCollapsible(False)
+        page.addWidget(gallery)
+        page.setStretchFactor(0, 3)
+        self.activation_slots[page] = page
+        return page
+
+    def _per_class_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.per_class)
+        return page
 
     # ------------------------------------------------------------ runs
     def refresh(self) -> None:
@@ -206,7 +225,7 @@ class EvaluatePanel(QWidget):
             self.per_class.show_metrics([], {})
             self.gallery.show_items([], "", PICK_A_CELL)
             self.mistakes.show_items([], "", "The mistakes of a finished run show here.")
-            self.tabs.setTabText(1, "Mistakes")
+            self.tabs.setTabText(self.tabs.indexOf(self.mistakes), "Mistakes")
             self.try_it.set_model_file("", NO_MODEL if run else NO_RUN)
             self.activation.set_run("", [], "Choose a finished run to see where its model looked.")
             return
@@ -314,7 +333,7 @@ class EvaluatePanel(QWidget):
             )
             empty = ""
         self.mistakes.show_items(items, title, empty)
-        self.tabs.setTabText(1, f"Mistakes ({len(wrong)})" if wrong else "Mistakes")
+        self.tabs.setTabText(self.tabs.indexOf(self.mistakes), f"Mistakes ({len(wrong)})" if wrong else "Mistakes")
 
     def _tooltip(self, p: dict) -> str:
         true, said = self.classes[p["label"]], self.classes[p["pred"]]
@@ -325,7 +344,18 @@ class EvaluatePanel(QWidget):
 
     # ------------------------------------------------------------ other
     def _tab_changed(self, index: int) -> None:
-        self.side.setVisible(self.tabs.widget(index) is not self.comparison)
+        slot = self.activation_slots.get(self.tabs.widget(index))
+        if slot is not None and self.activation.parent() is not slot:
+            slot.addWidget(self.activation)  # moves it from the page shown before
+            slot.setStretchFactor(slot.indexOf(self.activation), 1)
+
+    def show_tab(self, widget: QWidget) -> None:
+        """Show the tab that holds ``widget`` (a gallery sits in its page beside "Where did the model look?")."""
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            if page is widget or page.isAncestorOf(widget):
+                self.tabs.setCurrentIndex(i)
+                return
 
     def confusion_values(self) -> list[list[int]]:
         return self.confusion.values()

@@ -19,10 +19,11 @@ from typing import Any, Optional
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPixmap, QResizeEvent
-from PySide6.QtWidgets import QBoxLayout, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QBoxLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from tlstudio.core.names import printable
 from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.eliding import ElidingComboBox
 from tlstudio.gui.widgets.thumbnails import to_qimage
 from tlstudio.gui.workers import Job
 
@@ -171,13 +172,13 @@ class ActivationView(QWidget):
         self._wanted: Optional[Request] = None
 
         title = QLabel("<b>Where did the model look?</b>")
+        title.setWordWrap(True)  # the column beside a gallery can be narrow
         title.setToolTip(
             "A heat map (Grad-CAM) of the parts of the picture that pushed the model towards a class.\n"
             "Bright: strong evidence for that class. Dark: did not count for it.\n"
             "It shows the square the model saw, after resizing and cropping."
         )
-        self.classes = QComboBox()
-        self.classes.setToolTip("Show the evidence for the model's own answer, or for another class (for a mistake: the true one).")
+        self.classes = ElidingComboBox("Show the evidence for the model's own answer, or for another class (for a mistake: the true one).")
         self.classes.currentIndexChanged.connect(self._class_changed)
         self.picture = ScaledImage("The picture as the model saw it (resized and cropped to a square).")
         self.heat = ScaledImage("Bright areas counted most for the class chosen above.")
@@ -202,9 +203,9 @@ class ActivationView(QWidget):
             scale.set_image(strip)
             legend_row = QHBoxLayout(self.legend)
             legend_row.setContentsMargins(0, 0, 0, 0)
-            legend_row.addWidget(QLabel("no evidence"))
+            legend_row.addWidget(QLabel("none"))
             legend_row.addWidget(scale, 1)
-            legend_row.addWidget(QLabel("strongest"))
+            legend_row.addWidget(QLabel("strong"))
         pictures.addWidget(self.legend)
         for_row = QHBoxLayout()
         for_row.addWidget(QLabel("Evidence for:"))
@@ -230,6 +231,7 @@ class ActivationView(QWidget):
         for i, name in enumerate(classes):
             self.classes.addItem(name, i)
         self.classes.blockSignals(False)
+        self.classes.refresh_tooltip()
         self.classes.setEnabled(bool(self.run_dir) and not unavailable)
         self._wanted = None
         self.path = ""

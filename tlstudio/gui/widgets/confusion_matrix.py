@@ -4,20 +4,28 @@ Rows are the true class, columns what the model said. Each cell shows its count 
 its row (of the pictures of that true class, how many went there), shaded by that share: blue on
 the diagonal (right answers), orange off it (mistakes). Blue and orange stay apart for the common
 kinds of colour blindness, and the text turns white on dark cells so it always reads.
+
+The cells share out the space the view is given (never less than ``MIN_CELL`` pixels a side). Past
+``NAMES_UP_TO`` classes the columns are numbered and each row says "number  name", so a 20 x 20
+matrix fits a laptop screen; every header keeps the full class name in its tooltip. A cell too small
+for its count and share shows the count alone, and the tooltip always says both.
 """
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView, QWidget
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtWidgets import QAbstractItemView, QFrame, QHeaderView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView, QWidget
 
 RIGHT = (8, 81, 156)  # dark blue: the diagonal at 100 %
 WRONG = (204, 85, 0)  # dark orange: an off-diagonal cell at 100 %
-STRETCH_UP_TO = 8  # classes; beyond this the cells keep a readable size and the view scrolls
-CELL = 58
+NAMES_UP_TO = 8  # classes; beyond this the columns are numbered (a name does not fit a narrow column)
+MIN_CELL = 24  # pixels: the smallest cell that still reads and takes a click
+NAMED_CELL = 40  # the smallest cell when the column titles are names (shortened with "…" below it)
+ROWS_AT_LEAST = 8  # the view may get shorter than all its rows (then it scrolls down), never than these
+ROW_TITLE_WIDTH = 120  # the row titles' most: a longer name is shortened with "…" (its tooltip has it whole)
 
 
 def shade(share: float, right: bool) -> QColor:
@@ -45,6 +53,7 @@ class ConfusionModel(QAbstractTableModel):
         super().__init__(parent)
         self.classes: list[str] = []
         self.counts: list[list[int]] = []
+        self.numbered = False  # columns titled 1, 2, 3…, rows "1  name"
         self._bold = QFont()
         self._bold.setBold(True)
 
@@ -52,6 +61,7 @@ class ConfusionModel(QAbstractTableModel):
         self.beginResetModel()
         self.classes = list(classes)
         self.counts = [[int(n) for n in row] for row in counts]
+        self.numbered = len(self.classes) > NAMES_UP_TO
         self.endResetModel()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
@@ -100,16 +110,26 @@ class ConfusionModel(QAbstractTableModel):
             return None
         name = self.classes[section]
         if role == Qt.ItemDataRole.DisplayRole:
-            return name
+            if not self.numbered:
+                return name
+            return f"{section + 1}  {name}" if orientation == Qt.Orientation.Vertical else str(section + 1)
         if role == Qt.ItemDataRole.ToolTipRole:
+            number = f" {section + 1}" if self.numbered else ""
             if orientation == Qt.Orientation.Vertical:
-                return f"Row: the pictures that really are '{name}'."
-            return f"Column: the pictures the model called '{name}'."
+                return f"Row{number}: the pictures that really are '{name}'."
+            return f"Column{number}: the pictures the model called '{name}'."
         return None
 
 
 class CellDelegate(QStyledItemDelegate):
-    """Keeps the heat-map colour of the chosen cell (a selection fill would hide it) and frames it instead."""
+    """Keeps the heat-map colour of the chosen cell (a selection fill would hide it) and frames it instead.
+
+    Shows as much of "count / share" as the cell holds: both lines, the count alone, or only the colour.
+    """
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.text = fitting_text(option.text, QFontMetrics(option.font), option.rect.width() - 2, option.rect.height() - 2)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         opt = QStyleOptionViewItem(option)
@@ -125,6 +145,14 @@ class CellDelegate(QStyledItemDelegate):
             painter.restore()
 
 
+def fitting_text(text: str, fm: QFontMetrics, width: int, height: int) -> str:
+    """The lines of ``text`` that fit a ``width`` x ``height`` cell, from the first; "" when not even the first does."""
+    lines = text.split("\n")
+    while lines and (fm.lineSpacing() * len(lines) > height or max(fm.horizontalAdvance(line) for line in lines) > width):
+        lines.pop()
+    return "\n".join(lines)
+
+
 class ConfusionMatrixView(QTableView):
     cell_chosen = Signal(int, int)  # true class row, predicted class column
 
@@ -137,19 +165,47 @@ class ConfusionMatrixView(QTableView):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setWordWrap(True)
         self.setCornerButtonEnabled(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)  # the cells' grid is frame enough, and a laptop screen needs the pixels
         self.setToolTip("Rows: the true class. Columns: what the model said. The diagonal holds the right answers.\nClick a cell to see its pictures.")
         for header in (self.horizontalHeader(), self.verticalHeader()):
-            header.setMinimumSectionSize(CELL)
-            header.setDefaultSectionSize(CELL)
             header.setHighlightSections(True)
+            header.setTextElideMode(Qt.TextElideMode.ElideRight)
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # the cells share the space out
+        self.verticalHeader().setMaximumWidth(ROW_TITLE_WIDTH)
+        self._set_cell_minimum()
         self.clicked.connect(self._on_clicked)
         self.activated.connect(self._on_clicked)  # Enter on the keyboard, too
 
     def set_matrix(self, classes: Sequence[str], counts: Sequence[Sequence[int]]) -> None:
         self.matrix.set_matrix(classes, counts)
-        mode = QHeaderView.ResizeMode.Stretch if len(classes) <= STRETCH_UP_TO else QHeaderView.ResizeMode.Fixed
-        self.horizontalHeader().setSectionResizeMode(mode)
-        self.verticalHeader().setSectionResizeMode(mode)
+        self._set_cell_minimum()
+        self.updateGeometry()
+
+    def smallest_cell(self) -> int:
+        return MIN_CELL if self.matrix.numbered else NAMED_CELL
+
+    def _set_cell_minimum(self) -> None:
+        for header in (self.horizontalHeader(), self.verticalHeader()):
+            header.setMinimumSectionSize(self.smallest_cell())
+            header.setDefaultSectionSize(self.smallest_cell())
+
+    def minimumSizeHint(self) -> QSize:
+        """Every column at its smallest, so the matrix never scrolls sideways; a short screen may scroll the last rows."""
+        return self._room_for(min(len(self.matrix.classes), ROWS_AT_LEAST))
+
+    def sizeHint(self) -> QSize:
+        """Room for every cell at its smallest: the whole matrix without scrolling."""
+        return self._room_for(len(self.matrix.classes))
+
+    def _room_for(self, rows: int) -> QSize:
+        n, frame = max(1, len(self.matrix.classes)), 2 * self.frameWidth()
+        row_titles = min(ROW_TITLE_WIDTH, self.verticalHeader().sizeHint().width())
+        cell = self.smallest_cell()
+        return QSize(row_titles + n * cell + frame, self.horizontalHeader().sizeHint().height() + max(1, rows) * cell + frame)
+
+    def cell_sizes(self) -> list[tuple[int, int]]:
+        """(width, height) of every cell as shown, row by row; for tests."""
+        return [(self.columnWidth(j), self.rowHeight(i)) for i in range(self.matrix.rowCount()) for j in range(self.matrix.columnCount())]
 
     def values(self) -> list[list[int]]:
         return [list(row) for row in self.matrix.counts]

@@ -15,6 +15,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
+from tlstudio.gui.widgets.plot_style import legend_below, plain_axes
+
 REDRAW_MS = 250
 TRAIN, VAL, BATCH = (66, 133, 244), (244, 120, 0), (160, 180, 220)
 
@@ -41,14 +43,14 @@ class Series:
         return self.x[: self.n], self.y[: self.n]
 
 
-def _plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
+def _plot(title: str, y_label: str) -> pg.PlotWidget:
     plot = pg.PlotWidget(background="w")
     plot.setTitle(title)
     plot.setLabel("bottom", "epoch")
     plot.setLabel("left", y_label)
-    plot.getAxis("left").enableAutoSIPrefix(False)  # "loss (x0.001)" would puzzle anyone
+    plain_axes(plot)  # during the first epoch the x axis runs 0.15…0.4: still epochs, not "x0.001"
     plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.addLegend(offset=legend_offset)
+    legend_below(plot)  # a noisy batch loss can cross any corner of the plot
     plot.setMenuEnabled(False)
     plot.setMinimumSize(160, 160)  # let the window be narrow; the plots scale
     item = plot.getPlotItem()
@@ -60,8 +62,8 @@ class LivePlots(QWidget):
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
         # Short titles: a plot cannot get narrower than its title, and the window may be narrow.
-        self.loss_plot = _plot("Loss", "lower is better", (-10, 10))
-        self.acc_plot = _plot("Accuracy", "higher is better", (-10, -10))
+        self.loss_plot = _plot("Loss", "lower is better")
+        self.acc_plot = _plot("Accuracy", "higher is better")
         self.acc_plot.setYRange(0, 1.02, padding=0)
 
         def curve(plot, name, colour, width=2, symbol="o", **kw):

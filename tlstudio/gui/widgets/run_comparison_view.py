@@ -27,10 +27,11 @@ from tlstudio.core.runs.project import RunInfo
 from tlstudio.core.runs.comparison import curves, run_table
 
 from tlstudio.gui.widgets.per_class_table import NumberItem
+from tlstudio.gui.widgets.plot_style import legend_below, plain_axes
 
 PALETTE = [(0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 180, 233), (213, 94, 0), (0, 0, 0), (150, 150, 150)]
 DASHES = [Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine]
-COLUMNS = ("Run", "Status", "Backbone", "Start", "Frozen", "Epochs", "Time", "Accuracy", "Balanced accuracy")
+COLUMNS = ("Run", "Status", "Backbone", "Start", "Frozen", "Epochs", "Time", "Accuracy", "Balanced")
 TIPS = (
     "Tick a run to draw its validation curves below.",
     "Finished, stopped, failed, interrupted (the app was closed or crashed), or damaged. Hover for details.",
@@ -40,8 +41,9 @@ TIPS = (
     "Epochs completed (of those planned, when it stopped early).",
     "How long the run took, from start to the verified model file.",
     "Share of the validation pictures classified correctly (best epoch).",
-    "Average of the per-class recalls: a rare class counts as much as a common one.",
+    "Balanced accuracy: the average of the per-class recalls, so a rare class counts as much as a common one.",
 )
+RUN_NAME_MIN_WIDTH = 90  # pixels: the tick, the colour and the start of the run's name
 DEFAULT_TICKED = 3  # the newest runs are ticked when they first appear
 
 
@@ -110,7 +112,7 @@ def _plot(title: str, y_label: str) -> pg.PlotWidget:
     plot.setTitle(title)
     plot.setLabel("bottom", "epoch")
     plot.setLabel("left", y_label)
-    plot.getAxis("left").enableAutoSIPrefix(False)
+    plain_axes(plot)
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMenuEnabled(False)
     plot.setMinimumSize(160, 160)
@@ -139,9 +141,12 @@ class RunComparisonView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # every column fits: see table_minimum_width
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the run's name gives way, shortened with "…"
+        header.setStretchLastSection(False)
         header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.itemChanged.connect(self._on_item_changed)
@@ -149,7 +154,7 @@ class RunComparisonView(QWidget):
         self.acc_plot = _plot("Validation accuracy", "higher is better")
         self.acc_plot.setYRange(0, 1.02, padding=0)
         self.loss_plot = _plot("Validation loss", "lower is better")
-        self.acc_legend = self.acc_plot.addLegend(offset=(-10, -10))
+        self.acc_legend = legend_below(self.acc_plot, columns=2)  # one legend for both plots: a run keeps its colour
         plots = QWidget()
         row = QHBoxLayout(plots)
         row.setContentsMargins(0, 0, 0, 0)
@@ -206,7 +211,7 @@ class RunComparisonView(QWidget):
             first.setFlags(first.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             first.setCheckState(Qt.CheckState.Checked if run.id in self._ticked else Qt.CheckState.Unchecked)
             first.setData(Qt.ItemDataRole.DecorationRole, _swatch(self._colour(i)[0]))
-            tip = f"{row.get('name') or run.id}\nTick to draw its curves."
+            tip = f"{run.id}\n{row.get('name') or ''}".strip() + "\nTick to draw its curves."
             if run.id == self.current:
                 font = first.font()
                 font.setBold(True)
@@ -227,6 +232,13 @@ class RunComparisonView(QWidget):
             t.setItem(i, 8, _number(row.get("balanced_accuracy"), _percent(row.get("balanced_accuracy"))))
         t.setSortingEnabled(True)
         t.blockSignals(False)
+        t.setMinimumWidth(self.table_minimum_width())
+
+    def table_minimum_width(self) -> int:
+        """Every column but the run's name at its full width, and a part of the name."""
+        t, header = self.table, self.table.horizontalHeader()
+        others = sum(max(header.sectionSizeHint(c), t.sizeHintForColumn(c)) for c in range(1, t.columnCount()))
+        return RUN_NAME_MIN_WIDTH + others + t.verticalScrollBar().sizeHint().width() + 2 * t.frameWidth()
 
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() != 0:

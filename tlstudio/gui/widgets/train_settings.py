@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from tlstudio.core.config import TrainConfig
+from tlstudio.gui.widgets.eliding import ElidingComboBox
 
 AUGMENT = {
     "none": "None: the pictures as they are",
@@ -41,12 +43,27 @@ def device_choices() -> dict[str, str]:
 
 
 def choices(items: dict[str, str], tooltip: str) -> QComboBox:
-    """A drop-down of ``{value: words}``, each entry carrying its value as its data."""
-    combo = QComboBox()
+    """A drop-down of ``{value: words}``, each entry carrying its value as its data.
+
+    In a narrow window it shows the chosen words shortened with "…"; its tooltip holds them whole.
+    """
+    combo = ElidingComboBox(tooltip)
     for key, text in items.items():
         combo.addItem(text, key)
-    combo.setToolTip(tooltip)
+        combo.setItemData(combo.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
     return combo
+
+
+# The words on the left of the form, each with what it means in plain words (the control says the rest).
+LABELS = {
+    "epochs": ("Epochs:", "How many times training goes through all the training pictures."),
+    "batch_size": ("Batch size:", "How many pictures the model looks at before each small correction."),
+    "lr": ("Learning rate:", "How big each correction is: too big and training jumps around, too small and it crawls."),
+    "augment": ("Augmentation:", "Slightly changed copies of the training pictures, so the model learns the subject, not the exact picture."),
+    "weighting": ("Class weighting:", "Whether pictures of rare classes count more during training."),
+    "selection": ("Choose by:", "Which score decides the epoch and the settings that are kept."),
+    "device": ("Device:", "Which part of the computer does the training: the graphics card (GPU) or the processor (CPU)."),
+}
 
 
 class TrainSettings(QWidget):
@@ -106,17 +123,12 @@ class TrainSettings(QWidget):
             for box in (self.device_augment, self.torch_compile):
                 box.setToolTip(box.toolTip() + "\nNo GPU on this computer: the setting is kept for a computer with one.")
 
-        for combo in (self.augment, self.weighting, self.selection, self.device):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(10)
         form = QFormLayout(self)
-        form.addRow("Epochs:", self.epochs)
-        form.addRow("Batch size:", self.batch_size)
-        form.addRow("Learning rate:", self.lr)
-        form.addRow("Augmentation:", self.augment)
-        form.addRow("Class weighting:", self.weighting)
-        form.addRow("Choose by:", self.selection)
-        form.addRow("Device:", self.device)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow box puts a control under its words
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.labels: dict[str, QLabel] = {}
+        for key in LABELS:
+            self._add_row(form, key, getattr(self, key))
         form.addRow(self.export)
         form.addRow(self.device_augment)
         form.addRow(self.torch_compile)
@@ -132,6 +144,14 @@ class TrainSettings(QWidget):
         self.export.toggled.connect(lambda on: setattr(self.config, "export", bool(on)))
         self.device_augment.toggled.connect(lambda on: setattr(self.config, "device_augment", bool(on)))
         self.torch_compile.toggled.connect(lambda on: setattr(self.config, "torch_compile", bool(on)))
+
+    def _add_row(self, form: QFormLayout, key: str, control: QWidget) -> None:
+        words, meaning = LABELS[key]
+        label = QLabel(words)
+        label.setBuddy(control)
+        label.setToolTip(f"{meaning}\n\n{control.toolTip()}" if isinstance(control, (QSpinBox, QDoubleSpinBox)) else meaning)
+        self.labels[key] = label
+        form.addRow(label, control)
 
     def load(self, config: TrainConfig) -> None:
         """Show ``config`` (a reopened project's) and edit it from now on."""
@@ -154,6 +174,8 @@ class TrainSettings(QWidget):
         self.torch_compile.setChecked(config.torch_compile)
         for w in widgets:
             w.blockSignals(False)
+        for combo, _value in combos:
+            combo.refresh_tooltip()
 
     def _controls(self) -> tuple[QWidget, ...]:
         return (self.epochs, self.batch_size, self.lr, self.augment, self.weighting, self.selection, self.device, self.export, self.device_augment, self.torch_compile)
