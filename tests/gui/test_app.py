@@ -47,3 +47,27 @@ def test_run_app_opens_the_window_on_a_folder_and_quits_cleanly(qtbot, colours, 
     assert seen["title"].endswith("tlstudio") and seen["device"].startswith("Compute: ")
     assert sys.excepthook.__name__ == "hook"
     assert list(private_settings.rglob("*.ini"))  # the window layout went to the settings file
+
+
+def test_run_app_without_a_path_reopens_the_last_project(qtbot, tmp_path, private_settings):
+    from tlstudio.cli import main
+    from tlstudio.core.runs.project import Project
+    from tlstudio.gui.app import make_application
+    from tlstudio.gui.session import remember_project
+
+    project = Project.create(tmp_path / "Last")
+    make_application()  # the organisation and application names the default QSettings are found by
+    settings = QSettings()
+    remember_project(settings, project.root)
+    settings.sync()
+    seen = {}
+
+    def look_and_close():
+        [window] = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        seen["project"] = window.studio.project.root if window.studio.project else None
+        seen["welcome"] = window.welcome_shown()
+        window.close()
+
+    QTimer.singleShot(0, look_and_close)
+    assert main(["--gui"]) == 0
+    assert seen == {"project": project.root, "welcome": False}
