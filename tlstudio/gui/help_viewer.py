@@ -69,9 +69,6 @@ class HelpViewer(QDialog):
         self.raise_()
         self.activateWindow()
 
-    def show_step(self, step: str) -> None:
-        self.show_page(STEP_PAGES.get(step, GUIDE))
-
     def current_page(self) -> str:
         return Path(self.browser.source().toLocalFile()).name
 

@@ -29,7 +29,7 @@ from tlstudio.core.paths import resources_dir
 from tlstudio.core.runs.project import is_project
 
 from tlstudio.gui import session
-from tlstudio.gui.help_viewer import GLOSSARY, GUIDE, HelpViewer
+from tlstudio.gui.help_viewer import GLOSSARY, GUIDE, STEP_PAGES, HelpViewer
 from tlstudio.gui.notifier import Notifier
 from tlstudio.gui.panels.data_panel import DataPanel
 from tlstudio.gui.panels.evaluate_panel import EvaluatePanel
@@ -245,10 +245,7 @@ class MainWindow(QMainWindow):
 
     def show_step_help(self) -> HelpViewer:
         """The guide's page of the step on screen (its contents page from the welcome page)."""
-        viewer = self.show_help()
-        if not self.welcome_shown():
-            viewer.show_step(self.current_step())
-        return viewer
+        return self.show_help(GUIDE if self.welcome_shown() else STEP_PAGES[self.current_step()])
 
     def train_baseline(self, config) -> None:
         """Train a run's from-scratch baseline (its TrainConfig) on the Train step, where its curves and controls are."""
