@@ -41,7 +41,13 @@ from tlstudio.gui.widgets.try_it import NOT_TRUSTED, ExportedModels, TrustNeeded
 from tlstudio.gui.workers import Job
 
 PICTURE, ANSWER, CONFIDENCE, PROBLEM = range(4)
-HEADERS = ("Picture", "Answer", "Confidence", "Could not be read because")
+HEADERS = ("Picture", "Answer", "Confidence", "Problem")
+HEADER_TIPS = (
+    "Where the picture is, inside the folder you chose.",
+    "The class the model file gives the picture.",
+    "How sure the model is of its answer (its probability for that class).",
+    "Why a picture could not be read; it has no answer.",
+)
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # what a column sorts by: numbers for the confidence, not their text
 NO_RUN = "Train a model on the Train step first; its model file can then classify a folder of new pictures here."
 STOPPED_RUN = (
@@ -103,6 +109,8 @@ class AnswerTable(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[section]
         return None
 
     def best(self, row: int) -> tuple[str, Optional[float]]:
@@ -157,7 +165,6 @@ class ClassifyFolderView(QWidget):
         self.ask_save_path: Callable[[], str] = self._ask_save_path
 
         self.choose_button = QPushButton("Classify a Folder…")
-        self.choose_button.setObjectName("primary")
         self.choose_button.setToolTip("Choose a folder of new pictures (sub-folders too): the model file answers each one.")
         self.choose_button.clicked.connect(self._choose_clicked)
         self.stop_button = QPushButton("Stop")
@@ -184,7 +191,9 @@ class ClassifyFolderView(QWidget):
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(PICTURE, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(PICTURE, QHeaderView.ResizeMode.Stretch)
         self.table.setToolTip("Click a column title to sort by it. Double-click a picture to open it.")
         self.table_actions = FileActions(self.table, self)
         self.gallery = ImageGallery("The pictures appear here once they are classified.")
