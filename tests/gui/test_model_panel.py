@@ -114,3 +114,17 @@ def test_a_weights_file_that_is_not_the_official_one_is_imported_only_when_the_u
     assert_readable(panel.status.text())
     qtbot.waitUntil(lambda: not window.studio.jobs.busy(), timeout=60_000)
     assert errors == []
+
+
+def test_the_words_of_the_model_step_are_explained_where_they_appear(window):
+    from tlstudio.gui.widgets.freeze_control import STAGE_WORDS, stage_kind, stages_tip
+
+    panel = window.model_panel
+    table = panel.table
+    assert all(table.horizontalHeaderItem(col).toolTip() for col in range(table.columnCount()))
+    assert panel.freeze.stages.toolTip() == stages_tip(bb.get_backbone(panel.backbone()))
+    for spec in bb.list_backbones():  # every kind of stage name the catalog uses: stem, stage N, head conv, blocks 4-6...
+        for label in spec.stage_labels:
+            kind = stage_kind(label)
+            assert kind in STAGE_WORDS, f"{spec.name}: '{label}' is not explained"
+            assert f"{kind}: {STAGE_WORDS[kind]}" in stages_tip(spec).splitlines()

@@ -7,6 +7,7 @@ plain-language hint. Parameter counts come from the panel (computed off the GUI 
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
@@ -15,16 +16,33 @@ from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QSlider, QWidget
 from tlstudio.core.catalog.backbones import BackboneSpec
 
 
-# What the stage names mean, on screen in one line and in full on the tooltip.
-STAGES_LINE = "the stem sees edges and colours; later stages see shapes, parts, then whole objects"
-STAGES_TIP = (
-    "The backbone looks at a picture in stages, from the input to the output:\n"
-    "stem: the first layer; it sees edges and colours.\n"
-    "stage 1, stage 2, ...: each later stage sees bigger things: textures, shapes, parts, then whole objects.\n"
-    "head conv: the backbone's last layer, which sums up what it saw.\n"
-    "new head: the layer tlstudio adds to tell your classes apart; it always trains.\n"
-    "A frozen stage keeps what it learned on ImageNet; a stage that trains adapts to your pictures."
-)
+# What the stage names mean: one line on screen, and on the tooltip each kind of name the backbone uses.
+STAGES_LINE = "the first stage sees edges and colours; later stages see shapes, parts, then whole objects"
+STAGE_WORDS = {
+    "stem": "the first layer; it sees edges and colours.",
+    "patch embedding": "the first layer; it cuts the picture into small squares and notes the edges and colours in each.",
+    "stage": "each later stage sees bigger things: textures, shapes, parts, then whole objects.",
+    "blocks": "groups of layers that relate the squares to each other: later ones see shapes, parts, then whole objects.",
+    "head conv": "the backbone's last layer, which sums up what it saw.",
+    "head": "the backbone's last layers, which sum up what it saw.",
+}
+_NUMBERS = re.compile(r"\s*[\d-]+$")  # "stage 3" -> "stage", "blocks 4-6" -> "blocks"
+
+
+def stage_kind(label: str) -> str:
+    return _NUMBERS.sub("", label)
+
+
+def stages_tip(spec: BackboneSpec) -> str:
+    """The tooltip of the stage chips: what each kind of stage name of this backbone means."""
+    kinds = dict.fromkeys(stage_kind(label) for label in spec.stage_labels)  # in order, once each
+    lines = [f"{kind}: {STAGE_WORDS[kind]}" for kind in kinds if kind in STAGE_WORDS]
+    return "\n".join([
+        "The backbone looks at a picture in stages, from the input to the output:",
+        *lines,
+        "new head: the layer tlstudio adds to tell your classes apart; it always trains.",
+        "A frozen stage keeps what it learned on ImageNet; a stage that trains adapts to your pictures.",
+    ])
 
 
 def depth_text(depth: int, n_stages: int) -> str:
@@ -56,7 +74,6 @@ class FreezeControl(QGroupBox):
         self.stages = QLabel()
         self.stages.setWordWrap(True)
         self.stages.setTextFormat(Qt.TextFormat.RichText)
-        self.stages.setToolTip(STAGES_TIP)
         self.params = QLabel("Counting parameters…")
         self.hint = QLabel()
         self.hint.setWordWrap(True)
@@ -123,6 +140,7 @@ class FreezeControl(QGroupBox):
             chips.append(f'<span style="color:{colour}" title="{mark}">{"&#10052;" if frozen else "&#9998;"}&nbsp;{label}</span>')
         chips.append('<span style="color:#1b7f3b">&#9998;&nbsp;new head</span>')
         self.stages.setText(f"Stages (&#10052; frozen, &#9998; trains): {STAGES_LINE}.<br>" + " &nbsp; ".join(chips))
+        self.stages.setToolTip(stages_tip(self.spec))
         if self._counts is None:
             self.params.setText("Counting parameters…")
         else:
