@@ -168,6 +168,7 @@ def test_a_renamed_run_shows_in_every_run_list_and_survives_reopening(qtbot, new
     assert asked == [""]
     for each in pickers(window):
         assert shown_title(each, pretrained).startswith("frozen, 10 epochs") and pretrained not in shown_title(each, pretrained)
+        assert each.currentData() == pretrained and shown_title(each, pretrained) in each.toolTip()  # whole, however narrow the box
     assert (root / "runs" / pretrained).is_dir()
 
     again = new_window()

@@ -17,14 +17,16 @@ from tlstudio.core.runs.project import MAX_NAME
 from tlstudio.gui.studio import Studio
 
 
+TIP = (
+    "Every training run of this project is kept; choose one to see its curves, results and model file. "
+    "Right-click to give the run a name."
+)
+
+
 class RunPicker(QComboBox):
     def __init__(self, studio: Studio, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.studio = studio
-        self.setToolTip(
-            "Every training run of this project is kept; choose one to see its curves, results and model file. "
-            "Right-click to give the run a name."
-        )
         self.setMinimumContentsLength(24)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         # (the run's current name) -> the new name, or None for cancel. Tests answer it; the dialog would block them.
@@ -35,6 +37,7 @@ class RunPicker(QComboBox):
         self.addAction(self.rename_action)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.currentIndexChanged.connect(self._on_index)
+        self.currentIndexChanged.connect(self._show_title_in_tip)
         studio.runs_changed.connect(self.reload)
         studio.current_run_changed.connect(self._show)
         self.reload()
@@ -50,6 +53,7 @@ class RunPicker(QComboBox):
         self.blockSignals(False)
         self.rename_action.setEnabled(bool(runs))
         self._show(self.studio.current_run)
+        self._show_title_in_tip()
 
     def rename_current(self) -> bool:
         """Ask for a name for the current run and keep it; True when it was renamed.
@@ -93,6 +97,11 @@ class RunPicker(QComboBox):
             self.blockSignals(True)
             self.setCurrentIndex(i)
             self.blockSignals(False)
+            self._show_title_in_tip()
+
+    def _show_title_in_tip(self, *_index) -> None:
+        """The whole title in the tooltip: a narrow window cuts a long one short in the box."""
+        self.setToolTip(f"{self.currentText()}\n\n{TIP}" if self.currentText() else TIP)
 
     def _on_index(self, i: int) -> None:
         run_id = self.itemData(i) or ""
