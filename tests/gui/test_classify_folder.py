@@ -82,10 +82,12 @@ def test_stop_ends_the_classification_within_a_batch(qtbot, window, exported, tm
     view = open_on_export(qtbot, window, project_root)
     job = view.classify(folder)
     seen: list[Progress] = []
+    bar: list[tuple[int, int]] = []
 
     def stop_at_first_progress(event):
         if isinstance(event, Progress) and not seen:
             seen.append(event)
+            bar.append((view.bar.value(), view.bar.maximum()))  # the view took the event first
             view.stop_button.click()
 
     job.event.connect(stop_at_first_progress)
@@ -93,6 +95,7 @@ def test_stop_ends_the_classification_within_a_batch(qtbot, window, exported, tm
     with qtbot.waitSignal(job.finished, timeout=120_000):
         pass
     assert job.was_cancelled and seen and seen[0].done < seen[0].total
+    assert bar == [(seen[0].done, seen[0].total)] and seen[0].total == 40 * 24 + 1  # "N of M pictures", M all of them
     assert view.answers is None and view.table_model.rowCount() == 0 and not view.save_button.isEnabled()
     assert view.choose_button.isEnabled() and not view.stop_button.isEnabled()
 
