@@ -60,8 +60,9 @@ def test_a_new_run_shows_none_of_the_previous_runs_numbers(qtbot, window, colour
 
     before_first_epoch = [shown for kind, shown in seen[: [k for k, _ in seen].index(EpochEnded)]]
     assert before_first_epoch
-    assert all(epoch != old_epoch and speed != old_speed for epoch, speed, _ in before_first_epoch)
+    assert all(epoch != old_epoch for epoch, _, _ in before_first_epoch)
     before_training = [shown for (kind, shown) in seen[: [k for k, _ in seen].index(StepEnded)]]
+    assert old_speed not in [speed for _, speed, _ in before_training]
     assert all(epoch == "" and speed == "" for epoch, speed, _ in before_training)  # no epoch or speed before there is one
     first_step = seen[[k for k, _ in seen].index(StepEnded)][1]
     assert "1" in first_step[0] and "2" in first_step[0]  # epoch 1 of this run's 2
@@ -75,15 +76,21 @@ def test_the_train_bar_and_the_status_bar_show_the_same_fraction(qtbot, window, 
     image_loop(window.studio.config, epochs=1)
     job = panel.start()
     compared: list[tuple[tuple, tuple]] = [(fraction(panel.progress), fraction(window.job_progress))]
-    job.event.connect(
-        lambda e: compared.append((fraction(panel.progress), fraction(window.job_progress)))
-        if isinstance(e, (PhaseStarted, Progress, EpochEnded)) else None
-    )
+    left: list[tuple[str, str]] = []  # (shown, what the phase's own figures give)
+
+    def compare(event) -> None:
+        if isinstance(event, (PhaseStarted, Progress, EpochEnded)):
+            compared.append((fraction(panel.progress), fraction(window.job_progress)))
+            left.append((panel.eta_label.text(), time_left(job.phase_state(), paused=False)))
+
+    job.event.connect(compare)
     with qtbot.waitSignal(panel.run_finished, timeout=240_000):
         pass
     assert len(compared) > 5
     assert all(train_bar == status_bar for train_bar, status_bar in compared), compared
     assert any(train_bar[0] not in ("busy", 0.0) for train_bar, _ in compared)  # the bars moved
+    assert all(shown == own for shown, own in left)  # the time left is the current phase's
+    assert any(shown for shown, _ in left)  # and there was one to show
 
 
 def test_a_pause_is_shown_as_paused_and_left_out_of_the_epoch_s_time(qtbot, window, colours):

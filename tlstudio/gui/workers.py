@@ -40,7 +40,7 @@ class _Worker(QObject):
     def __init__(self, fn: Work, token: StopToken):
         super().__init__()
         self._fn, self._token = fn, token
-        self._last_emit = float("-inf")
+        self._last_emit: dict[type, float] = {}
 
     def _on_event(self, event: Any) -> None:
         # Called on the worker thread: only emit, never touch a widget.
@@ -49,9 +49,11 @@ class _Worker(QObject):
         if isinstance(event, (Progress, StepEnded)):
             last = isinstance(event, Progress) and event.total and event.done >= event.total
             now = time.monotonic()
-            if not last and now - self._last_emit < THROTTLE_S:
+            # One clock per kind: the trainer sends a StepEnded and a Progress together, and a shared
+            # clock let only the StepEnded through, leaving the bar still until the phase's end.
+            if not last and now - self._last_emit.get(type(event), float("-inf")) < THROTTLE_S:
                 return
-            self._last_emit = now
+            self._last_emit[type(event)] = now
         self.event.emit(event)
 
     @Slot()
