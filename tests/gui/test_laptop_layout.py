@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QPoint, QRect, Qt  # noqa: E402
 from PySide6.QtGui import QFontMetrics, QTextDocument  # noqa: E402
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QComboBox, QLabel, QTabBar, QWidget  # noqa: E402
 
@@ -150,16 +150,35 @@ def test_the_window_fits_a_laptop_screen(laptop):
 @pytest.mark.parametrize(("step", "tab"), VIEWS, ids=VIEW_IDS)
 def test_every_step_is_as_wide_as_the_window_allows(laptop, step, tab):
     panel = show(laptop, step, tab)
-    assert panel.visibleRegion().boundingRect().width() == panel.width()
-    right = panel.mapTo(laptop, panel.rect().topRight()).x()
-    assert right < laptop.width()
+    assert shown_part(panel).width() == panel.width()
 
 
 @pytest.mark.parametrize(("step", "tab"), VIEWS, ids=VIEW_IDS)
 def test_no_step_needs_a_horizontal_scroll_bar(laptop, step, tab):
     panel = show(laptop, step, tab)
-    scrolled = [describe(a) for a in visible_children(panel, QAbstractScrollArea) if a.horizontalScrollBar().isVisible() and type(a).__name__ not in SCROLLS_SIDEWAYS]
+    areas = visible_children(panel, QAbstractScrollArea) + [a for a in ancestors(panel) if isinstance(a, QAbstractScrollArea)]
+    scrolled = [describe(a) for a in areas if a.horizontalScrollBar().isVisible() and type(a).__name__ not in SCROLLS_SIDEWAYS]
     assert not scrolled
+
+
+def ancestors(widget: QWidget) -> list[QWidget]:
+    """The widgets around ``widget`` up to its window (the step's own scroll area among them)."""
+    out, parent = [], widget.parentWidget()
+    while parent is not None:
+        out.append(parent)
+        parent = parent.parentWidget()
+    return out
+
+
+def shown_part(widget: QWidget) -> QRect:
+    """The part of ``widget`` (in window coordinates) that its parents and the window leave in view."""
+    window = widget.window()
+    shown = QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())
+    parent = widget.parentWidget()
+    while parent is not None and parent is not window:
+        shown &= QRect(parent.mapTo(window, QPoint(0, 0)), parent.size())
+        parent = parent.parentWidget()
+    return shown & window.rect()
 
 
 def own_part(w: QWidget) -> bool:
@@ -181,13 +200,7 @@ def test_every_label_shows_its_whole_text_or_a_tooltip_with_it(laptop, step, tab
     assert not cut
 
 
-def run_picker_cut(views):
-    """The Evaluate step's run list is clipped (run_picker.py shows no tooltip with the chosen run's title)."""
-    reason = "run_picker.py: RunPicker clips a long run title at its minimum width and its tooltip does not hold the title"
-    return [pytest.param(step, tab, marks=pytest.mark.xfail(strict=True, reason=reason)) if step == 3 else (step, tab) for step, tab in views]
-
-
-@pytest.mark.parametrize(("step", "tab"), run_picker_cut(VIEWS), ids=VIEW_IDS)
+@pytest.mark.parametrize(("step", "tab"), VIEWS, ids=VIEW_IDS)
 def test_every_drop_down_fits_its_longest_item_or_says_it_in_a_tooltip(laptop, step, tab):
     panel = show(laptop, step, tab)
     cut = []
@@ -298,3 +311,19 @@ def test_every_training_setting_says_what_it_means(laptop):
     assert set(settings.labels) >= {"epochs", "batch_size", "lr"}
     for key, label in settings.labels.items():
         assert label.toolTip() and label.buddy() is not None, key
+
+
+def test_a_skipped_file_shows_its_whole_reason(laptop):
+    from tlstudio.core.data.index import REASON_TEXT
+
+    show(laptop, 0)
+    report = laptop.data_panel.report
+    skipped = laptop.studio.index.skipped
+    assert skipped
+    row = report.tree.topLevelItem(0).child(0)
+    reason = REASON_TEXT.get(skipped[0].reason, skipped[0].reason)
+    assert reason in row.toolTip(1)
+    report.tree.setCurrentItem(row)
+    settle()
+    assert report.detail.isVisible() and reason in report.detail.text()
+    assert label_fits(report.detail)

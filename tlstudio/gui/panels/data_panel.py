@@ -90,6 +90,9 @@ class DataPanel(QWidget):
         report_box = QGroupBox("Scan report")
         QVBoxLayout(report_box).addWidget(self.report)
         left.addWidget(report_box)
+        left.setStretchFactor(0, 1)
+        left.setStretchFactor(1, 2)  # the report's words need the height more than the bars
+        left.setSizes([180, 360])
         images_box = QGroupBox("Pictures by class")
         QVBoxLayout(images_box).addWidget(self.gallery)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)

@@ -180,6 +180,11 @@ class RunComparisonView(QWidget):
         layout.addWidget(self.note)
         layout.addWidget(split, 1)
 
+    def hasHeightForWidth(self) -> bool:
+        # The wrapped uplift line would otherwise make the whole view ask for the table's and the plots'
+        # full heights, and the step's scroll area would grow it beyond the window (then scroll sideways too).
+        return False
+
     # ------------------------------------------------------------ data in
     def set_runs(self, runs: Sequence[RunInfo], current: str = "") -> None:
         """Every run of the project, oldest first (``Project.list_runs()``); ``current`` is shown in bold."""

@@ -2,6 +2,9 @@
 
 Each problem says what is wrong and what to do (``REASON_TEXT``), not a Python exception. Names from
 the disk are shown through ``printable``, so no character in a name can hide or reorder the text.
+
+In a narrow window the table shortens its text with "…" (never a sideways scroll bar); the full
+text is in each row's tooltip, and the chosen row's problem is written out whole under the table.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QResizeEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from tlstudio.core.data.index import REASON_TEXT, DatasetIndex
 from tlstudio.core.names import printable
+
+PROBLEM_COLUMN = 220  # pixels at most; the explanation gets the rest
+CHOOSE_A_ROW = "Click a row to read its problem in full."
 
 
 class ScanReport(QWidget):
@@ -25,9 +31,18 @@ class ScanReport(QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Problem", "What it means and what to do"])
         self.tree.setRootIsDecorated(True)
-        self.tree.setWordWrap(True)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setColumnWidth(0, 220)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a path keeps its start and its file name
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the columns share the width
+        self.tree.header().setStretchLastSection(True)
+        self.tree.setColumnWidth(0, PROBLEM_COLUMN)
+        self.tree.currentItemChanged.connect(self._show_detail)
+        self.detail = QLabel()
+        self.detail.setObjectName("hint")
+        self.detail.setWordWrap(True)
+        self.detail.setTextFormat(Qt.TextFormat.PlainText)  # file names from the disk are never markup
+        self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail.setVisible(False)
         self.copy_button = QPushButton("Copy Report")
         self.copy_button.setToolTip("Copy the full scan report as text, e.g. to send it to a colleague.")
         self.copy_button.setEnabled(False)
@@ -41,6 +56,18 @@ class ScanReport(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.tree, 1)
+        layout.addWidget(self.detail)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.tree.setColumnWidth(0, min(PROBLEM_COLUMN, max(80, int(self.tree.viewport().width() * 0.4))))
+
+    def _show_detail(self, item: Optional[QTreeWidgetItem], _previous=None) -> None:
+        if item is None:
+            self.detail.setText(CHOOSE_A_ROW)
+            return
+        text = item.toolTip(1) or item.text(1) or item.toolTip(0) or item.text(0)  # the explanation; a warning's file, its path
+        self.detail.setText(" ".join(text.split()))
 
     def show_index(self, index: DatasetIndex) -> None:
         from tlstudio.core.data.scan_report import format_report
@@ -62,6 +89,7 @@ class ScanReport(QWidget):
         self.tree.clear()
         if index.skipped:
             top = QTreeWidgetItem([f"Skipped files ({len(index.skipped)})", "These files are left out of training."])
+            top.setToolTip(1, "These files are left out of training.")
             for s in index.skipped:
                 explanation = REASON_TEXT.get(s.reason, s.reason)
                 item = QTreeWidgetItem([printable(s.path), explanation])
@@ -72,20 +100,26 @@ class ScanReport(QWidget):
             top.setExpanded(True)
         if index.warnings:
             top = QTreeWidgetItem([f"Warnings ({len(index.warnings)})", "Training works, but check these."])
+            top.setToolTip(1, "Training works, but check these.")
             for w in index.warnings:
                 text = printable(w.text)
                 item = QTreeWidgetItem([w.kind, text])
                 item.setToolTip(1, text)
                 for path in w.paths:
-                    item.addChild(QTreeWidgetItem([printable(path), ""]))
+                    child = QTreeWidgetItem([printable(path), ""])
+                    child.setToolTip(0, printable(path))
+                    item.addChild(child)
                 top.addChild(item)
             self.tree.addTopLevelItem(top)
             top.setExpanded(True)
+        self.detail.setVisible(bool(problems))
+        self._show_detail(None)
 
     def show_error(self, message: str) -> None:
         self.text = message
         self.copy_button.setEnabled(True)
         self.tree.clear()
+        self.detail.setVisible(False)
         self.summary.setStyleSheet("color: #b00020;")
         self.summary.setTextFormat(Qt.TextFormat.PlainText)  # a folder's name could hold "<b>"
         self.summary.setText(f"This folder cannot be used yet: {printable(message)}")
