@@ -19,7 +19,8 @@ from tlstudio.core.config import TrainConfig
 from tlstudio.core.events import StopToken, as_token
 
 TRIAL_STEPS = 2
-DEFAULT_BATCH = 16  # the batch a trial of "automatic" uses on a CPU
+DEFAULT_BATCH = 16  # the batch a trial of "automatic" uses
+CPU_TRIAL_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def measure_training_speed(config: TrainConfig, num_classes: int, pictures: int,
     spec = get_backbone(config.backbone)
     size = config.image_size or spec.input_size
     batch = config.batch_size or DEFAULT_BATCH
+    if device.type == "cpu":  # a CPU's images/s hardly depends on the batch: a small one keeps the trial short
+        batch = min(batch, CPU_TRIAL_BATCH)
     amp = autocast_dtype(device, config.precision)  # as the run would: mixed precision and channels_last where it uses them
     memory = torch.channels_last if spec.is_cnn else torch.contiguous_format
     torch.manual_seed(config.seed)

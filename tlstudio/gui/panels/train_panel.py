@@ -177,8 +177,9 @@ class TrainPanel(QWidget):
         if self.job is not None:
             return None
         explicit = config is not None
-        if not explicit and self.check_weights():
-            self.studio.notifier.exception(UserError(self.refusal[0].lower() + self.refusal[1:]), "Starting training")
+        refused = missing_weights(config) if explicit else self.refusal if self.check_weights() else ""
+        if refused:  # the menu's Ctrl+R, or a run handed over from another step: nothing is created
+            self.studio.notifier.exception(UserError(refused), "Starting training")
             return None
         try:
             config, files = self._prepare_run(config)

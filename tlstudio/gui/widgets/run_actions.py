@@ -25,7 +25,7 @@ from tlstudio.core.engine.speed_probe import SpeedEstimate
 
 from tlstudio.gui.phase_words import duration
 from tlstudio.gui.studio import Studio
-from tlstudio.gui.workers import Job
+from tlstudio.gui.workers import Job, reserve_a_core_for_the_window
 
 log = logging.getLogger("tlstudio.gui")
 
@@ -110,6 +110,7 @@ class RunActions(QWidget):
         def work(on_event, stop):
             from tlstudio.core.engine.speed_probe import measure_training_speed
 
+            reserve_a_core_for_the_window()
             return measure_training_speed(config, classes, pictures, stop)
 
         job = self.studio.jobs.start("baseline estimate", "Measuring how long the baseline would take", work)
