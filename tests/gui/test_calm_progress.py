@@ -46,3 +46,13 @@ def test_a_value_set_before_a_new_range_lands_in_that_range(qtbot):
     bar.setRange(0, 50)
     qtbot.waitUntil(lambda: bar.value() == 40, timeout=2_000)
     assert bar.maximum() == 50
+
+
+def test_the_value_a_bar_is_about_to_show_is_readable_before_it_lands(qtbot):
+    bar = CalmProgressBar()
+    qtbot.addWidget(bar)
+    bar.setRange(0, 10)
+    bar.setValue(4)
+    assert bar.pending_or_shown() == (4, 10)  # what the bar shows once the value lands
+    qtbot.waitUntil(lambda: bar.value() == 4, timeout=5_000)
+    assert bar.pending_or_shown() == (4, 10)
