@@ -125,10 +125,14 @@ class CellDelegate(QStyledItemDelegate):
     """Keeps the heat-map colour of the chosen cell (a selection fill would hide it) and frames it instead.
 
     Shows as much of "count / share" as the cell holds: both lines, the count alone, or only the colour.
+    A numbered (big) matrix leaves its empty cells blank; their tooltips still say 0.
     """
 
     def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         super().initStyleOption(option, index)
+        if index.data(Qt.ItemDataRole.UserRole) == 0 and index.model().numbered:
+            option.text = ""  # in a big matrix, rows of zeros would hide the few cells that matter
+            return
         option.text = fitting_text(option.text, QFontMetrics(option.font), option.rect.width() - 2, option.rect.height() - 2)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
@@ -145,12 +149,15 @@ class CellDelegate(QStyledItemDelegate):
             painter.restore()
 
 
+LINE_BREAK = "\u2028"
+
+
 def fitting_text(text: str, fm: QFontMetrics, width: int, height: int) -> str:
     """The lines of ``text`` that fit a ``width`` x ``height`` cell, from the first; "" when not even the first does."""
-    lines = text.split("\n")
+    lines = text.replace("\n", LINE_BREAK).split(LINE_BREAK)  # the view hands its text over with Qt's line separator
     while lines and (fm.lineSpacing() * len(lines) > height or max(fm.horizontalAdvance(line) for line in lines) > width):
         lines.pop()
-    return "\n".join(lines)
+    return LINE_BREAK.join(lines)
 
 
 class ConfusionMatrixView(QTableView):

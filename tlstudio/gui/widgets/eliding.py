@@ -32,11 +32,21 @@ class ElidingComboBox(QComboBox):
 
     def refresh_tooltip(self, _index: int = -1) -> None:
         """Call after changing the current item with signals blocked."""
-        self.setToolTip("\n\n".join(t for t in (self.currentText(), self.about) if t))
+        meaning = self.itemData(self.currentIndex(), Qt.ItemDataRole.ToolTipRole) if self.currentIndex() >= 0 else None
+        current = f"{self.currentText()}: {meaning}" if meaning else self.currentText()
+        self.setToolTip("\n\n".join(t for t in (current, self.about) if t))
 
     def longest_item_width(self) -> int:
         fm = QFontMetrics(self.font())
         return max((fm.horizontalAdvance(self.itemText(i)) for i in range(self.count())), default=0)
+
+    def sizeHint(self) -> QSize:
+        """As wide as the longest item, where the layout can afford it; ``minimumSizeHint`` stays small."""
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        contents = QSize(self.longest_item_width() + 4, self.fontMetrics().height())
+        wanted = self.style().sizeFromContents(QStyle.ContentsType.CT_ComboBox, opt, contents, self)
+        return QSize(max(wanted.width(), super().sizeHint().width()), super().sizeHint().height())
 
     def showPopup(self) -> None:
         # The list opens as wide as its longest item, even when the box itself is narrow.

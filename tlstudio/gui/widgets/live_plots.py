@@ -43,14 +43,14 @@ class Series:
         return self.x[: self.n], self.y[: self.n]
 
 
-def _plot(title: str, y_label: str) -> pg.PlotWidget:
+def _plot(title: str, y_label: str, legend_columns: int) -> pg.PlotWidget:
     plot = pg.PlotWidget(background="w")
     plot.setTitle(title)
     plot.setLabel("bottom", "epoch")
     plot.setLabel("left", y_label)
     plain_axes(plot)  # during the first epoch the x axis runs 0.15…0.4: still epochs, not "x0.001"
     plot.showGrid(x=True, y=True, alpha=0.2)
-    legend_below(plot)  # a noisy batch loss can cross any corner of the plot
+    legend_below(plot, legend_columns)  # a noisy batch loss can cross any corner of the plot
     plot.setMenuEnabled(False)
     plot.setMinimumSize(160, 160)  # let the window be narrow; the plots scale
     item = plot.getPlotItem()
@@ -62,8 +62,9 @@ class LivePlots(QWidget):
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
         # Short titles: a plot cannot get narrower than its title, and the window may be narrow.
-        self.loss_plot = _plot("Loss", "lower is better")
-        self.acc_plot = _plot("Accuracy", "higher is better")
+        # Two legend entries a line: three would make a plot wider than a narrow window gives it.
+        self.loss_plot = _plot("Loss", "lower is better", 2)
+        self.acc_plot = _plot("Accuracy", "higher is better", 2)
         self.acc_plot.setYRange(0, 1.02, padding=0)
 
         def curve(plot, name, colour, width=2, symbol="o", **kw):

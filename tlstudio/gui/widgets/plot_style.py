@@ -17,7 +17,7 @@ def legend_below(plot: pg.PlotWidget, columns: int = 3) -> pg.LegendItem:
     """A legend under the plot's x axis; ``plot(name=...)`` adds its entries there."""
     item = plot.getPlotItem()
     legend = pg.LegendItem(offset=None, colCount=columns, horSpacing=12)
-    item.layout.addItem(legend, LEGEND_ROW, 1)
+    item.layout.addItem(legend, LEGEND_ROW, 0, 1, 3)  # under the y axis too: the legend gets the plot's whole width
     item.legend = legend  # PlotItem.addItem puts named curves in ``item.legend``
     return legend
 

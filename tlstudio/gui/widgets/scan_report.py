@@ -13,13 +13,19 @@ from typing import Optional
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QResizeEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStyledItemDelegate, QStyleOptionViewItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from tlstudio.core.data.index import REASON_TEXT, DatasetIndex
 from tlstudio.core.names import printable
 
 PROBLEM_COLUMN = 220  # pixels at most; the explanation gets the rest
 CHOOSE_A_ROW = "Click a row to read its problem in full."
+
+
+class MiddleElide(QStyledItemDelegate):
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
 class ScanReport(QWidget):
@@ -32,7 +38,8 @@ class ScanReport(QWidget):
         self.tree.setHeaderLabels(["Problem", "What it means and what to do"])
         self.tree.setRootIsDecorated(True)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a path keeps its start and its file name
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.tree.setItemDelegateForColumn(0, MiddleElide(self.tree))  # a path keeps its folder and its file name
         self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the columns share the width
         self.tree.header().setStretchLastSection(True)
         self.tree.setColumnWidth(0, PROBLEM_COLUMN)

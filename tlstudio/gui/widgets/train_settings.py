@@ -10,19 +10,20 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
 from tlstudio.core.config import TrainConfig
 from tlstudio.gui.widgets.eliding import ElidingComboBox
 
+# {value: (the words in the drop-down, what they mean)}: short words fit a narrow window, the meaning is in the tooltip.
 AUGMENT = {
-    "none": "None: the pictures as they are",
-    "light": "Light: small crops and flips (recommended)",
-    "strong": "Strong: bigger crops, rotations, colour changes",
+    "none": ("None", "The pictures as they are."),
+    "light": ("Light (recommended)", "Small crops and flips."),
+    "strong": ("Strong", "Bigger crops, rotations and colour changes."),
 }
 WEIGHTING = {
-    "auto": "Automatic: tried on your training pictures",
-    "balanced": "Balanced: rarer classes count more",
-    "none": "Off: every picture counts the same",
+    "auto": ("Automatic", "Tried on your training pictures: the best of no weighting, balanced weights and a correction for how common each class is."),
+    "balanced": ("Balanced", "Rarer classes count more."),
+    "none": ("Off", "Every picture counts the same."),
 }
 SELECTION = {
-    "balanced_accuracy": "Balanced accuracy: every class counts the same",
-    "accuracy": "Accuracy: every picture counts the same",
+    "balanced_accuracy": ("Balanced accuracy", "Every class counts the same."),
+    "accuracy": ("Accuracy", "Every picture counts the same."),
 }
 
 
@@ -32,25 +33,26 @@ def has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def device_choices() -> dict[str, str]:
+def device_choices() -> dict[str, tuple[str, str]]:
     import torch
 
-    choices = {"auto": "Automatic (GPU when there is one)", "cpu": "CPU"}
+    choices = {"auto": ("Automatic", "The graphics card (GPU) when there is one, otherwise the processor (CPU)."), "cpu": ("CPU", "The processor: slow for training all of a network.")}
     if has_cuda():
         for i in range(torch.cuda.device_count()):
-            choices[f"cuda:{i}"] = f"GPU {i}: {torch.cuda.get_device_name(i)}"
+            choices[f"cuda:{i}"] = (f"GPU {i}: {torch.cuda.get_device_name(i)}", f"Graphics card number {i}.")
     return choices
 
 
-def choices(items: dict[str, str], tooltip: str) -> QComboBox:
-    """A drop-down of ``{value: words}``, each entry carrying its value as its data.
+def choices(items: dict[str, tuple[str, str]], tooltip: str) -> ElidingComboBox:
+    """A drop-down of ``{value: (words, meaning)}``, each entry carrying its value as its data and its meaning as its tooltip.
 
     In a narrow window it shows the chosen words shortened with "…"; its tooltip holds them whole.
     """
     combo = ElidingComboBox(tooltip)
-    for key, text in items.items():
-        combo.addItem(text, key)
-        combo.setItemData(combo.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+    for key, (words, meaning) in items.items():
+        combo.addItem(words, key)
+        combo.setItemData(combo.count() - 1, meaning, Qt.ItemDataRole.ToolTipRole)
+    combo.refresh_tooltip()
     return combo
 
 
