@@ -4,15 +4,19 @@ Everything comes from the run's folder: ``metrics.json`` (accuracy, per-class nu
 matrix), ``predictions.json`` (one line per validation picture: true class, answer, probabilities),
 ``history.jsonl`` (curves), ``model.pt`` (Try it) and the best checkpoint (heat maps). Tabs:
 
-- Overview: the confusion matrix as a heat map (click a cell: its pictures) and the per-class table;
+- Confusion matrix: the matrix as a heat map with the tab's whole height (20 classes fit a 1024 x 640
+  screen), and beside it what it means and the pictures of the clicked cell;
+- Per class: precision, recall, F1 and pictures per class, sortable by every column;
 - Mistakes: the wrong answers the model was surest about first (highest loss, -log p(true class));
 - Try it: new pictures through the exported model file;
 - Compare runs: every run of the project in a table, with the validation curves of the ticked ones, and
   what transfer learning added when a pretrained run has a from-scratch baseline.
 
-Above the tabs, the run's actions: train its from-scratch baseline (on the Train step), export its report.
+Above the tabs, in one line: the run, its two accuracies, and its actions (train its from-scratch
+baseline on the Train step, export its report).
 
-Beside the first three, "Where did the model look?" explains whichever picture was selected last.
+"Where did the model look?" explains whichever picture was selected last; it sits beside the gallery
+of the tab shown (the matrix's, Mistakes or Try it) and moves with the tab.
 Thumbnails, predictions and heat maps are all computed off the GUI thread.
 """
 

@@ -53,13 +53,22 @@ class ElidingComboBox(QComboBox):
         self.view().setMinimumWidth(self.longest_item_width() + 4 * self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent))
         super().showPopup()
 
+    def shown_text(self) -> str:
+        """The current item's words as painted: shortened with "…" when the box is too narrow for them."""
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        return self._elided(opt)
+
+    def _elided(self, opt: QStyleOptionComboBox) -> str:
+        room = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, self).width()
+        return QFontMetrics(self.font()).elidedText(opt.currentText, Qt.TextElideMode.ElideRight, max(0, room - 2))
+
     def paintEvent(self, _event: QPaintEvent) -> None:
         painter = QStylePainter(self)
         opt = QStyleOptionComboBox()
         self.initStyleOption(opt)
         painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, opt)
-        room = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, self).width()
-        opt.currentText = QFontMetrics(self.font()).elidedText(opt.currentText, Qt.TextElideMode.ElideRight, max(0, room - 2))
+        opt.currentText = self._elided(opt)
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, opt)
 
 
