@@ -126,10 +126,8 @@ class EvaluatePanel(QWidget):
             words = QLabel(title)
             for w in (words, label):
                 w.setToolTip(tip)
-            top.addSpacing(8)
             top.addWidget(words)
             top.addWidget(label)
-        top.addSpacing(8)
         top.addWidget(self.actions)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)  # the window has its margins; every pixel of height goes to the matrix
