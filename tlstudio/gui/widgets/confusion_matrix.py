@@ -133,7 +133,8 @@ class CellDelegate(QStyledItemDelegate):
         if index.data(Qt.ItemDataRole.UserRole) == 0 and index.model().numbered:
             option.text = ""  # in a big matrix, rows of zeros would hide the few cells that matter
             return
-        option.text = fitting_text(option.text, QFontMetrics(option.font), option.rect.width() - 2, option.rect.height() - 2)
+        margin = 12  # the style's text margins and the grid line, with room to spare: text is never shortened to "10…"
+        option.text = fitting_text(option.text, QFontMetrics(option.font), option.rect.width() - margin, option.rect.height() - 2)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         opt = QStyleOptionViewItem(option)
