@@ -118,7 +118,7 @@ def test_export_report_writes_a_self_contained_page_in_the_background(qtbot, win
     with qtbot.waitSignal(actions.report_written, timeout=60_000) as written:
         actions.report_button.click()
         assert not actions.report_button.isEnabled()  # one report at a time
-    assert proposed == [str(Path.home() / f"{finished_run.id}-report.html")]
+    assert proposed == [str(window.studio.project.root / f"{finished_run.id}-report.html")]  # first in the project's folder
     path = Path(written.args[0])
     assert path == out.with_name("for-a-colleague.html") and path.is_file()
     assert writers and writers[0] is not threading.main_thread()

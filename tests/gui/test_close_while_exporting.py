@@ -12,6 +12,7 @@ from tests.gui.conftest import make_window, scan  # noqa: E402
 from tlstudio.core.events import PhaseStarted  # noqa: E402
 from tlstudio.core.runs import project as pj  # noqa: E402
 from tlstudio.core.runs.files import FINISHED, STOPPED  # noqa: E402
+from tlstudio.gui.widgets.kept_epoch import kept_epoch_to_evaluate  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -50,7 +51,7 @@ def test_yes_while_exporting_closes_within_5_s_and_the_run_is_exported_later(qtb
     try:
         again.project_actions.open_project(str(project.root))
         again.studio.set_current_run(run_id)
-        assert again.train_panel.resume_button.isEnabled()
+        assert again.train_panel.resume_button.isEnabled() and kept_epoch_to_evaluate(again.studio.run(run_id))
         with qtbot.waitSignal(again.train_panel.run_finished, timeout=240_000) as finished:
             again.train_panel.resume_button.click()
         assert not finished.args[0].cancelled

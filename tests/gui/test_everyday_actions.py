@@ -170,6 +170,8 @@ def test_a_renamed_run_shows_in_every_run_list_and_survives_reopening(qtbot, new
         assert shown_title(each, pretrained).startswith("frozen, 10 epochs") and pretrained not in shown_title(each, pretrained)
         assert each.currentData() == pretrained and shown_title(each, pretrained) in each.toolTip()  # whole, however narrow the box
     assert (root / "runs" / pretrained).is_dir()
+    table = window.evaluate_panel.comparison.table  # Compare runs names it too
+    qtbot.waitUntil(lambda: "frozen, 10 epochs" in [table.item(r, 0).text() for r in range(table.rowCount())], timeout=10_000)
 
     again = new_window()
     open_project(qtbot, again, root)

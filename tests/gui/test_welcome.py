@@ -190,12 +190,14 @@ def test_choose_image_folder_is_disabled_while_training_and_enabled_after(qtbot,
         assert not window.recent_folders_menu.menuAction().isEnabled()
         assert not window.welcome.open_folder_button.isEnabled()
         assert not window.untitled_bar.save_button.isEnabled()
+        assert not window.data_panel.choose_button.isEnabled()
         window.open_data_folder(str(colours.parent))  # a recent folder or a drop is refused too
         assert window.data_panel.folder.text() == str(colours.resolve())
         window.train_panel.stop()
     qtbot.waitUntil(lambda: not window.studio.jobs.busy("train"), timeout=60_000)
     assert window.choose_folder_action.isEnabled() and window.welcome.open_folder_button.isEnabled()
     assert window.recent_folders_menu.menuAction().isEnabled() and window.untitled_bar.save_button.isEnabled()
+    assert window.data_panel.choose_button.isEnabled()
 
 
 # ------------------------------------------------------------ where file dialogs open

@@ -166,6 +166,9 @@ class MainWindow(QMainWindow):
         welcome.new_project_requested.connect(self.project_actions.new_project)
         welcome.recent_chosen.connect(self.project_actions.open_project)
         welcome.guide_requested.connect(lambda: self.show_help(GUIDE))
+        self.model_panel.weights_changed.connect(lambda _name: self.train_panel.check_weights())
+        self.train_panel.model_step_requested.connect(lambda: self.go_to("Model"))
+        self.evaluate_panel.actions.confirm = lambda title, question: self.confirm(title, question)
 
     # ------------------------------------------------------------ composition
     def _build_menus(self) -> None:
@@ -409,4 +412,5 @@ class MainWindow(QMainWindow):
         self.studio.autosave()
         self.data_panel.shutdown()
         self.evaluate_panel.shutdown()
+        self.export_panel.shutdown()
         event.accept()

@@ -25,8 +25,8 @@ PHASE_UNIT = {
     "fitting the head": "fits",
     "training": "batches",
     "evaluating": "pictures",
-    "exporting": "pictures",
-    "downloading": "bytes",
+    "exporting": "pictures checked",  # by a fresh process running the exported file
+    "downloading": "MB",
 }
 
 
@@ -51,6 +51,8 @@ def amount(state: PhaseState) -> str:
     """'420 of 1,378 pictures', or '' while the phase's size is unknown."""
     if state.total <= 0:
         return ""
+    if state.name == "downloading":  # counted in bytes, read in MB as the Model step shows them
+        return f"{min(state.done, state.total) / 1e6:.1f} of {state.total / 1e6:.1f} MB"
     return f"{min(state.done, state.total):,} of {state.total:,} {PHASE_UNIT.get(state.name, 'steps')}"
 
 

@@ -47,3 +47,30 @@ def remember_folder(settings: QSettings, kind: str, path: str | Path) -> None:
         return
     folder = path if path.is_dir() and not path.name.endswith(SUFFIX) else path.parent
     settings.setValue(_key(kind), str(folder))
+
+
+# The dialogs, opened where ``start_folder`` says and remembering where the user went. ``studio`` is the window's
+# Studio (its ``dialog_folder`` and ``remember_folder``); each returns "" (or []) when the user cancels.
+def ask_existing_folder(parent, studio, kind: str, title: str) -> str:
+    from PySide6.QtWidgets import QFileDialog
+
+    path = QFileDialog.getExistingDirectory(parent, title, studio.dialog_folder(kind))
+    studio.remember_folder(kind, path)
+    return path
+
+
+def ask_open_files(parent, studio, kind: str, title: str, filters: str) -> list[str]:
+    from PySide6.QtWidgets import QFileDialog
+
+    paths, _ = QFileDialog.getOpenFileNames(parent, title, studio.dialog_folder(kind), filters)
+    if paths:
+        studio.remember_folder(kind, paths[0])
+    return paths
+
+
+def ask_save_path(parent, studio, kind: str, title: str, file_name: str, filters: str) -> str:
+    from PySide6.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getSaveFileName(parent, title, str(Path(studio.dialog_folder(kind)) / file_name), filters)
+    studio.remember_folder(kind, path)
+    return path

@@ -357,14 +357,17 @@ class Trainer:
 
     def _evaluate(self, ctx: LoopContext, loop: Loop, index: DatasetIndex, rows, best_epoch: Optional[int]) -> tuple[dict, np.ndarray]:
         _, val_rows, test_rows = rows
-        self._emit(PhaseStarted("evaluating", len(val_rows) + len(test_rows)))
+        total = len(val_rows) + len(test_rows)
+        self._emit(PhaseStarted("evaluating", total))
         val_probs = loop.predict_rows(val_rows, cached_val=True)
+        self._emit(Progress(len(val_rows), total))
         metrics = classification_metrics(ctx.labels[val_rows], val_probs.argmax(1), ctx.classes)
         if best_epoch is not None:
             metrics["best_epoch"] = best_epoch
         predictions = self._predictions(index, val_rows, "val", val_probs)
         if test_rows:
             test_probs = loop.predict_rows(test_rows, cached_val=False)
+            self._emit(Progress(total, total))
             metrics["test"] = classification_metrics(ctx.labels[test_rows], test_probs.argmax(1), ctx.classes)
             predictions += self._predictions(index, test_rows, "test", test_probs)
         self.files.write_json(self.files.metrics, metrics)

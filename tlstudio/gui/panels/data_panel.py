@@ -29,6 +29,10 @@ from tlstudio.gui.widgets.scan_report import ScanReport
 from tlstudio.gui.widgets.thumbnails import ClassGallery
 from tlstudio.gui.workers import Job
 from tlstudio.gui.widgets.calm_progress import CalmProgressBar
+from tlstudio.gui.start_folder import IMAGES
+
+CHOOSE_TIP = "A folder with one sub-folder per class, e.g. ants/ and bees/ (or train/ and val/ each holding them)."
+TRAINING_TIP = "A run is training on this folder: choose another one once it has ended (or stop it on the Train step)."
 
 
 class DataPanel(QWidget):
@@ -44,7 +48,7 @@ class DataPanel(QWidget):
         self.folder.setReadOnly(True)
         self.folder.setPlaceholderText("No folder chosen. Drop a folder onto this window, or click Choose Folder…")
         self.choose_button = QPushButton("Choose Folder…")
-        self.choose_button.setToolTip("A folder with one sub-folder per class, e.g. ants/ and bees/ (or train/ and val/ each holding them).")
+        self.choose_button.setToolTip(CHOOSE_TIP)
         self.choose_button.clicked.connect(self.choose_folder)
 
         self.val_fraction = QDoubleSpinBox()
@@ -111,12 +115,13 @@ class DataPanel(QWidget):
         self.val_fraction.valueChanged.connect(self._settings_edited)
         self.seed.valueChanged.connect(self._settings_edited)
         studio.project_changed.connect(self._load_from_project)
+        studio.jobs.live_changed.connect(self._update_for_training)
         self._load_from_project()
         self._set_busy(False)
 
     # ------------------------------------------------------------ what the dialog, a drop and the menu call
     def choose_folder(self) -> None:
-        start = self.folder.text() or str(Path.home())
+        start = self.folder.text() or self.studio.dialog_folder(IMAGES)
         path = QFileDialog.getExistingDirectory(self, "Choose the folder of images", start)
         if path:
             self.open_folder(path)
@@ -259,6 +264,12 @@ class DataPanel(QWidget):
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
             self.progress.setFormat("")
+
+    def _update_for_training(self) -> None:
+        """A run trains on the folder shown: no other folder is chosen until it ends."""
+        training = self.studio.jobs.busy("train")
+        self.choose_button.setEnabled(not training)
+        self.choose_button.setToolTip(TRAINING_TIP if training else CHOOSE_TIP)
 
     def shutdown(self) -> None:
         self.gallery.shutdown()

@@ -27,7 +27,6 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QFont, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -51,6 +50,7 @@ from tlstudio.gui.widgets.classify_folder import ClassifyFolderView
 from tlstudio.gui.widgets.kept_epoch import kept_epoch_to_evaluate
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.workers import Job
+from tlstudio.gui.start_folder import EXPORT, ask_save_path
 
 
 TORCHSCRIPT_KIND = "Model file for PyTorch (TorchScript, .pt)"
@@ -109,7 +109,6 @@ class ExportPanel(QWidget):
         super().__init__(parent)
         self.studio = studio
         self.job: Optional[Job] = None
-        self.last_path = ""
 
         self.runs = RunPicker(studio)
         self.rename_button = QToolButton()
@@ -232,7 +231,7 @@ class ExportPanel(QWidget):
             self.verification.setText("This run has a model file (verified when it was written).")
         elif kept_epoch_to_evaluate(run):
             self.verification.setText(
-                "This run stopped before its last epoch, so it has no model file yet: <b>Evaluate the Kept Epoch</b> on the "
+                "This run was stopped before its model file was written: <b>Evaluate the Kept Epoch</b> on the "
                 "Evaluate step measures the epoch it kept and writes its verified model file."
             )
         elif not (run.files.read_status() or RunStatus(epochs_completed=1)).evaluable:
@@ -270,8 +269,7 @@ class ExportPanel(QWidget):
             return
         suffix, kind = (".onnx", f"{ONNX_KIND} (*.onnx)") if self.as_onnx.isChecked() else (".pt", f"{TORCHSCRIPT_KIND} (*.pt)")
         name = f"{self.studio.project.name}-{run.record.backbone or 'model'}{suffix}".replace(" ", "_")
-        start = str(Path(self.last_path).parent / name) if self.last_path else str(Path.home() / name)
-        path, _ = QFileDialog.getSaveFileName(self, "Export the model file", start, kind)
+        path = ask_save_path(self, self.studio, EXPORT, "Export the model file", name, kind)
         if path:
             self.export_to(path)
 
@@ -311,7 +309,6 @@ class ExportPanel(QWidget):
             if run is not None:
                 self.studio.project.finish_run(run.id, run.record.status, done[3], run.record.message)
                 self.studio.runs_changed.emit()
-        self.last_path = str(dest)
         names = [printable(str(n)) for n in info.get("class_names") or info.get("classes") or []]
         self.result.setText(f"Saved to <b>{dest}</b>" + (f" (classes: {', '.join(names)})." if names else "."))
         self._set_snippet(dest.name)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from tlstudio.core.catalog import backbones as bb
 from tlstudio.core.config import FreezeDepth
@@ -20,6 +20,7 @@ from tlstudio.gui.widgets.backbone_table import BackboneTable
 from tlstudio.gui.widgets.freeze_control import FreezeControl
 from tlstudio.gui.widgets.weights_bar import WeightsBar
 from tlstudio.gui.workers import Job
+from tlstudio.gui.start_folder import WEIGHTS, ask_open_files
 
 INTRO = (
     "Choose the backbone: the pretrained network that already knows how to see; tlstudio adds a new last layer "
@@ -135,9 +136,9 @@ class ModelPanel(QWidget):
     def choose_weights_file(self) -> None:
         spec = bb.get_backbone(self.backbone())
         title = f"Import the weights of {spec.title} (look for {weights.weights_file_name(spec)})"
-        path, _ = QFileDialog.getOpenFileName(self, title, str(Path.home()), "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)")
-        if path:
-            self.import_weights_file(path)
+        paths = ask_open_files(self, self.studio, WEIGHTS, title, "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)")
+        if paths:
+            self.import_weights_file(paths[0])
 
     def import_weights_file(self, path: str | Path, force: bool = False, backbone: Optional[str] = None) -> Job:
         """Import in a worker; a file that is not the official one comes back as a question (see ``_on_imported``)."""

@@ -16,7 +16,6 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -39,6 +38,7 @@ from tlstudio.gui.widgets.kept_epoch import kept_epoch_to_evaluate
 from tlstudio.gui.widgets.thumbnails import PATH_ROLE, FileActions
 from tlstudio.gui.widgets.try_it import NOT_TRUSTED, ExportedModels, TrustNeeded, ask_to_trust_dialog
 from tlstudio.gui.workers import Job
+from tlstudio.gui.start_folder import ANSWERS, PICTURES, ask_existing_folder, ask_save_path
 
 PICTURE, ANSWER, CONFIDENCE, PROBLEM = range(4)
 HEADERS = ("Picture", "Answer", "Confidence", "Problem")
@@ -364,9 +364,8 @@ class ClassifyFolderView(QWidget):
             self.save_csv(path)
 
     def _ask_folder(self) -> str:
-        return QFileDialog.getExistingDirectory(self, "Choose a folder of new pictures to classify", str(Path.home()))
+        return ask_existing_folder(self, self.studio, PICTURES, "Choose a folder of new pictures to classify")
 
     def _ask_save_path(self) -> str:
-        start = Path(self.answers.folder).with_name(Path(self.answers.folder).name + "-answers.csv") if self.answers else Path.home() / "answers.csv"
-        path, _ = QFileDialog.getSaveFileName(self, "Save the answers", str(start), "Table for spreadsheets (*.csv)")
-        return path
+        name = f"{Path(self.answers.folder).name}-answers.csv" if self.answers else "answers.csv"
+        return ask_save_path(self, self.studio, ANSWERS, "Save the answers", name, "Table for spreadsheets (*.csv)")

@@ -12,7 +12,6 @@ from typing import Optional
 from PySide6.QtWidgets import QPushButton, QWidget
 
 from tlstudio.core.runs.project import RunInfo
-from tlstudio.core.runs.files import RUNNING
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.workers import Job
 
@@ -23,11 +22,12 @@ TIP = (
 
 
 def kept_epoch_to_evaluate(run: Optional[RunInfo]) -> bool:
-    """A run with no results yet that stopped, crashed or failed after completing an epoch."""
-    if run is None or run.metrics:
+    """A run that stopped, crashed or failed after completing an epoch, before it had its results and its model file
+    (a run stopped while exporting has the results and no file)."""
+    if run is None or (run.metrics and run.has_model):
         return False
     status = run.files.read_status()
-    return status is not None and status.state != RUNNING and status.evaluable
+    return status is not None and status.resumable and status.evaluable
 
 
 class KeptEpochButton(QPushButton):

@@ -26,6 +26,7 @@ from tlstudio.core.engine.speed_probe import SpeedEstimate
 from tlstudio.gui.phase_words import duration
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.workers import Job, reserve_a_core_for_the_window
+from tlstudio.gui.start_folder import REPORT
 
 log = logging.getLogger("tlstudio.gui")
 
@@ -45,7 +46,6 @@ class RunActions(QWidget):
         self.studio = studio
         self.run: Optional[RunInfo] = None
         self.report_job: Optional[Job] = None
-        self.report_folder = ""  # where the last report went: the next one is proposed there
         self.ask_report_path: Callable[[str], str] = self._ask_report_path  # tests replace the dialog
         # (title, question) -> bool; the window's own confirm when this sits in one, tests answer it directly
         self.confirm: Callable[[str, str], bool] = self._ask
@@ -151,8 +151,7 @@ class RunActions(QWidget):
     def choose_report_path(self) -> None:
         if self.run is None:
             return
-        folder = Path(self.report_folder) if self.report_folder else Path.home()
-        path = self.ask_report_path(str(folder / f"{self.run.id}-report.html"))
+        path = self.ask_report_path(str(Path(self.studio.dialog_folder(REPORT)) / f"{self.run.id}-report.html"))
         if path:
             self.export_report(path)
 
@@ -181,7 +180,7 @@ class RunActions(QWidget):
         return job
 
     def _on_report_written(self, path: str) -> None:
-        self.report_folder = str(Path(path).parent)
+        self.studio.remember_folder(REPORT, path)  # the next report is proposed there
         log.info("Report written to %s", path)
         self.report_written.emit(path)
 

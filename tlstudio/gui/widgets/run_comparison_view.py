@@ -23,6 +23,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from tlstudio.core.names import printable
 from tlstudio.core.runs.project import RunInfo
 from tlstudio.core.runs.comparison import curves, run_table
 
@@ -211,7 +212,7 @@ class RunComparisonView(QWidget):
         t.setSortingEnabled(False)
         t.setRowCount(len(self.runs))
         for i, (run, row) in enumerate(zip(self.runs, self.rows)):
-            first = QTableWidgetItem(run.id)
+            first = QTableWidgetItem(printable(run.record.name) if run.record.name else run.id)
             first.setData(Qt.ItemDataRole.UserRole, run.id)
             first.setFlags(first.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             first.setCheckState(Qt.CheckState.Checked if run.id in self._ticked else Qt.CheckState.Unchecked)
@@ -324,7 +325,9 @@ class RunComparisonView(QWidget):
 
 
 def _short(run: RunInfo, init: Optional[str] = None) -> str:
-    """A legend entry: the run's time and backbone, without the date; a from-scratch run says so."""
+    """A legend entry: the run's name, or its time and backbone without the date; a from-scratch run says so."""
     parts = run.id.split("_", 2)
     name = f"{parts[1].replace('-', ':')} {parts[2]}" if len(parts) == 3 else run.id
+    if run.record.name:
+        name = printable(run.record.name)
     return f"{name} (from scratch)" if init == "scratch" else name

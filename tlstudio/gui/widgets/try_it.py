@@ -22,7 +22,6 @@ from typing import Any, Callable, Optional, Sequence
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -41,6 +40,7 @@ from tlstudio.core.names import printable
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.thumbnails import FileActions, ThumbnailLoader, ThumbnailModel
 from tlstudio.gui.workers import Job
+from tlstudio.gui.start_folder import ANSWERS, PICTURES, ask_existing_folder, ask_open_files, ask_save_path
 
 TOP_K = 3
 THUMB = 64
@@ -423,7 +423,7 @@ class TryItView(QWidget):
         from tlstudio.core.data.scan import IMAGE_EXTENSIONS
 
         pattern = " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))
-        paths, _ = QFileDialog.getOpenFileNames(self, "Choose pictures to try", str(Path.home()), f"Images ({pattern});;All files (*)")
+        paths = ask_open_files(self, self.studio, PICTURES, "Choose pictures to try", f"Images ({pattern});;All files (*)")
         if paths:
             self.predict(paths)
 
@@ -433,10 +433,9 @@ class TryItView(QWidget):
             self.save_results(path)
 
     def _ask_save_path(self) -> str:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the answers", str(Path.home() / "try-it-answers.csv"), "Table for spreadsheets (*.csv)")
-        return path
+        return ask_save_path(self, self.studio, ANSWERS, "Save the answers", "try-it-answers.csv", "Table for spreadsheets (*.csv)")
 
     def _choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a folder of pictures to try", str(Path.home()))
+        path = ask_existing_folder(self, self.studio, PICTURES, "Choose a folder of pictures to try")
         if path:
             self.predict([path])
