@@ -20,6 +20,18 @@ def colours(tmp_path) -> Path:
     return make_colour_dataset(tmp_path / "colours", per_class=12)
 
 
+@pytest.fixture(autouse=True)
+def no_real_file_dialog(monkeypatch):
+    """A real file dialog would wait for a click forever offscreen: a test that opens one without answering it fails at once."""
+    from PySide6.QtWidgets import QFileDialog
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a real file dialog was opened; the test must answer it (monkeypatch QFileDialog or the panel's ask_*)")
+
+    for name in ("getOpenFileName", "getOpenFileNames", "getSaveFileName", "getExistingDirectory"):
+        monkeypatch.setattr(QFileDialog, name, staticmethod(refuse))
+
+
 @pytest.fixture
 def settings(tmp_path) -> QSettings:
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)

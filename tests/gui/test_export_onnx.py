@@ -10,8 +10,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from tests.gui.conftest import fast  # noqa: E402
-from tests.synthetic import make_colour_dataset  # noqa: E402
+from tests.gui.exported_run import make_project_with_exported_run  # noqa: E402
 from tlstudio.core.runs import project as pj  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -20,18 +19,7 @@ pytestmark = pytest.mark.gui
 @pytest.fixture
 def project_with_run(tmp_path):
     """A project with one finished frozen run that has its model.pt but no model.onnx."""
-    from tlstudio.core.engine.trainer import Trainer
-
-    data = make_colour_dataset(tmp_path / "colours", per_class=8).resolve()
-    project = pj.Project.create(tmp_path / "Onnx")
-    project.set_data(str(data), 0.25, 0.0, 0)
-    cfg = project.train_config()
-    fast(cfg)
-    cfg.export, cfg.epochs = True, 1
-    files = project.new_run(cfg)
-    project.finish_run(files.root.name, pj.FINISHED, Trainer(cfg, files.root, cache_dir=project.cache_dir).run().summary)
-    project.save()
-    return project.root
+    return make_project_with_exported_run(tmp_path)[0]
 
 
 def test_onnx_export_makes_verifies_and_copies_the_file(qtbot, window, project_with_run, tmp_path):

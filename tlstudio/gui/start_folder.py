@@ -59,6 +59,14 @@ def ask_existing_folder(parent, studio, kind: str, title: str) -> str:
     return path
 
 
+def ask_open_file(parent, studio, kind: str, title: str, filters: str) -> str:
+    from PySide6.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getOpenFileName(parent, title, studio.dialog_folder(kind), filters)
+    studio.remember_folder(kind, path)
+    return path
+
+
 def ask_open_files(parent, studio, kind: str, title: str, filters: str) -> list[str]:
     from PySide6.QtWidgets import QFileDialog
 

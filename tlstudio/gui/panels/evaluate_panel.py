@@ -28,8 +28,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QShowEvent
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from tlstudio.core.runs.baseline import baseline_pairs, uplift
@@ -47,6 +46,7 @@ from tlstudio.gui.widgets.run_actions import RunActions
 from tlstudio.gui.widgets.run_comparison_view import RunComparisonView
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.widgets.try_it import NO_MODEL, TryItView
+from tlstudio.gui.window_close import WindowCloseWatch
 
 PICK_A_CELL = "Click a cell of the confusion matrix to see its pictures."
 NO_RUN = "Train a model on the Train step to see how it does here."
@@ -80,7 +80,7 @@ class EvaluatePanel(QWidget):
         self.predictions: list[dict] = []  # the validation pictures of predictions.json, with "abspath" added
         self._shown_key: tuple = ()
         self.missing = ""  # why the run's pictures cannot be shown, or ""
-        self._watched: Optional[QWidget] = None  # the window whose closing settles the thumbnail decoders
+        WindowCloseWatch(self, self._settle_decoders)
 
         self.runs = RunPicker(studio)
         self.actions = RunActions(studio)
@@ -362,19 +362,10 @@ class EvaluatePanel(QWidget):
     def confusion_values(self) -> list[list[int]]:
         return self.confusion.values()
 
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        window = self.window()
-        if window is not self and window is not self._watched:
-            window.installEventFilter(self)
-            self._watched = window
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self._watched and event.type() == QEvent.Type.Close:
-            # No decode may still be running when the window goes; harmless if the close is refused.
-            for widget in (self.gallery, self.mistakes, self.try_it):
-                widget.settle()
-        return False
+    def _settle_decoders(self) -> None:
+        """No decode may still run while the window goes (harmless if the close is then refused)."""
+        for widget in (self.gallery, self.mistakes, self.try_it):
+            widget.settle()
 
     def shutdown(self) -> None:
         """Stop the thumbnail decoders for good (the application is quitting)."""

@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QFont, QGuiApplication, QShowEvent
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QButtonGroup,
     QGroupBox,
@@ -51,6 +51,7 @@ from tlstudio.gui.widgets.kept_epoch import kept_epoch_to_evaluate
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.workers import Job
 from tlstudio.gui.start_folder import EXPORT, ask_save_path
+from tlstudio.gui.window_close import WindowCloseWatch
 
 
 TORCHSCRIPT_KIND = "Model file for PyTorch (TorchScript, .pt)"
@@ -181,20 +182,8 @@ class ExportPanel(QWidget):
 
         studio.current_run_changed.connect(self.show_run)
         studio.runs_changed.connect(self.refresh)
-        self._watched: Optional[QWidget] = None  # the window whose closing settles the thumbnail decoder
+        WindowCloseWatch(self, self.classify.settle)  # no decode may still run while the window goes
         self.show_run(studio.current_run)
-
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        window = self.window()
-        if window is not self and window is not self._watched:
-            window.installEventFilter(self)
-            self._watched = window
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self._watched and event.type() == QEvent.Type.Close:
-            self.classify.settle()  # no decode may still be running when the window goes; harmless if the close is refused
-        return False
 
     def shutdown(self) -> None:
         """Stop the thumbnail decoder for good (the application is quitting)."""

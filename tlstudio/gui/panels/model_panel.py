@@ -20,7 +20,7 @@ from tlstudio.gui.widgets.backbone_table import BackboneTable
 from tlstudio.gui.widgets.freeze_control import FreezeControl
 from tlstudio.gui.widgets.weights_bar import WeightsBar
 from tlstudio.gui.workers import Job
-from tlstudio.gui.start_folder import WEIGHTS, ask_open_files
+from tlstudio.gui.start_folder import WEIGHTS, ask_open_file
 
 INTRO = (
     "Choose the backbone: the pretrained network that already knows how to see; tlstudio adds a new last layer "
@@ -136,9 +136,9 @@ class ModelPanel(QWidget):
     def choose_weights_file(self) -> None:
         spec = bb.get_backbone(self.backbone())
         title = f"Import the weights of {spec.title} (look for {weights.weights_file_name(spec)})"
-        paths = ask_open_files(self, self.studio, WEIGHTS, title, "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)")
-        if paths:
-            self.import_weights_file(paths[0])
+        path = ask_open_file(self, self.studio, WEIGHTS, title, "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)")
+        if path:
+            self.import_weights_file(path)
 
     def import_weights_file(self, path: str | Path, force: bool = False, backbone: Optional[str] = None) -> Job:
         """Import in a worker; a file that is not the official one comes back as a question (see ``_on_imported``)."""
