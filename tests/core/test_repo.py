@@ -26,8 +26,9 @@ def test_readme_has_install_and_start_command():
 
 
 def test_readme_pictures_are_in_the_repo_and_small():
-    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (REPO / "README.md").read_text(encoding="utf-8"))
-    assert len(pictures) >= 6  # a screenshot of each step and of the report
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    pictures = re.findall(r"\]\(([^)]+\.png)\)", text)  # shown or linked
+    assert len(pictures) >= 11  # a screenshot of each step at two sizes, and of the report
     for rel in pictures:
         path = REPO / rel
         assert path.is_file(), f"README shows {rel}, which is not in the repo"

@@ -14,7 +14,7 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt, QUrl  # noqa: E402
 
-from tests.gui.exported_run import make_project_with_exported_run, new_pictures  # noqa: E402
+from tests.gui.exported_run import assert_same_predictions_csv, make_project_with_exported_run, new_pictures  # noqa: E402
 from tests.synthetic import make_colour_dataset  # noqa: E402
 from tlstudio.core.config import TrainConfig  # noqa: E402
 from tlstudio.core.runs import project as pj  # noqa: E402
@@ -65,7 +65,7 @@ def test_try_it_saves_the_answers_as_predicts_csv(qtbot, studio, tmp_path):
     view.ask_save_path = lambda: str(ours)
     view.save_button.click()
     assert main(["predict", str(model), str(folder), "--csv", str(theirs), "--top-k", str(TOP_K)]) == 0
-    assert ours.read_bytes() == theirs.read_bytes()
+    assert_same_predictions_csv(ours, theirs)
 
     view.set_model_file("")  # another run: nothing shown, nothing to save
     assert not view.save_button.isEnabled() and not view.save_results(tmp_path / "nothing.csv")

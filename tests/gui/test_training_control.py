@@ -71,7 +71,7 @@ def test_closing_during_training_asks_stops_the_worker_and_exits_cleanly(qtbot, 
     # Saying "yes" stops the worker within a batch, then the window closes by itself.
     window.confirm = lambda title, question: True
     window.close()
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=60_000)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)  # the app is gone within 5 s of the Yes
     assert job.thread.isFinished() and not window.studio.jobs.busy()
     assert job.result is not None and job.result.cancelled
     assert not [r for r in qtlog.records if "Destroyed while thread" in r.message]
@@ -132,7 +132,7 @@ def test_a_run_that_ends_while_the_close_question_is_open_still_lets_the_window_
 
     window.confirm = answer_after_the_run_ended
     window.close()
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
     assert job.thread.isFinished()
 
 
