@@ -238,15 +238,8 @@ class ClassifyFolderView(QWidget):
         models, model_path, folder = self.models, self.model_path, str(folder)
 
         def work(on_event, stop):
-            from tlstudio.core.inference import trust
-
-            if trusted_sha256:
-                trust.remember(trusted_sha256, trust.TRUSTED, model_path)
-            try:
-                model = models.get(model_path)  # open_model_file, as the CLI's predict
-            except trust.UntrustedModel as exc:
-                return TrustNeeded(model_path, exc.sha256, [folder])
-            return FolderAnswers(folder, model.class_names, model.predict_paths([folder], on_event, stop))
+            answer = models.predict_paths(model_path, [folder], on_event, stop, trusted_sha256)  # open_model_file, as the CLI's predict
+            return answer if isinstance(answer, TrustNeeded) else FolderAnswers(folder, *answer)
 
         self._show(None)
         self.progress = PhaseProgress()

@@ -92,6 +92,19 @@ class ExportedModels:
                 self._models = {path: (stamp, open_model_file(path))}  # one run's model at a time is plenty
             return self._models[path][1]
 
+    def predict_paths(self, model_path: str, paths: list[str], on_event, stop, trusted_sha256: str = ""):
+        """(class names, predictions) of ``model_path`` on ``paths`` (a job's work), or ``TrustNeeded`` for a file the
+        trust store does not know; ``trusted_sha256`` is the file the user just said yes to, recorded first."""
+        from tlstudio.core.inference import trust
+
+        if trusted_sha256:
+            trust.remember(trusted_sha256, trust.TRUSTED, model_path)
+        try:
+            model = self.get(model_path)  # a file changed since the yes has another hash: asked again
+        except trust.UntrustedModel as exc:
+            return TrustNeeded(model_path, exc.sha256, paths)  # the question is the GUI thread's
+        return model.class_names, model.predict_paths(paths, on_event, stop)
+
 
 def ask_to_trust_dialog(parent: Optional[QWidget], model_path: str) -> bool:
     """Ask whether to run a TorchScript file tlstudio did not make; No is the default."""
@@ -309,15 +322,7 @@ class TryItView(QWidget):
         models, model_path, paths = self.models, self.model_path, [str(p) for p in paths]
 
         def work(on_event, stop):
-            from tlstudio.core.inference import trust
-
-            if trusted_sha256:
-                trust.remember(trusted_sha256, trust.TRUSTED, model_path)
-            try:
-                model = models.get(model_path)  # a file changed since the yes has another hash: asked again
-            except trust.UntrustedModel as exc:
-                return TrustNeeded(model_path, exc.sha256, paths)  # the question is the GUI thread's
-            return model.class_names, model.predict_paths(paths, on_event, stop)
+            return models.predict_paths(model_path, paths, on_event, stop, trusted_sha256)
 
         job = self.studio.jobs.start("try", "Trying the model on new pictures", work)
         self.job = job
