@@ -5,6 +5,9 @@ completed epoch, with the settings and pictures it was started with.
 
 `--from-scratch` trains the same network from random weights with every layer training: the
 baseline that shows what the pretrained weights add (see tlstudio.core.runs.baseline).
+
+`--start-from RUN_DIR` starts from a finished run instead of ImageNet: its backbone, with the weights
+of its kept epoch, and its image size; the head is new (two-step transfer, see tlstudio.core.catalog.my_models).
 """
 
 from __future__ import annotations
@@ -54,6 +57,12 @@ def register(subparsers) -> None:
         "--from-scratch",
         action="store_true",
         help="start from random weights instead of ImageNet ones and train everything: the baseline that shows what transfer learning adds",
+    )
+    p.add_argument(
+        "--start-from",
+        metavar="RUN_DIR",
+        default=None,
+        help="start from a finished run's kept weights instead of ImageNet's (its backbone and image size; a new head for these classes)",
     )
     p.add_argument("--epochs", type=_positive_int, default=d.epochs)
     p.add_argument("--batch-size", type=_batch_size, default=d.batch_size, help="images per step, or 'auto' on a GPU (default 32)")
@@ -137,7 +146,24 @@ def config_from_args(args) -> TrainConfig:
         from tlstudio.core.runs.baseline import baseline_config
 
         config = baseline_config(config)
+    if getattr(args, "start_from", None):
+        config = started_config(config, args)
     return config
+
+
+def started_config(config: TrainConfig, args) -> TrainConfig:
+    """``config`` started from the finished run ``--start-from`` names (refused here, before any work, when it cannot be)."""
+    from tlstudio.core.catalog.my_models import read_my_model, start_config
+
+    if getattr(args, "from_scratch", False):
+        raise UserError("--start-from starts from that run's trained weights, --from-scratch from random ones: give one of the two.")
+    model = read_my_model(args.start_from)
+    if args.backbone != TrainConfig.backbone and args.backbone != model.backbone:
+        raise UserError(f"--start-from '{printable(args.start_from)}' is a {model.backbone} run: leave out --backbone {args.backbone}, it comes from that run.")
+    started = start_config(config, model)
+    if args.image_size is not None:
+        started.image_size = args.image_size  # asked for: the source's own size is only the default
+    return started.validate()
 
 
 def run(args) -> int:
@@ -160,6 +186,8 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out '{printable(out)}' is a file. Give a folder for the run's files.")
+    if config.start_from:
+        print(f"starting from the run '{printable(config.start_from)}' ({config.backbone}): its kept weights, a new head for these classes.", file=sys.stderr)
     if not config.pretrained:
         print(
             "from scratch: the backbone starts from random weights and every layer trains; "

@@ -12,7 +12,7 @@ from typing import Optional
 
 from tlstudio.core.errors import UserError
 
-SCHEMA_VERSION = 4  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric; 4: early stopping
+SCHEMA_VERSION = 5  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric; 4: early stopping; 5: start_from
 AUGMENT_PRESETS = ("none", "light", "strong")
 CLASS_WEIGHTING = ("auto", "none", "balanced")  # auto: the head's cross-validation chooses (none, balanced or a prior correction)
 SELECTION_METRICS = ("balanced_accuracy", "accuracy")
@@ -65,6 +65,7 @@ class TrainConfig:
     data_dir: str = ""
     backbone: str = "efficientnet_lite0"
     pretrained: bool = True  # False: random initialisation (seeded), the baseline that shows what transfer learning adds
+    start_from: str = ""  # a finished run's folder: its kept backbone weights replace ImageNet's (see catalog.my_models)
     freeze_depth: str = "all"  # "all" | "none" | "K" (the first K stages frozen)
     epochs: int = 20
     batch_size: int = 32  # 0 = find the largest batch that fits the GPU
@@ -125,6 +126,8 @@ class TrainConfig:
         if self.workers is not None and self.workers < 0:
             raise bad("--workers", f"must be 0 or more, not {self.workers}.")
         freeze = self.freeze
+        if self.start_from and not self.pretrained:
+            raise bad("--start-from", f"'{self.start_from}' starts from that run's trained weights, --from-scratch from random ones: give one of the two.")
         if not self.pretrained and not freeze.nothing_frozen:
             what = "a frozen random backbone learns nothing" if freeze.frozen_all else "frozen random stages stay random"
             raise bad(
@@ -178,5 +181,7 @@ def migrate(d: dict) -> dict:
         d.setdefault("selection_split", 0.15)
     if version < 4:
         d.setdefault("patience", 0)  # runs before schema 4 never stopped early: resuming one must not either
+    if version < 5:
+        d.setdefault("start_from", "")  # runs before schema 5 all started from the catalog's weights
     d["schema_version"] = SCHEMA_VERSION
     return d
