@@ -1,4 +1,7 @@
-"""Step 2, Model: pick a backbone from the catalog, get its weights, choose how much of it trains."""
+"""Step 2, Model: pick a backbone from the catalog, get its weights, choose how much of it trains.
+
+Or start from one of My models: a finished run (of this project, or a run folder of another) whose
+backbone, with what it learned, replaces the ImageNet weights (``config.start_from``)."""
 
 from __future__ import annotations
 
@@ -6,13 +9,15 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 from tlstudio.core.catalog import backbones as bb
 from tlstudio.core.config import FreezeDepth
 
 from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.catalog import weights, weights_import
+from tlstudio.core.catalog.my_models import MyModel, finished_runs, read_my_model
+from tlstudio.core.errors import UserError
 from tlstudio.core.events import PhaseStarted, Progress
 
 from tlstudio.gui.studio import Studio
@@ -20,12 +25,60 @@ from tlstudio.gui.widgets.backbone_table import BackboneTable
 from tlstudio.gui.widgets.freeze_control import FreezeControl
 from tlstudio.gui.widgets.weights_bar import WeightsBar
 from tlstudio.gui.workers import Job
-from tlstudio.gui.start_folder import WEIGHTS, ask_open_file
+from tlstudio.gui.start_folder import PROJECT, WEIGHTS, ask_existing_folder, ask_open_file
 
 INTRO = (
     "Choose the backbone: the pretrained network that already knows how to see; tlstudio adds a new last layer "
     "for your classes. The bundled one works offline and trains fast; bigger ones can be more accurate."
 )
+
+MY_MODELS_INTRO = "Or start from a finished run of yours: its backbone, with what it learned, instead of the ImageNet weights. The last layer is new, for your classes."
+NO_MY_MODELS = "No finished run in this project yet."
+
+
+class MyModelsBox(QGroupBox):
+    """The finished runs that can start a new one, and a button for a run folder of another project."""
+
+    picked = Signal(object)  # MyModel, clicked in the list
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__("My models", parent)
+        intro = QLabel(MY_MODELS_INTRO)
+        intro.setWordWrap(True)
+        self.list = QListWidget()
+        self.list.setMaximumHeight(110)
+        self.empty = QLabel(NO_MY_MODELS)
+        self.other_button = QPushButton("Use a Run From Another Project…")
+        self.other_button.setToolTip("Pick the folder of a finished run (a project's runs/<id> folder, or the --out of 'tlstudio train').")
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(self.list)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.other_button)
+        self.models: list[MyModel] = []
+        self.list.itemClicked.connect(self._on_clicked)
+
+    def show_models(self, models: list[MyModel], current: str) -> None:
+        """List ``models``; the row of ``current`` (a run folder, "" for none) is marked as the start."""
+        self.models = list(models)
+        self.list.clear()
+        for model in self.models:
+            item = QListWidgetItem(model.title())
+            item.setToolTip(f"{model.folder}\nclasses: {', '.join(model.classes)}")
+            self.list.addItem(item)
+        self.mark(current)
+        self.empty.setVisible(not self.models)
+        self.list.setVisible(bool(self.models))
+
+    def mark(self, current: str) -> None:
+        rows = [i for i, m in enumerate(self.models) if str(m.folder) == current]
+        self.list.setCurrentRow(rows[0] if rows else -1)
+        if not rows:
+            self.list.clearSelection()
+
+    def _on_clicked(self, item: QListWidgetItem) -> None:
+        self.picked.emit(self.models[self.list.row(item)])
+
 
 # backbone name -> (backbone parameters, trainable backbone parameters for each freeze depth 0..n).
 # Counting needs the architecture built once (random weights, off the GUI thread); it never changes.
@@ -52,8 +105,12 @@ class ModelPanel(QWidget):
         # (title, question) -> bool; the window routes it through its own confirm, tests answer it directly
         self.confirm = self._ask
         self._counting: set[str] = set()
+        self._keep_start = False  # the table follows a My models pick: that selection keeps config.start_from
 
         self.table = BackboneTable(self.specs)
+        self.my_models = MyModelsBox()
+        self.my_models.picked.connect(self._on_my_model_picked)
+        self.my_models.other_button.clicked.connect(self.choose_run_folder)
         self.weights_bar = WeightsBar()
         # The bar's controls, under the names the window and the tests use.
         self.download_button = self.weights_bar.download_button
@@ -76,6 +133,7 @@ class ModelPanel(QWidget):
         layout.addWidget(intro)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.weights_bar)
+        layout.addWidget(self.my_models)
         layout.addWidget(self.status)
         layout.addWidget(self.freeze)
 
@@ -83,6 +141,7 @@ class ModelPanel(QWidget):
         self.freeze.changed.connect(self._on_freeze_changed)
         studio.project_changed.connect(self._load_from_project)
         studio.index_changed.connect(self._on_index_changed)
+        studio.runs_changed.connect(self.refresh_my_models)
         self.refresh_availability()
         self._load_from_project()
 
@@ -96,6 +155,24 @@ class ModelPanel(QWidget):
     def set_freeze_depth(self, value: str) -> None:
         spec = bb.get_backbone(self.backbone())
         self.freeze.set_depth(FreezeDepth.parse(value).stages_of(spec))
+
+    def use_my_model(self, folder: str | Path) -> MyModel:
+        """Start the next run from the finished run in ``folder``: its backbone (and its stages), its image size."""
+        model = read_my_model(folder)
+        cfg = self.studio.config
+        cfg.start_from, cfg.image_size, cfg.pretrained = str(model.folder), model.image_size, True
+        self._show_backbone(model.backbone, keep_start=True)
+        self.my_models.mark(cfg.start_from)
+        self._set_status(f"Starts from your run '{model.name or model.run_id}' ({bb.get_backbone(model.backbone).title}, trained on {', '.join(model.classes)}).")
+        return model
+
+    def choose_run_folder(self) -> None:
+        path = ask_existing_folder(self, self.studio, PROJECT, "Choose the folder of a finished run")
+        if path:
+            self._on_my_model_picked(path)
+
+    def refresh_my_models(self) -> None:
+        self.my_models.show_models(finished_runs(self.studio.runs()), self.studio.config.start_from)
 
     def refresh_availability(self) -> None:
         for spec in map(bb.get_backbone, (s.name for s in self.specs)):  # the catalog as it is now
@@ -156,7 +233,18 @@ class ModelPanel(QWidget):
         return job
 
     # ------------------------------------------------------------ reactions
+    def _on_my_model_picked(self, model_or_folder) -> None:
+        folder = model_or_folder.folder if isinstance(model_or_folder, MyModel) else model_or_folder
+        try:
+            self.use_my_model(folder)
+        except UserError as exc:
+            self._set_status(str(exc))
+            self.my_models.mark(self.studio.config.start_from)
+
     def _on_selected(self, name: str) -> None:
+        if not self._keep_start and self.studio.config.start_from:
+            self.studio.config.start_from = ""  # a backbone picked in the catalog starts from its ImageNet weights
+            self.my_models.mark("")
         self.studio.set_backbone(name)
         spec = bb.get_backbone(name)
         depth = self.studio.config.freeze.stages_of(spec) if self._depth_fits(spec) else len(spec.stages)
@@ -244,11 +332,18 @@ class ModelPanel(QWidget):
         self.weights_changed.emit(self.backbone())
 
     def _load_from_project(self) -> None:
-        name = self.studio.config.backbone
-        if self.table.current() == name:
-            self._on_selected(name)  # same row: selecting it again would not signal
-        else:
-            self.table.select(name)
+        self._show_backbone(self.studio.config.backbone, keep_start=True)
+        self.refresh_my_models()
+
+    def _show_backbone(self, name: str, keep_start: bool = False) -> None:
+        self._keep_start = keep_start
+        try:
+            if self.table.current() == name:
+                self._on_selected(name)  # same row: selecting it again would not signal
+            else:
+                self.table.select(name)
+        finally:
+            self._keep_start = False
 
     # ------------------------------------------------------------ helpers
     def _depth_fits(self, spec: bb.BackboneSpec) -> bool:
