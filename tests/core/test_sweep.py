@@ -52,13 +52,13 @@ def test_estimate_grows_with_what_trains():
 
 
 def test_the_cheapest_member_within_the_tolerance_is_chosen():
-    results = [result("a", 0.90, 10), result("b", 0.905, 100), result("c", 0.90 + sweep.TOLERANCE + 0.001, 1000)]
+    results = [result("a", 0.90, 10), result("b", 0.895, 100), result("c", 0.90 + sweep.TOLERANCE + 0.001, 1000)]
     rec = sweep.recommend(results)
     assert rec.best == "c" and rec.chosen == "c"  # a and b are more than the tolerance below c
-    results[2].selection_score = 0.91
+    results[2].selection_score = 0.905
     rec = sweep.recommend(results)
-    assert rec.best == "c" and rec.chosen == "a"
-    assert rec.points_behind == pytest.approx(1.0) and rec.speed_ratio == pytest.approx(100.0)
+    assert rec.best == "c" and rec.chosen == "a"  # a and b are within it: the cheaper (first planned) one
+    assert rec.points_behind == pytest.approx(0.5) and rec.speed_ratio == pytest.approx(100.0)
 
 
 def test_validation_and_test_figures_cannot_change_the_choice():

@@ -31,7 +31,7 @@ from tlstudio.core.runs import project as pj
 
 KINDS = ("frozen", "partial", "full", "scratch")  # cheapest to dearest
 TOLERANCE = 0.01  # one point of selection score: closer than that is within the noise of a few held-back pictures
-SWEEP_EPOCHS = 8  # epochs of every fine-tune in a sweep: a partial member of hymenoptera ends in minutes on 2 CPU cores
+SWEEP_EPOCHS = 5  # epochs of every fine-tune in a sweep: started from a solved head, the partial ones of hymenoptera end in minutes on 2 CPU cores
 TRAILING_STAGES = (1, 3)  # partial fine-tunes train the last 1 and the last 3 stages of the default backbone
 
 # A member's status in the sweep record.
@@ -150,7 +150,10 @@ def plan_sweep(config: TrainConfig, skip: Iterable[str] = (), epochs: int = SWEE
 
     ``skip`` holds kinds (frozen, partial, full, scratch) or member names; an unknown word is refused."""
     base = replace(config, export=False, epochs=epochs, start_from="", pretrained=True, freeze_depth="all")
-    members = [SweepMember(f"frozen:{name}", "frozen", f"Frozen {get_backbone(name).title}", replace(base, backbone=name))
+    # A frozen member's head is solved on cached features; epochs=1 caches one view (the centre crop) instead of
+    # five augmented ones: 3.5x less backbone work for a head whose cross-validated choice hardly moves.
+    frozen = replace(base, epochs=1)
+    members = [SweepMember(f"frozen:{name}", "frozen", f"Frozen {get_backbone(name).title}", replace(frozen, backbone=name))
                for name in bundled_backbones()]
     default = config.backbone if not config.start_from else TrainConfig.backbone
     title = get_backbone(default).title
