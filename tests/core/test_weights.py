@@ -474,3 +474,44 @@ def test_a_missing_bundled_package_says_to_reinstall(monkeypatch):
     assert weights.weights_file(spec) is None
     with pytest.raises(UserError, match="'no-such-weights-package' is not installed. Reinstall tlstudio"):
         weights.load_state_dict(spec)
+
+
+# ---------------------------------------------------------------- Inception-v3: the official file has an auxiliary head
+
+
+def _official_shaped_inception_state() -> dict[str, torch.Tensor]:
+    """What Inception_V3_Weights.IMAGENET1K_V1 holds: the model as torchvision builds it for those weights, AuxLogits included."""
+    import torchvision
+
+    torch.manual_seed(4)
+    return torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict()
+
+
+def test_an_official_shaped_inception_file_loads_without_its_aux_head():
+    spec = bb.get_backbone("inception_v3")
+    state = _official_shaped_inception_state()
+    assert any(k.startswith("AuxLogits.") for k in state)
+    weights.check_fits(state, spec, "the file")  # the aux tensors are expected in an official file, not an error
+    cached = weights.hub_checkpoint_path(spec)
+    assert cached.name == "inception_v3_google-0cc3c7bd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(state, cached)
+    loaded = weights.load_state_dict(spec)
+    assert not any(k.startswith("AuxLogits.") for k in loaded)
+    assert set(loaded) == {k for k in state if not k.startswith("AuxLogits.")}
+    backbone = build_backbone("inception_v3", pretrained=True).eval()
+    assert torch.equal(backbone.body.Mixed_7c.branch_pool.conv.weight, state["Mixed_7c.branch_pool.conv.weight"])
+    assert backbone.body.transform_input and backbone.body.AuxLogits is None
+    with torch.no_grad():
+        assert backbone(torch.zeros(1, 3, 75, 75)).shape == (1, 2048)
+
+
+def test_an_inception_file_lacking_a_main_tensor_is_still_refused(tmp_path):
+    spec = bb.get_backbone("inception_v3")
+    state = {k: v for k, v in _official_shaped_inception_state().items() if k != "Mixed_7c.branch_pool.conv.weight"}
+    with pytest.raises(UserError, match="lacks tensor 'Mixed_7c.branch_pool.conv.weight'"):
+        weights.check_fits(state, spec, "the file")
+    torch.save(_official_shaped_inception_state(), tmp_path / "inception.pth")
+    result = weights_import.import_weights(tmp_path / "inception.pth", spec, force=True)  # random weights: not official
+    assert weights.availability(spec) == weights.IMPORTED and result.path == weights.imported_path(spec)
+    assert not any(k.startswith("AuxLogits.") for k in weights.load_state_dict(spec))

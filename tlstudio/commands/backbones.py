@@ -17,6 +17,7 @@ _COLUMNS = (
     ("GFLOPs", ">"),
     ("top-1 %", ">"),
     ("input", ">"),
+    ("CPU img/s", ">"),
     ("stages", ">"),
     ("weights", "<"),
 )
@@ -66,9 +67,15 @@ def _row(spec: BackboneSpec) -> list[str]:
         f"{spec.gflops:.2f}",
         f"{spec.imagenet_top1:.1f}",
         f"{spec.input_size}",
+        _speed_cell(spec),
         f"{len(spec.stages)}",
         _weights_cell(spec),
     ]
+
+
+def _speed_cell(spec: BackboneSpec) -> str:
+    """Frozen-forward images/s measured on the 2-core development CPU (see ``BackboneSpec.cpu_images_per_s``)."""
+    return f"{spec.cpu_images_per_s:.0f}" if spec.cpu_images_per_s else "-"
 
 
 def _weights_cell(spec: BackboneSpec) -> str:

