@@ -1,4 +1,7 @@
-"""`tlstudio predict MODEL_PT PATH...`: classify images with an exported model file, using nothing but that file."""
+"""`tlstudio predict MODEL_PT PATH...`: classify images with an exported model file, using nothing but that file.
+
+A picture whose top probability is below the file's threshold (``tlstudio threshold RUN 0.9``) is printed
+as "not sure", with its probabilities."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from tlstudio.core.errors import UserError
 from tlstudio.core.events import ignore_events
 from tlstudio.core.names import printable
 from tlstudio.core.inference.model_file import open_model_file
-from tlstudio.core.inference.predict import write_predictions_csv
+from tlstudio.core.inference.predict import NOT_SURE, write_predictions_csv
 
 
 def register(subparsers) -> None:
@@ -38,6 +41,8 @@ def run(args) -> int:
         raise UserError("no image files found in " + ", ".join(f"'{printable(p)}'" for p in args.paths) + ".")
     for p in predictions:
         shown = "  ".join(f"{printable(name)} {prob:.3f}" for name, prob in p.top(k, names)) if p.ok else f"skipped: {printable(p.error)}"
+        if p.not_sure:
+            shown = f"{NOT_SURE} (below {model.not_sure_below:.2f})  {shown}"
         print(f"{printable(p.path)}\t{shown}")
     if args.csv:
         write_predictions_csv(args.csv, predictions, names, k)

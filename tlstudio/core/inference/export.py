@@ -3,9 +3,16 @@
 Contract (DESIGN.md): ``forward`` takes RGB images as uint8 [0, 255], uint16 [0, 65535] (what
 ``torchvision.io.decode_image`` gives for a 16-bit PNG) or float [0, 1], shaped NCHW (or CHW for
 one image), of any size; it resizes the short side to ``resize_size`` (antialiased bilinear),
-centre-crops ``input_size``, normalises with ``mean``/``std`` and returns class probabilities
-[N, classes]. The file carries ``class_names``, ``input_size``, ``resize_size``, ``mean`` and
-``std`` as attributes and the training summary as the extra file ``tlstudio.json``.
+centre-crops ``input_size``, normalises with ``mean``/``std`` and returns the calibrated class
+probabilities [N, classes]: softmax(logits / ``temperature``), see ``engine.calibration``. The file
+carries ``class_names``, ``input_size``, ``resize_size``, ``mean``, ``std``, ``temperature`` and
+``not_sure_below`` (answer "not sure" when the top probability is below it; 0: always answer) as
+attributes, and the training summary as the extra file ``tlstudio.json`` (with ``temperature`` and
+``not_sure_below`` at its top level too).
+
+``set_not_sure_below`` changes only the threshold of a file tlstudio wrote: the network is not traced
+again, so the cheapest honest check is that every tensor and the code of the rewritten file are the
+ones of the verified file (the fresh-process check would compare the same numbers again).
 
 A TorchScript file is a program, so tlstudio reads that information straight from the file's zip
 archive (``read_export_info`` never loads it), and every file it writes is recorded in the trust
@@ -14,6 +21,7 @@ store (``trust.py``): those are the ones it runs without asking.
 
 # No "from __future__ import annotations": TorchScript reads the class annotations at runtime.
 
+import io
 import json
 import os
 import sys
@@ -51,10 +59,15 @@ class ExportedClassifier(nn.Module):
     resize_size: int
     mean: List[float]
     std: List[float]
+    temperature: float
+    not_sure_below: float
 
-    def __init__(self, network: torch.jit.ScriptModule, pre: Preprocessing, classes: Sequence[str]):
+    def __init__(self, network: torch.jit.ScriptModule, pre: Preprocessing, classes: Sequence[str], temperature: float = 1.0, not_sure_below: float = 0.0):
         super().__init__()
         self.network = network
+        self.temperature = float(temperature)
+        self.not_sure_below = float(not_sure_below)
+        self.register_buffer("temperature_t", torch.tensor(float(temperature)))
         self.class_names = [str(c) for c in classes]
         self.input_size = int(pre.input_size)
         self.resize_size = int(pre.resize_size)
@@ -94,7 +107,7 @@ class ExportedClassifier(nn.Module):
         left = (w - self.resize_size) // 2 + (self.resize_size - self.input_size) // 2
         x = x[:, :, top : top + self.input_size, left : left + self.input_size]
         x = (x - self.mean_t) / self.std_t
-        return torch.softmax(self.network(x.contiguous()).float(), dim=1)
+        return torch.softmax(self.network(x.contiguous()).float() / self.temperature_t, dim=1)
 
 
 @contextmanager
@@ -120,13 +133,58 @@ def export_torchscript(network: nn.Module, pre: Preprocessing, classes: Sequence
             got = traced(torch.zeros(n, 3, pre.input_size, pre.input_size))
             if got.shape[0] != n:
                 raise RuntimeError(f"the traced network returned {got.shape[0]} rows for a batch of {n}")
-        module = torch.jit.script(ExportedClassifier(traced, pre, classes))
-    info = {"format": FORMAT, "class_names": list(map(str, classes)), "preprocessing": pre.to_dict(), "summary": summary, "torch": torch.__version__}
-    dest = Path(dest)
+        temperature, not_sure_below = calibration_of(summary)
+        module = torch.jit.script(ExportedClassifier(traced, pre, classes, temperature, not_sure_below))
+    info = {
+        "format": FORMAT, "class_names": list(map(str, classes)), "preprocessing": pre.to_dict(), "summary": summary, "torch": torch.__version__,
+        "temperature": temperature, "not_sure_below": not_sure_below,
+    }
+    return _save(module, info, Path(dest))
+
+
+def _save(module: torch.jit.ScriptModule, info: dict, dest: Path) -> Path:
     with torchscript_quietly():  # in memory first: a full disk is a DiskError, not torch's writer aborting the process
         write_buffered(dest, lambda buf: torch.jit.save(module, buf, _extra_files={INFO_FILE: json_line(info)}))
     trust.remember(sha256_of_file(dest), trust.EXPORTED, dest)  # a copy of this file is the same program: trusted too
     return dest
+
+
+def calibration_of(summary: Optional[dict]) -> tuple:
+    """(temperature, not-sure threshold) from a training summary; (1, 0) for one without a calibration."""
+    found = (summary or {}).get("calibration") or {}
+    return float(found.get("temperature", 1.0)), float(found.get("threshold", 0.0))
+
+
+def not_sure_below_of(info: dict) -> float:
+    """The threshold a model file's info carries (0 for a file from before thresholds: it always answers)."""
+    return float(info.get("not_sure_below", 0.0) or 0.0)
+
+
+def set_not_sure_below(path: "str | os.PathLike", threshold: float, summary: dict) -> Path:
+    """Rewrite the TorchScript file at ``path`` with ``threshold`` (and ``summary``, which carries it), atomically.
+
+    Only a file the trust store knows is loaded (it is a program). Refused unless the rewritten file's
+    tensors and code equal the original's: the network that was verified is the one that stays."""
+    path = Path(path)
+    data = read_model_bytes(path, "Export the run again.")
+    if not trust.is_trusted(trust.sha256_bytes(data)):
+        raise UserError(f"'{path}' is not a file this tlstudio wrote, so its threshold is not changed. Export the run again.")
+    info = export_info_from(io.BytesIO(data), path)
+    with torchscript_quietly():
+        module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        module.not_sure_below = float(threshold)
+        buf = io.BytesIO()
+        torch.jit.save(module, buf)
+        again = torch.jit.load(io.BytesIO(buf.getvalue()), map_location="cpu")
+    if not _same_network(module, again) or float(again.not_sure_below) != float(threshold):
+        raise RuntimeError(f"rewriting '{path}' changed more than its threshold; it was left as it was")
+    info.update(not_sure_below=float(threshold), summary=summary)
+    return _save(module, info, path)
+
+
+def _same_network(a: torch.jit.ScriptModule, b: torch.jit.ScriptModule) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return a.code == b.code and sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def first_non_finite(network: nn.Module) -> Optional[str]:

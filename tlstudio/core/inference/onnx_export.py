@@ -5,7 +5,10 @@ float [N, classes]. Inside, what the TorchScript file does: the short side resiz
 ``resize_size`` (antialiased bilinear), the same centre crop, normalisation, the network, softmax.
 Standard ai.onnx operators only, opset 18 (the first whose Resize antialiases), IR version 8 (or
 the network exporter's, if newer), the weights inside the file (no external data). The metadata
-entry ``tlstudio.json`` holds what the TorchScript file's extra file holds, plus the opset.
+entry ``tlstudio.json`` holds what the TorchScript file's extra file holds, plus the opset; the entries
+``temperature`` and ``not_sure_below`` repeat the calibration (the logits are divided by the temperature
+before the softmax, a constant of the graph). ``set_not_sure_below`` rewrites only the metadata, and
+refuses unless the graph it writes is byte for byte the verified one.
 
 The network (normalised crop -> logits, fixed size, any batch) comes from torch's TorchScript-based
 ONNX exporter (``dynamo=False``): torch 2.14 still has it (deprecated), and it exports every catalog
@@ -37,8 +40,8 @@ from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import StopToken
 from tlstudio.core.inference.child_run import CHILD_PROGRESS_LINE
-from tlstudio.core.inference.export import FORMAT, VerifyResult, child_command, compare_in_child, refuse_non_finite, run_child_code
-from tlstudio.core.inference.onnx_file import INFO_KEY, file_problem
+from tlstudio.core.inference.export import FORMAT, VerifyResult, calibration_of, child_command, compare_in_child, refuse_non_finite, run_child_code
+from tlstudio.core.inference.onnx_file import INFO_KEY, checked_model, file_problem, read_model_bytes
 
 OPSET = 18
 IR_VERSION = 8  # the IR version of opset 18 (unless the network's exporter wrote a newer one): onnxruntime 1.14 on reads it
@@ -141,9 +144,12 @@ def preprocessing_graph(pre: Preprocessing) -> tuple[list[onnx.NodeProto], list[
 def classifier_model(net: onnx.ModelProto, pre: Preprocessing, classes: Sequence[str], info: dict) -> onnx.ModelProto:
     """The network's graph between the preprocessing and a softmax, with tlstudio's metadata."""
     nodes, consts = preprocessing_graph(pre)
-    softmax = helper.make_node("Softmax", [_NET_OUT], [OUTPUT], name="tlstudio/softmax", axis=1)
+    temperature = float(info.get("temperature", 1.0))
+    consts.append(_const("temperature", temperature, np.float32))
+    scale = helper.make_node("Div", [_NET_OUT, "tlstudio/temperature"], ["tlstudio/scaled_logits"], name="tlstudio/scaled_logits")
+    softmax = helper.make_node("Softmax", ["tlstudio/scaled_logits"], [OUTPUT], name="tlstudio/softmax", axis=1)
     graph = helper.make_graph(
-        nodes + list(net.graph.node) + [softmax], "tlstudio_classifier",
+        nodes + list(net.graph.node) + [scale, softmax], "tlstudio_classifier",
         [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["n", 3, "height", "width"])],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", len(classes)])],
         initializer=consts + list(net.graph.initializer), value_info=list(net.graph.value_info),
@@ -152,8 +158,28 @@ def classifier_model(net: onnx.ModelProto, pre: Preprocessing, classes: Sequence
         graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=max(IR_VERSION, net.ir_version), producer_name="tlstudio", producer_version=__version__,
         doc_string="RGB uint8 images [N, 3, H, W] of any size -> class probabilities [N, classes]; class names in metadata 'tlstudio.json'.",
     )
-    helper.set_model_props(model, {INFO_KEY: json_line(info)})
+    helper.set_model_props(model, _props(info))
     return model
+
+
+def _props(info: dict) -> dict:
+    return {INFO_KEY: json_line(info), "temperature": repr(float(info.get("temperature", 1.0))), "not_sure_below": repr(float(info.get("not_sure_below", 0.0)))}
+
+
+def set_not_sure_below(path: str | os.PathLike, threshold: float, summary: dict) -> Path:
+    """Rewrite the ONNX file at ``path`` with ``threshold`` in its metadata (and ``summary``), atomically; the graph stays."""
+    path = Path(path)
+    data = read_model_bytes(path)
+    model, info = checked_model(data, path)
+    graph = model.graph.SerializeToString()
+    info.update(not_sure_below=float(threshold), summary=summary)
+    del model.metadata_props[:]
+    helper.set_model_props(model, _props(info))
+    out = model.SerializeToString()
+    if onnx.load_model_from_string(out).graph.SerializeToString() != graph:
+        raise RuntimeError(f"rewriting '{path}' changed more than its threshold; it was left as it was")
+    write_bytes(path, out)
+    return path
 
 
 def export_onnx(network: nn.Module, pre: Preprocessing, classes: Sequence[str], summary: dict, dest: str | os.PathLike) -> Path:
@@ -162,7 +188,11 @@ def export_onnx(network: nn.Module, pre: Preprocessing, classes: Sequence[str], 
     Refuses a network with a tensor that is not finite: it would give NaN for every picture."""
     network = network.float().cpu().eval()
     refuse_non_finite(network)
-    info = {"format": FORMAT, "class_names": list(map(str, classes)), "preprocessing": pre.to_dict(), "summary": summary, "torch": torch.__version__, "opset": OPSET}
+    temperature, not_sure_below = calibration_of(summary)
+    info = {
+        "format": FORMAT, "class_names": list(map(str, classes)), "preprocessing": pre.to_dict(), "summary": summary, "torch": torch.__version__, "opset": OPSET,
+        "temperature": temperature, "not_sure_below": not_sure_below,
+    }
     model = classifier_model(network_model(network, pre.input_size), pre, classes, info)
     onnx.checker.check_model(model)
     problem = file_problem(model)

@@ -4,6 +4,10 @@ Only the file is used: its class names and preprocessing travel inside it. Image
 the one safe opener and shrunk to the file's resize size exactly as training's evaluation did, so a
 prediction here equals the app's for the same picture. A TorchScript file is a program, so it is
 loaded only when the trust store (``trust.py``) knows its hash: tlstudio made it, or the user said yes.
+
+A file carries a "not sure" threshold (``not_sure_below`` in its info; 0 for an older file): a picture
+whose top probability is below it is answered "not sure" (``Prediction.not_sure``), its probabilities
+still listed.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import torch
 from tlstudio.core.data.scan import IGNORED_NAMES, IMAGE_EXTENSIONS
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
-from tlstudio.core.inference.export import export_info_from, read_model_bytes, torchscript_quietly
+from tlstudio.core.inference.export import export_info_from, not_sure_below_of, read_model_bytes, torchscript_quietly
 from tlstudio.core.inference.trust import TRUSTED, UntrustedModel, is_trusted, remember, sha256_bytes
 from tlstudio.core.data.images import ImageRejected, load_rgb_array
 from tlstudio.core.data.pixel_store import centre_square
 from tlstudio.core.inference.batches import batched_outputs
+from tlstudio.core.engine.calibration import NOT_SURE
 from tlstudio.core.throttle import Throttle
 
 PREDICT_BATCH = 16  # pictures decoded and run together
@@ -36,10 +41,17 @@ class Prediction:
     path: str
     probs: tuple[float, ...] = ()  # one per class, in the model's class order; empty when the file failed
     error: str = ""  # why the file could not be used
+    not_sure: bool = False  # the top probability is below the file's threshold: no answer is given
 
     @property
     def ok(self) -> bool:
         return not self.error
+
+    def answer(self, class_names: Sequence[str]) -> Optional[str]:
+        """The class answered; None when the file failed or the model is not sure."""
+        if not self.ok or self.not_sure:
+            return None
+        return class_names[int(np.argmax(self.probs))]
 
     def top(self, k: int, class_names: Sequence[str]) -> list[tuple[str, float]]:
         order = np.argsort(-np.asarray(self.probs))[:k]
@@ -83,6 +95,11 @@ class ExportedModel:
     def resize_size(self) -> int:
         return int(self.module.resize_size)
 
+    @property
+    def not_sure_below(self) -> float:
+        """Below this top probability the answer is "not sure" (0: always answer)."""
+        return not_sure_below_of(self.info)
+
     def predict_file(self, path: str | os.PathLike) -> Prediction:
         return self._predict_batch([Path(path)], StopToken())[0]
 
@@ -102,8 +119,9 @@ class ExportedModel:
             return squares
         x = torch.from_numpy(np.stack([squares[i] for i in good])).permute(0, 3, 1, 2)
         for probs, span in batched_outputs(self.module, len(good), len(good), lambda span: x[span.start : span.stop], torch.device("cpu"), None, stop):
+            threshold = self.not_sure_below
             for i, p in zip(good[span.start : span.stop], probs.numpy()):
-                squares[i] = Prediction(str(paths[i]), tuple(float(v) for v in p))
+                squares[i] = Prediction(str(paths[i]), tuple(float(v) for v in p), not_sure=bool(float(p.max()) < threshold))
         return squares
 
     def predict_paths(
@@ -123,7 +141,8 @@ class ExportedModel:
 
 
 def predictions_csv(predictions: Sequence[Prediction], class_names: Sequence[str], k: int = 1) -> str:
-    """The CSV of ``tlstudio predict --csv``: path, the top ``k`` classes with their probabilities, and why a file failed.
+    """The CSV of ``tlstudio predict --csv``: path, the top ``k`` classes with their probabilities, the answer
+    (the top class, or "not sure" below the file's threshold) and why a file failed.
 
     The one writer: the CLI, the studio's Classify a folder and Try it's Save Results all write this."""
     buf = io.StringIO()
@@ -131,13 +150,20 @@ def predictions_csv(predictions: Sequence[Prediction], class_names: Sequence[str
     header = ["path"]
     for i in range(1, k + 1):
         header += [f"class_{i}", f"probability_{i}"]
-    writer.writerow(header + ["error"])
+    writer.writerow(header + ["answer", "error"])
     for p in predictions:
         row = [p.path]
         for name, prob in p.top(k, class_names) if p.ok else [("", "")] * k:
             row += [name, f"{prob:.6f}" if prob != "" else ""]
-        writer.writerow(row + [p.error])
+        writer.writerow(row + [answer_text(p, class_names), p.error])
     return buf.getvalue()
+
+
+def answer_text(p: Prediction, class_names: Sequence[str]) -> str:
+    """What a person reads as the answer: the class, "not sure", or nothing for a file that failed."""
+    if not p.ok:
+        return ""
+    return NOT_SURE if p.not_sure else str(p.answer(class_names))
 
 
 def write_predictions_csv(dest: str | os.PathLike, predictions: Sequence[Prediction], class_names: Sequence[str], k: int = 1) -> None:

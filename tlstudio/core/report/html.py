@@ -68,6 +68,7 @@ def render_report(run_dir: str | Path) -> str:
         _curves_section(run),
         _evaluation_section(run.metrics, run.classes, "val", "Validation", run.problems.get("metrics")),
         _mistakes_section(run),
+        _calibration_section(run),
     ]
     if run.metrics and isinstance(run.metrics.get("test"), dict):
         sections.append(_evaluation_section(run.metrics["test"], run.classes, "test", "Test split", None))
@@ -349,6 +350,61 @@ def _curves_section(run: Run) -> str:
     )
     note = _note("Training figures are measured on augmented images while the model changes; validation figures on the held-out images after each epoch. Validation loss rising while training loss falls means overfitting.")
     return _section("curves", "Training curves", f'<div class="charts">{"".join(charts)}</div>\n{note}\n{_history_table(h)}')
+
+
+def _calibration_section(run: Run) -> str:
+    """The reliability diagram before and after temperature scaling, its ECE, and the "not sure" threshold."""
+    from tlstudio.core.engine.calibration import read_calibration, sentence
+
+    try:
+        found = read_calibration(run.summary)
+    except (TypeError, ValueError):
+        found = None
+    if found is None:
+        return _section("calibration", "Confidence", _note("This run has no calibration: it was trained by an older tlstudio.", "missing"))
+    chosen = found.chosen
+    rows = [
+        ("temperature", f"{found.temperature:.3f}, fitted on the {found.pictures} pictures of the {found.fitted_on}"),
+        (f"validation ECE ({found.bins} bins)", f"{found.val_ece_before:.4f} before, {found.val_ece_after:.4f} after"),
+        ("validation log-loss", f"{found.val_nll_before:.4f} before, {found.val_nll_after:.4f} after"),
+        ("'not sure' below", f"{found.threshold:.2f}" + (f": answered {_pct(chosen.answered)} at {_pct(chosen.accuracy)} accuracy" if found.coverage else "")),
+    ]
+    words = _note(_text(sentence(chosen)) + " (measured on the pictures the temperature was fitted on, not the validation ones)") if found.coverage else ""
+    body = f'<div class="charts">{reliability_chart(found)}</div>\n{_key_values(rows)}\n{words}'
+    return _section("calibration", "Confidence", body)
+
+
+def reliability_chart(found) -> str:
+    """An SVG reliability diagram: accuracy against confidence per bin, before and after calibration (``data-series``)."""
+    size, margin = 270, 40
+    plot = size - 2 * margin
+
+    def sx(v: float) -> float:
+        return margin + v * plot
+
+    def sy(v: float) -> float:
+        return margin + (1 - v) * plot
+
+    out = [f'<svg class="chart" viewBox="0 0 {size + 150} {size}" width="{size + 150}" height="{size}" role="img" aria-label="Reliability diagram">']
+    out.append(f'<text x="{margin}" y="18" class="title">Reliability (validation)</text>')
+    out.append(f'<rect x="{margin}" y="{margin}" width="{plot}" height="{plot}" class="frame"/>')
+    out.append(f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(1)}" y2="{sy(1)}" class="grid"/>')
+    for v in (0.0, 0.5, 1.0):
+        out.append(f'<text x="{sx(v):.1f}" y="{size - margin + 16}" class="tick" text-anchor="middle">{v:g}</text>')
+        out.append(f'<text x="{margin - 6}" y="{sy(v) + 4:.1f}" class="tick" text-anchor="end">{v:g}</text>')
+    out.append(f'<text x="{margin + plot / 2}" y="{size - 6}" class="tick" text-anchor="middle">confidence</text>')
+    for i, (key, bins, colour, label) in enumerate((
+        ("before", found.reliability_before, TRAIN_COLOUR, f"before, ECE {found.val_ece_before:.3f}"),
+        ("after", found.reliability_after, VAL_COLOUR, f"after, ECE {found.val_ece_after:.3f}"),
+    )):
+        used = [b for b in bins if b.count]
+        out.append(f'<polyline points="{" ".join(f"{sx(b.confidence):.1f},{sy(b.accuracy):.1f}" for b in used)}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for b in used:
+            out.append(f'<circle data-series="{key}" cx="{sx(b.confidence):.1f}" cy="{sy(b.accuracy):.1f}" r="3" fill="{colour}"><title>{b.count} pictures: confidence {b.confidence:.3f}, accuracy {b.accuracy:.3f}</title></circle>')
+        y = margin + 14 + 18 * i
+        out.append(f'<line x1="{size}" x2="{size + 18}" y1="{y - 4}" y2="{y - 4}" stroke="{colour}" stroke-width="3"/><text x="{size + 22}" y="{y}" class="tick">{_text(label)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
 
 
 def _nice_step(span: float, target: int = 5) -> float:
