@@ -70,6 +70,7 @@ from tlstudio.core.engine.plan import FEATURES, PREFIX, PlanMade, RunPlan, plan_
 from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, STOPPED, RunFiles, RunStatus, first_missing, read_config, remove_if_only
 from tlstudio.core.runs.lock import LOCK_NAME, remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
+from tlstudio.core.engine import calibration
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
 from tlstudio.core.inference import formats
 
@@ -249,6 +250,7 @@ class Trainer:
     def _run(self) -> TrainResult:
         started = time.perf_counter()
         earlier = self._earlier_exports()
+        threshold = self._earlier_threshold()
         ctx, spec, index, rows = self._setup()
         train_rows, val_rows, test_rows = rows
         selection = selection_split(ctx.labels[train_rows], self._digests(index, train_rows), self.config.seed, self.config.selection_split)
@@ -265,8 +267,10 @@ class Trainer:
             best_state, best_epoch, history = state.best_state, state.best_epoch, state.history
             chosen_on = self._fine_tune_selection(selection, head, [index.samples[train_rows[i]].path for i in selection.held])
         ctx.model.load_state_dict(best_state)
+        self._fit_calibration(ctx, loop, head if plan.solved_head else None, selection, train_rows, threshold)
         metrics, val_probs = self._evaluate(ctx, loop, index, rows, best_epoch)
         summary = self._summary(ctx, spec, history, best_epoch, metrics, head, chosen_on, started)
+        summary["calibration"] = self._calibration.to_dict()
         if self.export:
             summary[formats.export_format(self.export_format).summary_key] = self._export(ctx, val_rows, val_probs, summary)
         self._other_exports(summary, earlier)
@@ -359,20 +363,49 @@ class Trainer:
         _, val_rows, test_rows = rows
         total = len(val_rows) + len(test_rows)
         self._emit(PhaseStarted("evaluating", total))
-        val_probs = loop.predict_rows(val_rows, cached_val=True)
+        raw_val = loop.predict_rows(val_rows, cached_val=True)
+        self._calibration = calibration.calibrate(*self._calibration_fit, calibration.logits_of(raw_val), ctx.labels[val_rows], self._threshold)
+        val_probs = self._calibrated(raw_val)
         self._emit(Progress(len(val_rows), total))
         metrics = classification_metrics(ctx.labels[val_rows], val_probs.argmax(1), ctx.classes)
         if best_epoch is not None:
             metrics["best_epoch"] = best_epoch
         predictions = self._predictions(index, val_rows, "val", val_probs)
         if test_rows:
-            test_probs = loop.predict_rows(test_rows, cached_val=False)
+            test_probs = self._calibrated(loop.predict_rows(test_rows, cached_val=False))
             self._emit(Progress(total, total))
             metrics["test"] = classification_metrics(ctx.labels[test_rows], test_probs.argmax(1), ctx.classes)
             predictions += self._predictions(index, test_rows, "test", test_probs)
         self.files.write_json(self.files.metrics, metrics)
         self.files.write_json(self.files.predictions, predictions)
         return metrics, val_probs
+
+    def _earlier_threshold(self) -> float:
+        """The "not sure" threshold the user chose for this run (evaluating it again keeps it); 0 for a new run."""
+        found = calibration.read_calibration(self.files.read_json(self.files.summary, {})) if self.evaluate_only else None
+        return found.threshold if found is not None else 0.0
+
+    def _fit_calibration(self, ctx: LoopContext, loop: Loop, solved: Optional[LinearHead], selection: SelectionSplit, train_rows: list[int],
+                         threshold: float = 0.0) -> None:
+        """The logits the temperature is fitted on (``engine.calibration``), where the run's choices were made:
+        a solved head's out-of-fold ones, else the kept epoch's on the selection split; never the validation pictures."""
+        if solved is not None:
+            fit = (calibration.logits_of(solved.oof_probs), ctx.labels[train_rows], "cross-validation (out-of-fold)")
+        elif selection.held:
+            if isinstance(loop, CachedLoop):
+                batches = loop._outputs(loop.train_views[0], loop.forward_train, np.asarray(selection.held, dtype=np.int64))
+            else:
+                batches = loop._logits([train_rows[i] for i in selection.held])
+            with torch.inference_mode():
+                logits = np.concatenate([out.float().cpu().numpy() for out, _ in batches])
+            fit = (logits, ctx.labels[[train_rows[i] for i in selection.held]], "selection split")
+        else:
+            fit = (np.zeros((0, len(ctx.classes))), np.zeros(0, dtype=np.int64), calibration.NO_FIT)
+        self._calibration_fit, self._threshold = fit, threshold
+
+    def _calibrated(self, probs: np.ndarray) -> np.ndarray:
+        """The network's probabilities at the run's temperature (the arg-max is unchanged)."""
+        return calibration.scaled_probs(calibration.logits_of(probs), self._calibration.temperature).astype(np.float32)
 
     def _summary(self, ctx: LoopContext, spec, history: list[dict], best_epoch, metrics: dict, head: Optional[LinearHead], chosen_on: Selection, started: float) -> dict:
         freeze, cfg = ctx.freeze, self.config
