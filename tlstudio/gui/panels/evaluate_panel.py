@@ -9,6 +9,8 @@ matrix), ``predictions.json`` (one line per validation picture: true class, answ
 - Per class: precision, recall, F1 and pictures per class, sortable by every column;
 - Mistakes: the wrong answers the model was surest about first (highest loss, -log p(true class));
 - Try it: new pictures through the exported model file;
+- Confidence: how honest the probabilities are before and after calibration, and the "not sure"
+  threshold, chosen on the coverage curve and applied to the model files (``widgets.calibration_view``);
 - Compare runs: every run of the project in a table, with the validation curves of the ticked ones, and
   what transfer learning added when a pretrained run has a from-scratch baseline.
 
@@ -38,6 +40,7 @@ from tlstudio.core.runs.project import RunInfo
 
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.activation_view import ActivationView
+from tlstudio.gui.widgets.calibration_view import CalibrationView
 from tlstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
 from tlstudio.gui.widgets.image_gallery import GalleryItem, ImageGallery
 from tlstudio.gui.widgets.kept_epoch import KeptEpochButton, kept_epoch_to_evaluate
@@ -98,6 +101,8 @@ class EvaluatePanel(QWidget):
         self.try_it = TryItView(studio)
         self.comparison = RunComparisonView()
         self.activation = ActivationView(studio)
+        self.confidence = CalibrationView(studio)
+        self.confidence.applied.connect(lambda _t: self.show_run(self.studio.current_run))  # Try it reopens the rewritten file
 
         self.overview = self._build_overview()
         # "Where did the model look?" explains the picture chosen in the page's gallery: it sits in the
@@ -110,6 +115,7 @@ class EvaluatePanel(QWidget):
             (self._per_class_page(), "Per class", "Precision, recall and F1 of every class. Click a column title to sort."),
             (self._beside_activation(self.mistakes), "Mistakes", "The wrong answers the model was most sure about. They often reveal a wrong label or a confusing picture."),
             (self._beside_activation(self.try_it), "Try it", "Drop new pictures to see what the exported model says about them."),
+            (self.confidence, "Confidence", "How far the model's probabilities can be trusted, and below which it should say 'not sure'."),
             (self.comparison, "Compare runs", "Every run of this project side by side, with their validation curves."),
         ):
             self.tabs.setTabToolTip(self.tabs.addTab(widget, title), tip)
@@ -217,6 +223,7 @@ class EvaluatePanel(QWidget):
         self._show_uplift(run, runs)
         self.actions.set_run(run)
         self.kept_epoch.set_run(run)
+        self.confidence.show_run(run.files.root if run is not None and run.metrics else None)
         metrics = run.metrics if run is not None else {}
         if not metrics:
             self.classes, self.predictions, self.missing = [], [], ""

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.errors import UserError
+from tlstudio.core.engine.calibration import NOT_SURE
 from tlstudio.core.eta import PhaseProgress
 from tlstudio.core.names import printable
 from tlstudio.core.runs.project import RunInfo
@@ -114,12 +115,13 @@ class AnswerTable(QAbstractTableModel):
         return None
 
     def best(self, row: int) -> tuple[str, Optional[float]]:
-        """The answer and its confidence for ``row``; ``("", None)`` for a picture that could not be read."""
+        """The answer and its confidence for ``row``; ``("", None)`` for a picture that could not be read, and
+        "not sure" (with the top probability) below the model file's threshold."""
         p = self.rows[row]
         if not p.ok:
             return "", None
         name, prob = p.top(1, self.answers.class_names)[0]
-        return name, prob
+        return (NOT_SURE if p.not_sure else name), prob
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -337,7 +339,8 @@ class ClassifyFolderView(QWidget):
         if not p.ok:
             return GalleryItem(p.path, "could not be read", printable(f"{p.path}\n{p.error}"))
         name, prob = p.top(1, class_names)[0]
-        return GalleryItem(p.path, f"{printable(name)}\n{prob:.0%}", printable(p.path))
+        shown = f"{NOT_SURE} ({printable(name)}?)" if p.not_sure else printable(name)
+        return GalleryItem(p.path, f"{shown}\n{prob:.0%}", printable(p.path))
 
     def _update_buttons(self) -> None:
         running = self.job is not None

@@ -66,6 +66,11 @@ class TryResult:
     path: str
     top: list[tuple[str, float]]  # best first; empty when the file could not be used
     error: str = ""
+    not_sure: bool = False  # the top probability is below the model file's "not sure" threshold
+
+    @property
+    def title(self) -> str:
+        return Path(self.path).name + (" — not sure" if self.not_sure else "")
 
 
 class ExportedModels:
@@ -173,7 +178,8 @@ class ResultModel(ThumbnailModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if result.error:
                 return f"{result.path}\nCould not be used: {result.error}"
-            return result.path + "\n" + "\n".join(f"{name}: {p:.1%}" for name, p in result.top)
+            return result.path + ("\nNot sure: no class reaches the model file's threshold" if result.not_sure else "") + "\n" + "\n".join(
+                f"{name}: {p:.1%}" for name, p in result.top)
         if role == Qt.ItemDataRole.UserRole:
             return result
         return super().data(index, role)
@@ -210,7 +216,7 @@ class ResultDelegate(QStyledItemDelegate):
         painter.setFont(bold)
         painter.setPen(option.palette.text().color())
         painter.drawText(QRect(x, rect.top(), width, line), Qt.AlignmentFlag.AlignVCenter,
-                         fm.elidedText(Path(result.path).name, Qt.TextElideMode.ElideMiddle, width))
+                         fm.elidedText(result.title, Qt.TextElideMode.ElideMiddle, width))
         painter.setFont(option.font)
         if result.error:
             painter.setPen(QColor(170, 30, 30))
@@ -370,7 +376,7 @@ class TryItView(QWidget):
             return
         names, predictions = answer
         shown = [printable(n) for n in names]  # shown only: a class name cannot hide or reorder text
-        results = [TryResult(p.path, [] if p.error else p.top(min(TOP_K, len(shown)), shown), p.error) for p in predictions]
+        results = [TryResult(p.path, [] if p.error else p.top(min(TOP_K, len(shown)), shown), p.error, p.not_sure) for p in predictions]
         self._show(results)
         self.class_names, self.predictions = list(names), list(predictions)
         self.save_button.setEnabled(bool(predictions))
