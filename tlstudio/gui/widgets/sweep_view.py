@@ -43,7 +43,10 @@ class SweepView(QWidget):
                             "Uncheck the ones that would take too long.")
         self.intro.setWordWrap(True)
         self.member_list = QListWidget()
+        self.plan_button = QPushButton("Plan and estimate")
+        self.plan_button.clicked.connect(lambda: self.plan())
         self.start_button, self.stop_button = QPushButton("Start sweep"), QPushButton("Stop")
+        self.start_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
@@ -60,6 +63,7 @@ class SweepView(QWidget):
         self.recommendation = QLabel("")
         self.recommendation.setWordWrap(True)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.plan_button)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.status, 1)
@@ -71,6 +75,17 @@ class SweepView(QWidget):
         layout.addWidget(self.table, 2)
         layout.addWidget(self.recommendation)
 
+    def set_project(self, project, index=None) -> None:
+        """Another project (or its data scanned again): the plan, estimates and results start over."""
+        if self.job is not None:
+            return  # a sweep or estimate is running on the old one: the view follows once it has ended
+        self.project, self.index = project, index
+        self.members, self.estimates, self.results, self.record = [], {}, [], None
+        self.member_list.clear()
+        self._show([], None)
+        self.status.setText("")
+        self.start_button.setEnabled(False)
+
     # ------------------------------------------------------------ planning
     def plan(self, skip=("scratch",), epochs: int = sweep.SWEEP_EPOCHS) -> None:
         """List the members for the project's settings and measure their estimated time (in a job)."""
@@ -81,7 +96,10 @@ class SweepView(QWidget):
             return
         self.estimates = {}
         self._list_members()
+        if self.job is not None or self.project is None:
+            return
         self.start_button.setEnabled(False)
+        self.plan_button.setEnabled(False)
         self.status.setText("Measuring how long each would take...")
         self.job = sweep_worker.start(self.jobs, "sweep estimate", "Estimating the strategy sweep",
                                       sweep_worker.estimate_work(self.project, self.members, self.index))
@@ -129,6 +147,7 @@ class SweepView(QWidget):
         self.record = None
         self._show(self.results, None)
         self.start_button.setEnabled(False)
+        self.plan_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.job = sweep_worker.start(self.jobs, "sweep", "Strategy sweep", sweep_worker.sweep_work(self.project, chosen, self.index, estimates))
         self.job.event.connect(self._on_event)
@@ -156,6 +175,7 @@ class SweepView(QWidget):
     def _on_job_finished(self) -> None:
         self.job = None
         self.start_button.setEnabled(bool(self.members) and self.index is not None)
+        self.plan_button.setEnabled(True)
         self.stop_button.setEnabled(False)
 
     # ------------------------------------------------------------ showing
