@@ -96,7 +96,16 @@ def test_one_curve_point_per_epoch_for_training_and_validation(run_dir, page):
     assert epochs == 3
     for series in SERIES:
         assert page.count(f'data-series="{series}"') == epochs, series
-    assert page.count("<svg") == 2
+    assert page.count("<svg") == 3  # the two curves and the reliability diagram
+
+
+def test_the_report_shows_the_reliability_diagram_and_the_threshold(run_dir, page):
+    from tlstudio.core.engine.calibration import read_calibration
+
+    found = read_calibration(read(run_dir / "summary.json"))
+    assert page.count('data-series="before"') == sum(1 for b in found.reliability_before if b.count)
+    assert page.count('data-series="after"') == sum(1 for b in found.reliability_after if b.count)
+    assert f"{found.val_ece_after:.4f}" in page and f"{found.threshold:.2f}" in page
 
 
 def test_worst_mistakes_are_embedded_as_thumbnails(run_dir, page):
@@ -155,7 +164,8 @@ def test_without_history_the_report_says_curves_are_unavailable(run_copy):
     (run_copy / "history.jsonl").unlink()
     page = render_report(run_copy)
     assert "curves are unavailable" in page and "history.jsonl is missing" in page
-    assert "data-series=" not in page and "<svg" not in page
+    assert not any(f'data-series="{series}"' in page for series in SERIES)
+    assert page.count("<svg") == 1  # only the reliability diagram, from summary.json
     assert 'class="confusion"' in page
 
 
