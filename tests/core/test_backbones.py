@@ -219,3 +219,13 @@ def test_parse_freeze_depth_accepts(value, expected):
 def test_parse_freeze_depth_refuses(value, message):
     with pytest.raises(UserError, match=message):
         FreezeDepth.parse(value).stages_of(bb.get_backbone("resnet18"))
+
+
+def test_an_image_size_below_what_the_architecture_accepts_is_refused_naming_it():
+    from tlstudio.core.data.preprocess import preprocessing_for
+
+    inception = bb.get_backbone("inception_v3")
+    with pytest.raises(UserError) as err:
+        preprocessing_for(inception, 64)
+    assert "inception_v3" in str(err.value) and "75" in str(err.value)
+    assert preprocessing_for(inception, 75).input_size == 75

@@ -35,6 +35,9 @@ def preprocessing_for(spec: BackboneSpec, image_size: int | None = None) -> Prep
     size = spec.input_size if image_size is None else int(image_size)
     if size < 32 or size > 1024:
         raise UserError(f"--image-size {size} is out of range: use 32 to 1024 pixels (the backbone's own is {spec.input_size}).")
+    smallest = max(32, spec.min_input_size)
+    if size < smallest:
+        raise UserError(f"--image-size {size} is too small for backbone '{spec.name}': use {smallest} px or more (its own is {spec.input_size}).")
     if spec.fixed_input_size and size != spec.input_size:
         raise UserError(f"backbone '{spec.name}' only takes {spec.input_size} px images: leave --image-size at {spec.input_size}.")
     resize = round(size * spec.resize_size / spec.input_size)
