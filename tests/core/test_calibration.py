@@ -171,3 +171,15 @@ def test_temperature_scaling_lowers_the_validation_nll_and_ece_on_real_photograp
     assert found.fitted_on.startswith("cross-validation")
     assert found.val_nll_after < found.val_nll_before
     assert found.val_ece_after < found.val_ece_before
+
+
+def test_the_threshold_command_writes_the_files_and_predict_prints_not_sure(frozen_run, capsys):
+    from tlstudio.cli import main
+
+    assert main(["threshold", str(frozen_run), "0.99"]) == 0
+    assert read_export_info(frozen_run / "model.pt")["not_sure_below"] == 0.99
+    paths, _, probs = val_squares(frozen_run, ExportedModel.load(frozen_run / "model.pt").resize_size)
+    capsys.readouterr()
+    assert main(["predict", str(frozen_run / "model.pt"), *map(str, paths)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert sum(cal.NOT_SURE in line for line in printed) == int((probs.max(1) < 0.99).sum()) > 0
