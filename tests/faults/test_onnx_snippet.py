@@ -15,10 +15,13 @@ from tlstudio.core.inference.onnx_model import OnnxModel
 from tlstudio.gui.snippets import ONNX_SNIPPET  # text only: the module imports no Qt
 
 
+THRESHOLD = 0.5  # some of the pictures fall below it (their top probabilities: 0.39 to 0.59)
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     pre = Preprocessing(SIDE, SIDE, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "bilinear")
-    return export_onnx(spatial_network(), pre, ["ants", "bees", "wasps"], {}, tmp_path_factory.mktemp("onnx-snippet") / "model.onnx")
+    return export_onnx(spatial_network(), pre, ["ants", "bees", "wasps"], {"calibration": {"temperature": 1.0, "threshold": THRESHOLD}}, tmp_path_factory.mktemp("onnx-snippet") / "model.onnx")
 
 
 def test_the_onnxruntime_code_gives_tlstudios_answer_without_torch(model, tmp_path):
@@ -31,16 +34,19 @@ def test_the_onnxruntime_code_gives_tlstudios_answer_without_torch(model, tmp_pa
         "for name, path in json.loads(sys.argv[2]).items():\n"
         "    scope = {}\n"
         "    exec(sys.argv[1].replace('\"photo.jpg\"', repr(path)), scope)\n"
-        "    out[name] = scope['probs'].tolist()\n"
+        "    out[name] = [scope['probs'].tolist(), scope['sure']]\n"
         "print(json.dumps(out))\n"
     )
     proc = subprocess.run([sys.executable, "-c", runner, code, json.dumps({k: str(v) for k, v in found.items()})], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     tlstudio = OnnxModel.load(model)
+    assert {sure for _, sure in got.values()} == {True, False}  # the threshold sends some pictures to "not sure"
     for name, picture in found.items():
         expected = np.asarray(tlstudio.predict_file(picture).probs)
-        assert np.abs(np.asarray(got[name]) - expected).max() < 1e-3, (name, got[name], expected)
+        probs, sure = got[name]
+        assert np.abs(np.asarray(probs) - expected).max() < 1e-3, (name, probs, expected)
+        assert sure == (max(expected) >= THRESHOLD)
 
 
 def test_the_readme_shows_the_same_code():

@@ -100,3 +100,13 @@ def test_without_the_care_the_answers_differ(model, tmp_path):
 
 def test_the_readme_shows_the_same_code():
     assert SNIPPET in README.read_text(encoding="utf-8"), "README.md's 'Using an exported model' code is not SNIPPET"
+
+
+def test_below_the_files_threshold_the_snippet_says_not_sure(tmp_path, capsys):
+    pre = Preprocessing(SIDE, SIDE, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "bilinear")
+    summary = {"calibration": {"temperature": 1.0, "threshold": 0.999}}
+    strict = export_torchscript(spatial_network(), pre, ["ants", "bees", "wasps"], summary, tmp_path / "strict.pt")
+    picture = pictures(tmp_path)["rotated"]
+    top = float(snippet_probs(strict, picture).max())
+    assert top < 0.999
+    assert capsys.readouterr().out.splitlines()[-1].split()[:2] == ["not", "sure"]

@@ -23,7 +23,8 @@ model = torch.jit.load("{name}")  # only PyTorch needed; a .pt file is a program
 with torch.no_grad():
     probs = model(read_picture("photo.jpg")[None])[0]  # resizing and normalising happen inside
 best = int(probs.argmax())
-print(model.class_names[best], f"{{float(probs[best]):.1%}}")
+sure = float(probs[best]) >= model.not_sure_below  # the "not sure" threshold picked in tlstudio (0: always answer)
+print(model.class_names[best] if sure else "not sure", f"{{float(probs[best]):.1%}}")
 '''
 
 
@@ -50,5 +51,6 @@ session = ort.InferenceSession("{name}", providers=["CPUExecutionProvider"])
 info = json.loads(session.get_modelmeta().custom_metadata_map["tlstudio.json"])
 probs = session.run(None, {{"images": read_picture("photo.jpg")}})[0][0]  # resizing and normalising happen inside
 best = int(probs.argmax())
-print(info["class_names"][best], f"{{float(probs[best]):.1%}}")
+sure = float(probs[best]) >= info["not_sure_below"]  # the "not sure" threshold picked in tlstudio (0: always answer)
+print(info["class_names"][best] if sure else "not sure", f"{{float(probs[best]):.1%}}")
 '''
