@@ -442,6 +442,7 @@ class Trainer:
             "selection": chosen_on.to_dict(),
             "head_fit": head.to_summary() if head is not None else None,
             "diagnosis": diagnosis.to_dict(),
+            "origin": self._source_run().origin() if cfg.start_from else None,  # the finished run this one started from
         }
 
     def _loop(self, ctx: LoopContext, spec: bb.BackboneSpec, index: DatasetIndex, train_rows: list[int], val_rows: list[int],
@@ -543,8 +544,22 @@ class Trainer:
         initialisation seeded by ``config.seed`` (the same seed gives the same weights), and a new head."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        backbone = build_backbone(cfg.backbone, self.pretrained, self.state_dict_loader)
+        source = self._source_run()
+        if source is not None and source.model.backbone != cfg.backbone:
+            raise UserError(f"--start-from '{cfg.start_from}' is a {source.model.backbone} run, not {cfg.backbone}: leave out --backbone, it comes from that run.")
+        loader = source.state_dict_loader() if source is not None else self.state_dict_loader
+        backbone = build_backbone(cfg.backbone, self.pretrained, loader)
         return Classifier(backbone, num_classes, cfg.dropout)
+
+    def _source_run(self):
+        """The finished run this one starts from (``config.start_from``), read once; None: the catalog's weights."""
+        if not self.config.start_from:
+            return None
+        if getattr(self, "_source", None) is None:
+            from tlstudio.core.catalog.my_models import read_source_run
+
+            self._source = read_source_run(self.config.start_from)
+        return self._source
 
     @property
     def train_batchnorm(self) -> bool:
@@ -554,6 +569,8 @@ class Trainer:
     def _weights_id(self, spec: bb.BackboneSpec, backbone: Optional[nn.Module] = None) -> str:
         """What the backbone's weights are, for the feature cache key: the weights file, or the random
         initialisation (its seed and a digest of the tensors, so another library version's init never matches)."""
+        if self.config.start_from:
+            return self._source_run().weights_id  # a digest of the source run's kept backbone tensors
         if not self.pretrained:
             return f"random:{self.config.seed}:{_state_digest(backbone) if backbone is not None else 'unknown'}"
         if self.state_dict_loader is not None:

@@ -93,6 +93,9 @@ class RunInfo:
             how = status if acc is None else f"{status}, {how}"
         if self.from_scratch:
             how = f"{FROM_SCRATCH}, {how}"
+        origin = self.record.summary.get("origin") or {}
+        if origin:
+            how = f"from {printable(origin.get('run_name') or origin.get('run_id', ''))}, {how}"
         return f"{printable(self.record.name) if self.record.name else self.id}  ({how})"
 
 
