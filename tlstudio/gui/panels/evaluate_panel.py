@@ -48,6 +48,7 @@ from tlstudio.gui.widgets.per_class_table import PerClassTable
 from tlstudio.gui.widgets.run_actions import RunActions
 from tlstudio.gui.widgets.run_comparison_view import RunComparisonView
 from tlstudio.gui.widgets.run_picker import RunPicker
+from tlstudio.gui.widgets.sweep_view import SweepView
 from tlstudio.gui.widgets.try_it import NO_MODEL, TryItView
 from tlstudio.gui.window_close import WindowCloseWatch
 
@@ -103,6 +104,7 @@ class EvaluatePanel(QWidget):
         self.activation = ActivationView(studio)
         self.confidence = CalibrationView(studio)
         self.confidence.applied.connect(lambda _t: self.show_run(self.studio.current_run))  # Try it reopens the rewritten file
+        self.sweep = SweepView(studio.project, studio.jobs, studio.index)
 
         self.overview = self._build_overview()
         # "Where did the model look?" explains the picture chosen in the page's gallery: it sits in the
@@ -117,6 +119,7 @@ class EvaluatePanel(QWidget):
             (self._beside_activation(self.try_it), "Try it", "Drop new pictures to see what the exported model says about them."),
             (self.confidence, "Confidence", "How far the model's probabilities can be trusted, and below which it should say 'not sure'."),
             (self.comparison, "Compare runs", "Every run of this project side by side, with their validation curves."),
+            (self.sweep, "Strategy sweep", "Which way of transferring works best on these pictures: each way trained, cheapest first, with its time and accuracy."),
         ):
             self.tabs.setTabToolTip(self.tabs.addTab(widget, title), tip)
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -146,7 +149,13 @@ class EvaluatePanel(QWidget):
             gallery.image_selected.connect(self.activation.show_image)
         studio.current_run_changed.connect(self.show_run)
         studio.runs_changed.connect(self.refresh)
+        studio.project_changed.connect(self._sweep_follows_the_project)
+        studio.index_changed.connect(lambda _index: self._sweep_follows_the_project())
+        self.sweep.sweep_finished.connect(lambda _record: self.studio.runs_changed.emit())  # its runs join the run list
         self.show_run(studio.current_run)
+
+    def _sweep_follows_the_project(self) -> None:
+        self.sweep.set_project(self.studio.project, self.studio.index)
 
     def _build_overview(self) -> QSplitter:
         """The confusion matrix with the whole height, and beside it what it means and the chosen cell's pictures."""

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, 
 
 from tlstudio.core.engine.calibration import Calibration, CoveragePoint, point_on, read_calibration, sentence
 from tlstudio.core.runs.files import RunFiles
-from tlstudio.gui.widgets.plot_style import plain_axes
+from tlstudio.gui.widgets.plot_style import legend_below, plain_axes
 
 NO_CALIBRATION = "This run has no calibration (it was trained by an older tlstudio). Evaluate its kept epoch again to calibrate it."
 BEFORE, AFTER = (160, 160, 160), (66, 133, 244)
@@ -37,6 +37,7 @@ def _plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
     plot.setYRange(0, 1, padding=0.02)
     plot.getPlotItem().showGrid(x=True, y=True, alpha=0.2)
     plain_axes(plot)
+    legend_below(plot, columns=2)
     return plot
 
 
@@ -109,7 +110,6 @@ class CalibrationView(QWidget):
 
     def _draw_reliability(self, found: Calibration) -> None:
         plot = self.reliability
-        plot.addLegend(offset=(10, 10))
         plot.plot([0, 1], [0, 1], pen=pg.mkPen((0, 0, 0), style=pg.QtCore.Qt.PenStyle.DashLine), name="perfectly honest")
         for bins, colour, name in ((found.reliability_before, BEFORE, f"before (ECE {found.val_ece_before:.3f})"),
                                    (found.reliability_after, AFTER, f"after (ECE {found.val_ece_after:.3f})")):
@@ -118,7 +118,6 @@ class CalibrationView(QWidget):
 
     def _draw_coverage(self, found: Calibration) -> None:
         plot = self.coverage
-        plot.addLegend(offset=(10, 10))
         xs = [p.threshold for p in found.coverage]
         plot.plot(xs, [p.answered for p in found.coverage], pen=pg.mkPen(AFTER, width=2), name="share answered")
         plot.plot(xs, [p.accuracy for p in found.coverage], pen=pg.mkPen((0, 150, 80), width=2), name="accuracy of those answered")
