@@ -9,6 +9,7 @@ Slow: about three minutes on 2 CPU cores.
 import numpy as np
 import pytest
 
+from tests.core.test_calibration import check_calibration_improves
 from tests.accuracy_sets import PBC, pbc_available, rare_subsample, reference_probe, seeded_split
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.data.scan import scan_folder
@@ -35,3 +36,4 @@ def test_the_default_frozen_run_is_within_a_point_of_the_balanced_reference_at_3
     print(f"30:1 blood cells: tlstudio balanced accuracy {ours:.4f} (accuracy {result.metrics['accuracy']:.4f}); "
           f"balanced reference {reference.balanced_accuracy:.4f} (accuracy {reference.accuracy:.4f}, C={reference.C:g})")
     assert ours >= reference.balanced_accuracy - 0.01
+    check_calibration_improves(result.summary, "30:1 blood cells")

@@ -152,22 +152,11 @@ def test_a_threshold_outside_0_to_1_is_refused(frozen_run):
     assert not math.isnan(read_export_info(frozen_run / "model.pt")["not_sure_below"])
 
 
-def real_data_run(data: Path, out: Path) -> cal.Calibration:
-    cfg = TrainConfig(data_dir=str(data), backbone="efficientnet_lite0", freeze_depth="all", device="cpu", export=False)
-    result = Trainer(cfg, out / "run", cache_dir=out / "cache").run()
-    found = cal.read_calibration(result.summary)
-    print(f"{data.name}: T={found.temperature:.3f} on {found.pictures} out-of-fold pictures; validation NLL {found.val_nll_before:.4f} -> "
+def check_calibration_improves(summary: dict, where: str) -> None:
+    """The validation log-loss and 15-bin ECE after scaling are both below their values before (issue 15, item 4)."""
+    found = cal.read_calibration(summary)
+    print(f"{where}: T={found.temperature:.3f} on {found.pictures} out-of-fold pictures; validation NLL {found.val_nll_before:.4f} -> "
           f"{found.val_nll_after:.4f}, ECE(15) {found.val_ece_before:.4f} -> {found.val_ece_after:.4f}")
-    return found
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["hymenoptera", "pbc_blood_cells"])
-def test_temperature_scaling_lowers_the_validation_nll_and_ece_on_real_photographs(name, tmp_path):
-    data = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / name
-    if not data.is_dir():
-        pytest.skip(f"../shared/datasets/{name} is not present")
-    found = real_data_run(data, tmp_path)
     assert found.fitted_on.startswith("cross-validation")
     assert found.val_nll_after < found.val_nll_before
     assert found.val_ece_after < found.val_ece_before

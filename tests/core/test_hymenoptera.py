@@ -36,6 +36,12 @@ def test_feature_extractor_reaches_95_percent(frozen_run):
     assert result.summary["feature_cache"] and result.summary["export"]["verified"]
 
 
+def test_temperature_scaling_lowers_the_validation_log_loss_and_ece(frozen_run):
+    from tests.core.test_calibration import check_calibration_improves
+
+    check_calibration_improves(frozen_run[2].summary, "hymenoptera")
+
+
 def test_the_same_run_again_reuses_the_feature_cache_with_the_same_result(frozen_run):
     cfg, root, first = frozen_run
     again = Trainer(TrainConfig(**{**cfg.to_dict(), "export": False}), root / "again", cache_dir=root / "cache").run()
