@@ -34,6 +34,7 @@ class TrainedModel:
     spec: bb.BackboneSpec
     pre: Preprocessing
     classes: list[str]
+    temperature: float = 1.0  # the run's calibration (engine.calibration): its probabilities are softmax(logits / T)
 
     def eval_crop(self, path: str | os.PathLike) -> np.ndarray:
         """The input_size x input_size x 3 uint8 crop training's evaluation fed the network for this file."""
@@ -57,7 +58,7 @@ class TrainedModel:
         """Class probabilities (in ``classes`` order) for one crop as ``eval_crop`` returns it."""
         x = self.network_input(crop)
         ((logits, _span),) = batched_outputs(self.model, 1, 1, lambda _span: x, torch.device("cpu"), None, StopToken())
-        return torch.softmax(logits, dim=1)[0].numpy()
+        return torch.softmax(logits.float() / self.temperature, dim=1)[0].numpy()
 
 
 def load_trained_model(run_dir: str | os.PathLike) -> TrainedModel:
@@ -91,4 +92,6 @@ def load_trained_model(run_dir: str | os.PathLike) -> TrainedModel:
             "The run folder was changed after training; train again."
         ) from None
     model.float().eval().requires_grad_(False)
-    return TrainedModel(model, spec, preprocessing_for(spec, cfg.image_size), classes)
+    calibration = (files.read_json(files.summary, {}) or {}).get("calibration") or {}
+    temperature = float(calibration.get("temperature", 1.0))  # a run from before calibration: 1
+    return TrainedModel(model, spec, preprocessing_for(spec, cfg.image_size), classes, temperature)
