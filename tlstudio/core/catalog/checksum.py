@@ -41,3 +41,15 @@ def sha256_of_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK_BYTES):
             sha.update(chunk)
     return sha.hexdigest()
+
+
+def state_digest(state) -> str:
+    """A short digest of a state dict's tensors (names in their order, shapes, dtypes and values), computed on the CPU."""
+    import torch
+
+    h = hashlib.blake2b(digest_size=8)
+    for name, tensor in state.items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

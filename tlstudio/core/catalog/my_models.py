@@ -11,13 +11,13 @@ that can be picked, without loading any tensor (the GUI's list).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
 from tlstudio.core.catalog import backbones as bb
+from tlstudio.core.catalog.checksum import state_digest
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.errors import UserError
 from tlstudio.core.names import printable
@@ -144,18 +144,6 @@ def finished_runs(runs) -> list[MyModel]:
         except UserError:
             continue
     return found
-
-
-def state_digest(state: dict) -> str:
-    """A short digest of tensors by name, shape, dtype and value."""
-    import torch
-
-    h = hashlib.blake2b(digest_size=8)
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _run_name(folder: Path) -> str:

@@ -21,7 +21,6 @@ the head (its features say nothing yet) and always re-estimates BatchNorm statis
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import time
 import traceback
@@ -71,6 +70,7 @@ from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, S
 from tlstudio.core.runs.lock import LOCK_NAME, remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
 from tlstudio.core.engine import calibration
+from tlstudio.core.catalog.checksum import state_digest
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
 from tlstudio.core.inference import formats
 
@@ -572,7 +572,7 @@ class Trainer:
         if self.config.start_from:
             return self._source_run().weights_id  # a digest of the source run's kept backbone tensors
         if not self.pretrained:
-            return f"random:{self.config.seed}:{_state_digest(backbone) if backbone is not None else 'unknown'}"
+            return f"random:{self.config.seed}:{state_digest(backbone.state_dict()) if backbone is not None else 'unknown'}"
         if self.state_dict_loader is not None:
             return f"custom:{getattr(self.state_dict_loader, '__name__', 'loader')}"
         from tlstudio.core.catalog.weights import weights_file
@@ -687,16 +687,6 @@ class Trainer:
                 summary[fmt.summary_key] = previous[fmt.summary_key]
             elif not self.evaluate_only and fmt.name == formats.ONNX:
                 path.unlink()
-
-
-def _state_digest(module: nn.Module) -> str:
-    """A short digest of a module's tensors (names, shapes and values), computed on the CPU."""
-    h = hashlib.blake2b(digest_size=8)
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def refuse_non_finite_features(views: Sequence[np.ndarray], backbone: str) -> None:
