@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 from tlstudio import __version__
 from tlstudio.core.errors import UserError
 
-COMMANDS = ("scan", "backbones", "weights", "train", "evaluate", "predict", "export", "report", "sweep", "threshold")
+COMMANDS = ("scan", "backbones", "weights", "train", "evaluate", "predict", "export", "report", "sweep", "threshold", "ensemble", "distill", "adapt", "check")
 
 
 class _Parser(argparse.ArgumentParser):
