@@ -173,3 +173,19 @@ def test_a_from_scratch_run_is_marked_in_its_title_and_a_pretrained_one_is_not(t
     pre, scratch = p.list_runs()
     assert not pre.from_scratch and pj.FROM_SCRATCH not in pre.title()
     assert scratch.from_scratch and pj.FROM_SCRATCH in scratch.title()
+
+
+def test_the_new_pictures_folder_survives_reopening_and_a_file_is_refused(tmp_path):
+    p = Project.create(tmp_path / "P")
+    new = tmp_path / "from the second microscope"
+    new.mkdir()
+    p.set_new_pictures(new)
+    p.save()
+    assert Project.open(p.root).new_pictures_dir == str(new)
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    with pytest.raises(UserError, match="a.jpg"):
+        p.set_new_pictures(tmp_path / "a.jpg")
+    assert p.new_pictures_dir == str(new)  # the refused choice left the old one
+    p.set_new_pictures("")
+    p.save()
+    assert Project.open(p.root).new_pictures_dir == ""

@@ -137,6 +137,7 @@ class Project:
         self.val_split: float = 0.2
         self.test_split: float = 0.0
         self.seed: int = 0
+        self.new_pictures_dir: str = ""  # unlabelled pictures from where the model will be used (adaptation, distillation)
         self.config: dict = {}  # the last TrainConfig the user set, as a dict
         self.runs: list[RunRecord] = []
         self.created: str = datetime.now().isoformat(timespec="seconds")
@@ -197,6 +198,7 @@ class Project:
         project.val_split = float(d.get("val_split", 0.2))
         project.test_split = float(d.get("test_split", 0.0))
         project.seed = int(d.get("seed", 0))
+        project.new_pictures_dir = str(d.get("new_pictures_dir", ""))
         project.config = dict(d.get("config", {}))
         project.created = str(d.get("created", project.created))
         project.runs = [RunRecord.from_dict(r) for r in d.get("runs", [])]
@@ -216,6 +218,7 @@ class Project:
             "val_split": self.val_split,
             "test_split": self.test_split,
             "seed": self.seed,
+            "new_pictures_dir": self.new_pictures_dir,
             "config": self.config,
             "runs": [asdict(r) for r in self.runs],
         }
@@ -248,6 +251,12 @@ class Project:
     def set_data(self, data_dir: str | Path, val_split: float, test_split: float, seed: int) -> None:
         self.data_dir = str(data_dir)
         self.val_split, self.test_split, self.seed = float(val_split), float(test_split), int(seed)
+
+    def set_new_pictures(self, folder: str | Path) -> None:
+        """The folder of unlabelled new pictures ("" for none). Only its path is kept: nothing in it is moved or copied."""
+        if folder and not Path(folder).is_dir():
+            raise UserError(f"'{folder}' is not a folder. Choose the folder that holds the new, unlabelled pictures.")
+        self.new_pictures_dir = str(folder)
 
     def train_config(self) -> TrainConfig:
         """The last config, with the project's data folder and split settings."""
