@@ -157,6 +157,18 @@ def test_a_web_address_in_a_class_name_is_not_written_as_one(run_copy):
     assert "https://" not in page and "see https:&#47;&#47;example.org" in page
 
 
+def test_a_run_started_from_an_earlier_run_names_it_and_its_classes(run_copy):
+    summary = read(run_copy / "summary.json")
+    assert 'class="note origin"' not in render_report(run_copy)  # started from ImageNet: no origin line
+    summary["origin"] = {"run_id": "2026-12-01_10-00-00_efficientnet_lite0", "run_name": "three <cells>", "backbone": "efficientnet_lite0",
+                         "data_dir": "/data/cells", "classes": ["basophil", "eosinophil & co"], "val_accuracy": 0.93}
+    write(run_copy / "summary.json", summary)
+    page = render_report(run_copy)
+    origin = re.search(r'<p class="note origin" data-origin-run="([^"]+)">(.*?)</p>', page)
+    assert origin and origin.group(1) == "2026-12-01_10-00-00_efficientnet_lite0"
+    assert html.escape("three <cells>") in origin.group(2) and html.escape("eosinophil & co") in origin.group(2) and "93.0%" in origin.group(2)
+
+
 # ------------------------------------------------------------------------------- missing parts
 
 

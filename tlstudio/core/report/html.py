@@ -299,12 +299,25 @@ def _status_line(run: Run) -> str:
     else:
         state = "Not finished: no epoch completed"
     classes = ", ".join(_text(c) for c in run.classes) or "unknown"
-    lead = _note(f"{state}, with {model}. Classes ({len(run.classes)}): {classes}.", "lead")
+    lead = _note(f"{state}, with {model}. Classes ({len(run.classes)}): {classes}.", "lead") + _origin_note(summary.get("origin"))
     if not summary.get("selection"):
         return lead
     how = selection_sentence(summary["selection"], (run.metrics or {}).get("n", 0))
     warnings = "".join(_note(_text(sentence), "missing") for sentence in diagnosis_sentences(summary.get("diagnosis") or {}))
     return lead + _note(_text(how)) + warnings
+
+
+def _origin_note(origin: Optional[dict]) -> str:
+    """Where a run started from one of the user's own earlier runs (``catalog.my_models``): which run, on what."""
+    if not isinstance(origin, dict) or not origin.get("run_id"):
+        return ""
+    name = origin.get("run_name") or origin["run_id"]
+    classes = ", ".join(_text(c) for c in origin.get("classes") or [])
+    acc = origin.get("val_accuracy")
+    scored = f", validation accuracy {_pct(acc)}" if isinstance(acc, (int, float)) else ""
+    text = (f"Started from your run <b>{_text(name)}</b> ({_text(origin.get('backbone', ''))}, trained on "
+            f"{_text(origin.get('data_dir', ''))} with classes {classes}{scored}) instead of ImageNet weights.")
+    return f'<p class="note origin" data-origin-run="{_text(origin["run_id"])}">{text}</p>'
 
 
 def _headline_tiles(run: Run) -> str:
