@@ -67,3 +67,20 @@ def test_split_settings_apply_on_rescan(qtbot, window, colours):
     second = blocker.args[0]
     assert len(second.split("val")) > len(first.split("val"))
     assert window.studio.config.val_split == 0.5
+
+
+def test_the_new_pictures_folder_is_kept_in_the_project_and_survives_reopening(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from tlstudio.core.runs.project import Project
+
+    new = tmp_path / "second microscope"
+    new.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *_a, **_k: str(new)))
+    window.data_panel.choose_new_pictures()
+    project = window.studio.project
+    assert project is not None and project.new_pictures_dir == str(new.resolve())
+    assert Project.open(project.root).new_pictures_dir == str(new.resolve())
+    assert window.data_panel.new_pictures.text() == str(new.resolve())
+    window.data_panel.new_pictures_clear.click()
+    assert Project.open(project.root).new_pictures_dir == "" and not window.data_panel.new_pictures_clear.isEnabled()

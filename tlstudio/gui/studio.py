@@ -50,6 +50,7 @@ class Studio(QObject):
     backbone_changed = Signal(str)
     runs_changed = Signal()
     current_run_changed = Signal(str)  # run id, "" for none
+    new_pictures_changed = Signal(str)  # the project's folder of unlabelled new pictures, "" for none
 
     def __init__(self, notifier: Notifier, settings: Optional[QSettings] = None):
         super().__init__()
@@ -148,6 +149,17 @@ class Studio(QObject):
             self.config.data_dir = index.root
         self.index_changed.emit(index)
         self.autosave()
+
+    @property
+    def new_pictures_dir(self) -> str:
+        return self.project.new_pictures_dir if self.project is not None else ""
+
+    def set_new_pictures(self, folder: str | Path) -> None:
+        """The folder of unlabelled new pictures ("" for none), kept in the project (which is created if need be)."""
+        project = self.ensure_project()
+        project.set_new_pictures(folder)
+        self.autosave()
+        self.new_pictures_changed.emit(project.new_pictures_dir)
 
     def set_backbone(self, name: str) -> None:
         if name != self.config.backbone:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.data.index import DatasetIndex
+from tlstudio.core.errors import UserError
 from tlstudio.core.events import PhaseStarted, Progress
 
 from tlstudio.gui.studio import Studio
@@ -32,6 +33,11 @@ from tlstudio.gui.widgets.calm_progress import CalmProgressBar
 from tlstudio.gui.start_folder import IMAGES
 
 CHOOSE_TIP = "A folder with one sub-folder per class, e.g. ants/ and bees/ (or train/ and val/ each holding them)."
+NEW_PICTURES_TIP = (
+    "Optional: a folder of new pictures without labels, from where the model will be used (another microscope, camera "
+    "or season). The Evaluate step can adapt a model to them and use them to make a smaller model. Nothing in it is "
+    "moved or changed."
+)
 TRAINING_TIP = "A run is training on this folder: choose another one once it has ended (or stop it on the Train step)."
 
 
@@ -50,6 +56,16 @@ class DataPanel(QWidget):
         self.choose_button = QPushButton("Choose Folder…")
         self.choose_button.setToolTip(CHOOSE_TIP)
         self.choose_button.clicked.connect(self.choose_folder)
+
+        self.new_pictures = QLineEdit()
+        self.new_pictures.setReadOnly(True)
+        self.new_pictures.setPlaceholderText("None (optional): new pictures without labels, from where the model will be used")
+        self.new_pictures_button = QPushButton("Choose…")
+        self.new_pictures_clear = QPushButton("Clear")
+        for w in (self.new_pictures, self.new_pictures_button, self.new_pictures_clear):
+            w.setToolTip(NEW_PICTURES_TIP)
+        self.new_pictures_button.clicked.connect(self.choose_new_pictures)
+        self.new_pictures_clear.clicked.connect(lambda: self.set_new_pictures(""))
 
         self.val_fraction = QDoubleSpinBox()
         self.val_fraction.setRange(0.05, 0.5)
@@ -78,6 +94,11 @@ class DataPanel(QWidget):
         top.addWidget(QLabel("Image folder:"))
         top.addWidget(self.folder, 1)
         top.addWidget(self.choose_button)
+        unlabelled = QHBoxLayout()
+        unlabelled.addWidget(QLabel("New pictures (unlabelled):"))
+        unlabelled.addWidget(self.new_pictures, 1)
+        unlabelled.addWidget(self.new_pictures_button)
+        unlabelled.addWidget(self.new_pictures_clear)
         split = QHBoxLayout()
         split.addWidget(QLabel("Validation share:"))
         split.addWidget(self.val_fraction)
@@ -110,6 +131,7 @@ class DataPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(split)
+        layout.addLayout(unlabelled)
         layout.addWidget(self.splitter, 1)
 
         self.val_fraction.valueChanged.connect(self._settings_edited)
@@ -133,6 +155,26 @@ class DataPanel(QWidget):
         self.studio.config.data_dir = path
         self.folder_opened.emit(path)
         self.rescan()
+
+    def choose_new_pictures(self) -> None:
+        start = self.new_pictures.text() or self.studio.dialog_folder(IMAGES)
+        path = QFileDialog.getExistingDirectory(self, "Choose the folder of new, unlabelled pictures", start)
+        if path:
+            self.set_new_pictures(path)
+
+    def set_new_pictures(self, path: str | Path) -> None:
+        """Keep ``path`` ("" for none) as the project's folder of unlabelled new pictures."""
+        try:
+            self.studio.set_new_pictures(str(Path(path).resolve()) if path else "")
+        except UserError as exc:
+            self.studio.notifier.exception(exc, "Choosing the new pictures")
+            return
+        self._show_new_pictures()
+
+    def _show_new_pictures(self) -> None:
+        folder = self.studio.new_pictures_dir
+        self.new_pictures.setText(folder)
+        self.new_pictures_clear.setEnabled(bool(folder))
 
     def rescan(self) -> None:
         root = self.folder.text()
@@ -251,6 +293,7 @@ class DataPanel(QWidget):
             box.setValue(value)
             box.blockSignals(False)
         self.folder.setText(cfg.data_dir)
+        self._show_new_pictures()
         if cfg.data_dir and Path(cfg.data_dir).is_dir():
             self.rescan()  # a reopened project shows its data again
         elif cfg.data_dir:
