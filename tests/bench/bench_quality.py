@@ -1,0 +1,261 @@
+"""What the checks of a folder find on the shared sets (issue 17, items 1 and 2).
+
+    nice -n 10 .venv/bin/python -m tests.bench.bench_quality [--cache DIR] [--seeds 0 1 2]
+
+- suspected wrong labels: 5% of the training labels flipped at random (seeded, in the index: the
+  folder is never touched): the share of the flipped pictures among the top 2 x (number flipped)
+  suspects; 15% flipped: validation accuracy of a frozen head trained on the clean labels, on the
+  noisy ones, and on the noisy ones without the suspects (hymenoptera and pbc_blood_cells);
+- near-duplicates: 50 hymenoptera pictures with generated copies (resized to 70%, JPEG quality 40,
+  5% crop): how many are found, and the false pairs among the rest of hymenoptera and the blood cells,
+  with the similarity margins the threshold sits in;
+- outliers: 10 blood-cell pictures dropped into hymenoptera's 'ants' (training): their ranks among the
+  class's outliers (goal: all in the top 20).
+
+Everything runs on the frozen features of the default backbone (efficientnet_lite0), through the
+feature cache, on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from tlstudio.core.data.index import DatasetIndex
+from tlstudio.core.data.scan import scan_folder
+from tlstudio.core.engine.linear_head import fit_linear_head
+from tlstudio.core.quality.embeddings import Embeddings, embed_dataset
+from tlstudio.core.quality.label_issues import find_label_issues, out_of_fold_probs
+from tlstudio.core.quality.near_duplicates import THRESHOLD, max_similarity_to_others, similar_pairs, unit_rows
+from tlstudio.core.quality.outliers import outliers
+from tlstudio.core.report.metrics import accuracy_scores
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
+HYMENOPTERA = SHARED / "hymenoptera"
+PBC = SHARED / "pbc_blood_cells"
+
+
+# ----------------------------------------------------------------------------------- label noise
+
+
+def flip_labels(index: DatasetIndex, fraction: float, seed: int) -> tuple[DatasetIndex, set[str]]:
+    """``index`` with round(fraction x training pictures) training labels moved to another class at random."""
+    rng = random.Random(f"flip/{seed}")
+    train = [i for i, s in enumerate(index.samples) if s.split == "train"]
+    chosen = rng.sample(train, int(round(fraction * len(train))))
+    samples = list(index.samples)
+    for i in chosen:
+        others = [c for c in range(len(index.classes)) if c != samples[i].label]
+        samples[i] = replace(samples[i], label=rng.choice(others))
+    return replace(index, samples=samples), {index.samples[i].path for i in chosen}
+
+
+def relabelled(emb: Embeddings, index: DatasetIndex) -> Embeddings:
+    return replace(emb, index=index)
+
+
+@dataclass(frozen=True)
+class SuspectRecall:
+    flipped: int
+    found_in_top: int  # flipped pictures among the top 2 x flipped suspects
+    suspects: int  # all the suspects flagged
+    flipped_among_suspects: int
+
+    @property
+    def recall_in_top(self) -> float:
+        return self.found_in_top / max(1, self.flipped)
+
+
+def suspect_recall(emb: Embeddings, fraction: float, seed: int) -> SuspectRecall:
+    noisy, flipped = flip_labels(emb.index, fraction, seed)
+    train = emb.rows("train")
+    labels = np.array([s.label for s in noisy.samples])[train]
+    paths = [noisy.samples[i].path for i in train]
+    probs = out_of_fold_probs(emb.features[train], labels, [noisy.samples[i].digest for i in train], len(noisy.classes), seed)
+    ranked = [paths[i] for i in find_label_issues(labels, probs)]
+    top = ranked[: 2 * len(flipped)]
+    return SuspectRecall(len(flipped), len(set(top) & flipped), len(ranked), len(set(ranked) & flipped))
+
+
+@dataclass(frozen=True)
+class NoiseCost:
+    clean: float  # validation accuracy, trained on the clean labels
+    noisy: float
+    cleaned: float  # noisy labels, the suspects left out of training
+    suspects: int
+    flipped: int
+
+    @property
+    def recovered(self) -> float:
+        lost = self.clean - self.noisy
+        return (self.cleaned - self.noisy) / lost if lost > 0 else float("nan")
+
+
+def head_accuracy(emb: Embeddings, index: DatasetIndex, train: np.ndarray, seed: int) -> float:
+    labels = np.array([s.label for s in index.samples])
+    true = emb.labels  # the validation pictures keep their own (clean) labels
+    val = emb.rows("val")
+    head = fit_linear_head([emb.features[train]], labels[train], [index.samples[i].digest for i in train], len(index.classes), seed=seed)
+    preds = (emb.features[val] @ head.weight.T + head.bias).argmax(1)
+    return accuracy_scores(true[val], preds)[0]
+
+
+def noise_cost(emb: Embeddings, fraction: float, seed: int) -> NoiseCost:
+    noisy, flipped = flip_labels(emb.index, fraction, seed)
+    train = emb.rows("train")
+    labels = np.array([s.label for s in noisy.samples])
+    probs = out_of_fold_probs(emb.features[train], labels[train], [noisy.samples[i].digest for i in train], len(noisy.classes), seed)
+    issues = find_label_issues(labels[train], probs)
+    kept = np.setdiff1d(train, train[issues])
+    return NoiseCost(
+        head_accuracy(emb, emb.index, train, seed), head_accuracy(emb, noisy, train, seed), head_accuracy(emb, noisy, kept, seed), len(issues), len(flipped)
+    )
+
+
+# ----------------------------------------------------------------------------------- near-duplicates
+
+
+def generated_copy(src: Path, dest: Path, seed: int) -> None:
+    """``src`` resized to 70%, 5% cropped off (at a seeded place) and saved as JPEG quality 40."""
+    rng = random.Random(f"copy/{seed}/{src.name}")
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        w, h = int(im.width * 0.7), int(im.height * 0.7)
+        im = im.resize((w, h), Image.BICUBIC)
+        cw, ch = int(round(w * 0.95)), int(round(h * 0.95))
+        left, top = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        im.crop((left, top, left + cw, top + ch)).save(dest, "JPEG", quality=40)
+
+
+def copies_folder(index: DatasetIndex, dest: Path, count: int, seed: int) -> list[str]:
+    """``count`` training pictures' generated copies, ``dest/<class>/<k>.jpg``: the originals' paths, by ``k``."""
+    picked = random.Random(f"copies/{seed}").sample([s for s in index.samples if s.split == "train"], count)
+    for k, s in enumerate(picked):
+        folder = dest / index.classes[s.label]
+        folder.mkdir(parents=True, exist_ok=True)
+        generated_copy(Path(index.root) / s.path, folder / f"{k:03d}.jpg", seed)
+    return [s.path for s in picked]
+
+
+def copy_features(index: DatasetIndex, count: int, seed: int, cache: Path, work: Path) -> tuple[np.ndarray, list[str]]:
+    """The frozen features of ``count`` generated copies (embedded from their files), in the originals' order."""
+    originals = copies_folder(index, work, count, seed)
+    copies = scan_folder(work, val_split=0.0)
+    order = np.argsort([int(Path(s.path).stem) for s in copies.samples])
+    return embed_dataset(copies, cache, device="cpu").features[order], originals
+
+
+@dataclass(frozen=True)
+class DuplicateFinding:
+    copies: int
+    found: int  # copies paired with their original
+    false_pairs: int  # any other pair above the threshold
+    weakest_copy: float  # the lowest similarity of a copy to its original
+    closest_distinct: float  # the highest similarity between two distinct pictures (all the sets measured)
+    false_examples: tuple[tuple[str, str, float], ...] = ()
+
+
+def duplicate_finding(sets: Sequence[tuple[Embeddings, np.ndarray, list[str]]]) -> DuplicateFinding:
+    """Per set: its embeddings, its copies' features and the copies' originals (none for a set without copies)."""
+    copies = found = false = 0
+    weakest, closest, examples = 1.0, -1.0, []
+    for emb, copy_x, originals in sets:
+        paths = [s.path for s in emb.index.samples] + [f"copy of {p}" for p in originals]
+        x = np.concatenate([emb.features, copy_x]) if len(originals) else emb.features
+        n = len(emb.index.samples)
+        where = {p: i for i, p in enumerate(paths[:n])}
+        true_pairs = {(where[p], n + k) for k, p in enumerate(originals)}
+        pairs = similar_pairs(x, THRESHOLD)
+        found += sum((i, j) in true_pairs for i, j, _ in pairs)
+        others = [(paths[i], paths[j], s) for i, j, s in pairs if (i, j) not in true_pairs]
+        false += len(others)
+        examples += others[:5]
+        copies += len(originals)
+        u = unit_rows(x)
+        for i, j in true_pairs:
+            weakest = min(weakest, float(u[i] @ u[j]))
+        distinct = max_similarity_to_others(x[:n]) if not originals else _distinct_max(u, true_pairs, n)
+        closest = max(closest, float(distinct.max()))
+    return DuplicateFinding(copies, found, false, round(weakest, 4), round(closest, 4), tuple(examples))
+
+
+def _distinct_max(u: np.ndarray, true_pairs: set, n: int) -> np.ndarray:
+    sims = u @ u.T
+    np.fill_diagonal(sims, -1)
+    for i, j in true_pairs:
+        sims[i, j] = sims[j, i] = -1
+    return sims.max(1)
+
+
+# ----------------------------------------------------------------------------------- outliers
+
+
+def intruder_ranks(host: Embeddings, guests: np.ndarray, host_class: int) -> list[int]:
+    """The ranks (1 = farthest) of ``guests`` among the outliers of ``host_class`` once they are dropped into it (training)."""
+    x = np.concatenate([host.features, guests])
+    labels = np.concatenate([host.labels, np.full(len(guests), host_class)])
+    paths = [s.path for s in host.index.samples] + [f"guest {k}" for k in range(len(guests))]
+    splits = [s.split for s in host.index.samples] + ["train"] * len(guests)
+    ranked = outliers(x, paths, labels, splits, host.index.classes)
+    return sorted(o.rank for o in ranked if o.path.startswith("guest "))
+
+
+def guest_features(index: DatasetIndex, count: int, seed: int, cache: Path) -> np.ndarray:
+    picked = random.Random(f"guests/{seed}").sample(list(index.samples), count)
+    sub = replace(index, samples=[replace(s, split="train") for s in picked])
+    return embed_dataset(sub, cache, device="cpu").features
+
+
+# ----------------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", default=None, help="feature cache (default: a temporary folder)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(args.cache) if args.cache else Path(tmp) / "cache"
+        sets = {}
+        if (HYMENOPTERA / "train").is_dir():
+            sets["hymenoptera"] = embed_dataset(scan_folder(HYMENOPTERA), cache, device="cpu")
+        if (PBC / "neutrophil").is_dir():
+            sets["pbc_blood_cells"] = embed_dataset(scan_folder(PBC, val_split=0.2, seed=0), cache, device="cpu")
+        for name, emb in sets.items():
+            for seed in args.seeds:
+                r = suspect_recall(emb, 0.05, seed)
+                print(f"{name} 5% flipped, seed {seed}: {r.found_in_top}/{r.flipped} flipped in the top {2 * r.flipped} suspects "
+                      f"({r.recall_in_top:.0%}); {r.suspects} suspects flagged, {r.flipped_among_suspects} of them flipped", flush=True)
+            for seed in args.seeds:
+                c = noise_cost(emb, 0.15, seed)
+                print(f"{name} 15% flipped, seed {seed}: val accuracy clean {c.clean:.4f}, noisy {c.noisy:.4f}, noisy without the "
+                      f"{c.suspects} suspects {c.cleaned:.4f} (cost {100 * (c.clean - c.noisy):.2f} points, recovered {c.recovered:.0%}); "
+                      f"{c.flipped} flipped", flush=True)
+        if "hymenoptera" in sets:
+            hym = sets["hymenoptera"]
+            copy_x, originals = copy_features(hym.index, 50, 0, cache, Path(tmp) / "copies")
+            measured = [(hym, copy_x, originals)]
+            if "pbc_blood_cells" in sets:
+                measured.append((sets["pbc_blood_cells"], np.zeros((0, copy_x.shape[1]), np.float32), []))
+            d = duplicate_finding(measured)
+            print(f"near-duplicates (threshold {THRESHOLD}): {d.found}/{d.copies} copies found, {d.false_pairs} false pairs; "
+                  f"weakest copy {d.weakest_copy:.4f}, closest distinct pair {d.closest_distinct:.4f}", flush=True)
+            for example in d.false_examples:
+                print(f"  false pair: {example}")
+            if "pbc_blood_cells" in sets:
+                ants = hym.index.classes.index("ants")
+                for seed in args.seeds:
+                    ranks = intruder_ranks(hym, guest_features(sets["pbc_blood_cells"].index, 10, seed, cache), ants)
+                    print(f"outliers, seed {seed}: 10 blood cells in 'ants' rank {ranks} among its {int((hym.labels == ants).sum()) + 10} pictures "
+                          f"({sum(r <= 20 for r in ranks)}/10 in the top 20)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
