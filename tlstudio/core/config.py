@@ -12,11 +12,16 @@ from typing import Optional
 
 from tlstudio.core.errors import UserError
 
-SCHEMA_VERSION = 5  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric; 4: early stopping; 5: start_from
+SCHEMA_VERSION = 6  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric; 4: early stopping; 5: start_from; 6: teacher (distillation)
 AUGMENT_PRESETS = ("none", "light", "strong")
 CLASS_WEIGHTING = ("auto", "none", "balanced")  # auto: the head's cross-validation chooses (none, balanced or a prior correction)
 SELECTION_METRICS = ("balanced_accuracy", "accuracy")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Distillation defaults, from the literature and fixed before any measurement (never tuned on validation pictures):
+# Hinton et al. 2015 use T in 2..20 with a high weight on the soft targets; T = 4 and a = 0.9 are the common
+# choice since (e.g. Tian et al. 2020, CRD's KD baseline; Cho & Hariharan 2019).
+DISTILL_TEMPERATURE = 4.0
+DISTILL_WEIGHT = 0.9
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ class TrainConfig:
     backbone: str = "efficientnet_lite0"
     pretrained: bool = True  # False: random initialisation (seeded), the baseline that shows what transfer learning adds
     start_from: str = ""  # a finished run's folder: its kept backbone weights replace ImageNet's (see catalog.my_models)
+    teacher: str = ""  # a finished run's folder: the student also learns its softened outputs (engine.distill)
+    distill_temperature: float = DISTILL_TEMPERATURE  # T of softmax(logits / T) for teacher and student
+    distill_weight: float = DISTILL_WEIGHT  # a: loss = (1 - a) CE(labels) + a T^2 KL(teacher || student)
     freeze_depth: str = "all"  # "all" | "none" | "K" (the first K stages frozen)
     epochs: int = 20
     batch_size: int = 32  # 0 = find the largest batch that fits the GPU
@@ -126,6 +134,7 @@ class TrainConfig:
         if self.workers is not None and self.workers < 0:
             raise bad("--workers", f"must be 0 or more, not {self.workers}.")
         freeze = self.freeze
+        self._validate_distillation()
         if self.start_from and not self.pretrained:
             raise bad("--start-from", f"'{self.start_from}' starts from that run's trained weights, --from-scratch from random ones: give one of the two.")
         if not self.pretrained and not freeze.nothing_frozen:
@@ -136,6 +145,17 @@ class TrainConfig:
                 "Omit --freeze-depth: from scratch, everything trains.",
             )
         return self
+
+    def _validate_distillation(self) -> None:
+        if not (0 < self.distill_temperature <= 100):
+            raise UserError(f"--temperature must be a positive number up to 100 such as {DISTILL_TEMPERATURE:g}, not {self.distill_temperature}.")
+        if not (0 <= self.distill_weight <= 1):
+            raise UserError(f"--distill-weight must be between 0 (labels only) and 1 (the teacher only), such as {DISTILL_WEIGHT:g}, not {self.distill_weight}.")
+        if self.teacher and self.solved_head:
+            raise UserError(
+                f"--teacher '{self.teacher}' needs a student that trains by gradient steps, but --freeze-depth all solves the head "
+                "in one convex fit on the labels. Give a freeze depth such as 6 (a partial fine-tune), or 'none'."
+            )
 
     @property
     def solved_head(self) -> bool:
@@ -183,5 +203,7 @@ def migrate(d: dict) -> dict:
         d.setdefault("patience", 0)  # runs before schema 4 never stopped early: resuming one must not either
     if version < 5:
         d.setdefault("start_from", "")  # runs before schema 5 all started from the catalog's weights
+    if version < 6:
+        d.setdefault("teacher", "")  # runs before schema 6 learnt from their labels only
     d["schema_version"] = SCHEMA_VERSION
     return d

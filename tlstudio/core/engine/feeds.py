@@ -60,6 +60,7 @@ class TrainImages(torch.utils.data.Dataset):
 
     def __init__(self, store: PixelStore, rows: Sequence[int], labels: np.ndarray, augmenter: Augmenter, on_device: bool = False):
         self.store, self.rows, self.labels, self.augmenter, self.on_device = store, list(rows), labels, augmenter, on_device
+        self.with_positions = False  # also give each item's position in ``rows`` (a distilled run looks up its teacher's logits by it)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -69,8 +70,10 @@ class TrainImages(torch.utils.data.Dataset):
         square, rng = self.store[self.rows[i]], np.random.default_rng(seed)
         if self.on_device:
             params = draw_params(self.augmenter.preset, self.store.size, self.augmenter.input_size, rng)
-            return torch.from_numpy(np.array(square)).permute(2, 0, 1), torch.from_numpy(params), int(self.labels[i])
-        return self.augmenter.train_view(square, rng), int(self.labels[i])
+            item = (torch.from_numpy(np.array(square)).permute(2, 0, 1), torch.from_numpy(params), int(self.labels[i]))
+        else:
+            item = (self.augmenter.train_view(square, rng), int(self.labels[i]))
+        return (*item, i) if self.with_positions else item
 
 
 @dataclass
@@ -88,6 +91,7 @@ class LoopContext:
     criterion: nn.Module
     batch_size: int
     stop: StopToken
+    distill: Optional[object] = None  # engine.distill.Distillation: the loss also learns the teacher's logits each batch carries
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ class Loop:
     where the run makes its choices) and the validation rows (only ever measured)."""
 
     def steps_per_epoch(self) -> int: ...
-    def train_batches(self, epoch: int): ...
+    def train_batches(self, epoch: int): ...  # (x, y), or (x, y, teacher logits) once ``use_teacher`` was called
+    def use_teacher(self, logits_by_row: dict[int, np.ndarray]) -> None: ...  # the teacher's logits of each training row (dataset row -> logits)
     def forward_train(self, x: torch.Tensor) -> torch.Tensor: ...
     def validate(self) -> Scores: ...
     def score_selection(self) -> Optional[Scores]: ...
@@ -122,7 +127,8 @@ class ImageLoop(Loop):
         self.augmenter = Augmenter(ctx.cfg.augment, ctx.pre.input_size, ctx.pre.interpolation)
         workers = ctx.cfg.workers if ctx.cfg.workers is not None else default_loader_workers(ctx.device)
         self.sampler = EpochSampler(len(train_rows), ctx.cfg.seed)
-        dataset = TrainImages(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter, on_device=ctx.cfg.device_augment)
+        self.train_rows, self.teacher = list(train_rows), None
+        dataset = self.dataset = TrainImages(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter, on_device=ctx.cfg.device_augment)
         self.drop_last = len(train_rows) > ctx.batch_size  # a lone last image would break BatchNorm in train mode
         self.loader = torch.utils.data.DataLoader(
             dataset,
@@ -144,13 +150,22 @@ class ImageLoop(Loop):
         self.sampler.epoch = epoch
         device = self.ctx.device
         for batch in self.loader:
+            if self.teacher is not None:
+                *batch, positions = batch
             if self.ctx.cfg.device_augment:
                 squares, params, y = batch
                 x = augment_batch(squares.to(device, non_blocking=True), params.to(device, non_blocking=True), self.augmenter.input_size)
             else:
                 x, y = batch
                 x = x.to(device, non_blocking=True)
-            yield x, y.to(device, non_blocking=True)
+            if self.teacher is None:
+                yield x, y.to(device, non_blocking=True)
+            else:
+                yield x, y.to(device, non_blocking=True), self.teacher[positions.to(device)]
+
+    def use_teacher(self, logits_by_row: dict[int, np.ndarray]) -> None:
+        self.teacher = torch.from_numpy(np.stack([logits_by_row[r] for r in self.train_rows])).float().to(self.ctx.device)
+        self.dataset.with_positions = True
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         return normalize_batch(x, self.ctx.pre.mean, self.ctx.pre.std, self.ctx.channels_last)
@@ -203,6 +218,7 @@ class CachedLoop(Loop):
         self.train_labels = ctx.labels[self.train_rows]
         self.fit = np.asarray(range(len(self.train_rows)) if fit is None else fit, dtype=np.int64)
         self.held = np.asarray(held, dtype=np.int64)
+        self.teacher: Optional[torch.Tensor] = None  # by position in train_rows (rows not trained on: zeros)
 
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(len(self.fit), self.ctx.batch_size)
@@ -232,7 +248,16 @@ class CachedLoop(Loop):
         bs = self.ctx.batch_size
         for step in range(self.steps_per_epoch()):
             idx = np.sort(order[step * bs : (step + 1) * bs])  # ascending: a memory-mapped cache is read forwards
-            yield self._gather(idx, view_of[idx]), torch.from_numpy(self.train_labels[idx]).to(self.ctx.device)
+            x, y = self._gather(idx, view_of[idx]), torch.from_numpy(self.train_labels[idx]).to(self.ctx.device)
+            if self.teacher is None:
+                yield x, y
+            else:
+                yield x, y, self.teacher[torch.from_numpy(idx).to(self.ctx.device)]
+
+    def use_teacher(self, logits_by_row: dict[int, np.ndarray]) -> None:
+        width = len(next(iter(logits_by_row.values())))
+        rows = [logits_by_row.get(r, np.zeros(width, np.float32)) for r in self.train_rows]
+        self.teacher = torch.from_numpy(np.stack(rows)).float().to(self.ctx.device)
 
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         return self.ctx.model.head(run_chain(self.ctx.model.backbone, self.suffix, x))

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from tlstudio.core.engine.distill import distillation_loss
 from tlstudio.core.engine.feeds import Loop, LoopContext, Scores
 from tlstudio.core.eta import ActiveTimer
 
@@ -99,11 +100,14 @@ def _train_epoch(ctx: LoopContext, feed: Loop, opt: Optimisation, callbacks: Seq
     loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
     correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
     seen, clock = 0, active_timer(ctx)
-    for step, (x, y) in enumerate(feed.train_batches(epoch), start=1):
+    for step, (x, y, *teacher) in enumerate(feed.train_batches(epoch), start=1):
         ctx.stop.check()
         with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
             logits = feed.forward_train(x)
-            loss = ctx.criterion(logits.float(), y)
+            if teacher and ctx.distill is not None:
+                loss = distillation_loss(ctx.criterion, logits.float(), y, teacher[0], ctx.distill)
+            else:
+                loss = ctx.criterion(logits.float(), y)
         opt.optimizer.zero_grad(set_to_none=True)
         opt.scaler.scale(loss).backward()
         seen += y.shape[0]

@@ -70,6 +70,7 @@ from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, S
 from tlstudio.core.runs.lock import LOCK_NAME, remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
 from tlstudio.core.engine import calibration
+from tlstudio.core.engine import distill
 from tlstudio.core.catalog.checksum import state_digest
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
 from tlstudio.core.inference import formats
@@ -155,6 +156,7 @@ class Trainer:
         self.features = None
         self._fit_state: Optional[FitState] = None
         self._last: Optional[dict] = None  # the checkpoint a resumed run continues from
+        self._teacher, self._teacher_record = None, None  # the run a distilled student learns from (engine.distill)
         self._status = RunStatus(RUNNING, 0, config.epochs)
         self._status_written = False  # nothing of this run is on disk yet (but the lock)
 
@@ -257,6 +259,9 @@ class Trainer:
         plan = self.plan = self._plan(ctx, spec, rows, selection)
         ctx.store = build_pixel_store(index.root, index.samples, ctx.pre.resize_size, self.cache_dir, self._emit, self._stop, workers=None)
         loop, head = self._loop(ctx, spec, index, train_rows, val_rows, selection, plan)
+        if self._teacher is not None:
+            self._teacher_record = distill.attach_teacher(self._teacher, ctx, loop, index, [train_rows[i] for i in selection.fit], val_rows,
+                                                          self.cache_dir, self._emit, self._stop, run_teacher=not self.evaluate_only)
         if plan.solved_head:
             best_state, best_epoch, history = self._record_head_fit(ctx, loop, head, len(train_rows))
             chosen_on = Selection("cross-validation", self.config.selection_metric, ("class weighting", "L2 strength"), len(train_rows), folds=head.folds)
@@ -290,6 +295,7 @@ class Trainer:
         depth = cfg.freeze.stages_of(spec)
         pre = preprocessing_for(spec, cfg.image_size)
         index = self._dataset()
+        self._teacher = distill.read_teacher(cfg, index.classes) if cfg.teacher else None  # refused before any file is written
         rows = tuple([i for i, s in enumerate(index.samples) if s.split == split] for split in ("train", "val", "test"))
         if not rows[0] or not rows[1]:
             raise UserError(f"'{index.root}' needs images in both the training and the validation split; add images or change --val-split.")
@@ -443,6 +449,7 @@ class Trainer:
             "head_fit": head.to_summary() if head is not None else None,
             "diagnosis": diagnosis.to_dict(),
             "origin": self._source_run().origin() if cfg.start_from else None,  # the finished run this one started from
+            "teacher": self._teacher_record,  # the run a distilled student learnt from (engine.distill)
         }
 
     def _loop(self, ctx: LoopContext, spec: bb.BackboneSpec, index: DatasetIndex, train_rows: list[int], val_rows: list[int],
