@@ -116,6 +116,7 @@ class Loop:
     def forward_train(self, x: torch.Tensor) -> torch.Tensor: ...
     def validate(self) -> Scores: ...
     def score_selection(self) -> Optional[Scores]: ...
+    def selection_logits(self) -> np.ndarray: ...  # float32 [held, classes], the selection split's rows in order, evaluation crops
     def predict_rows(self, rows: Sequence[int], cached_val: bool) -> np.ndarray: ...
 
 
@@ -193,6 +194,9 @@ class ImageLoop(Loop):
 
     def score_selection(self) -> Optional[Scores]:
         return score_batches(self.ctx, self._logits(self.held_rows)) if self.held_rows else None
+
+    def selection_logits(self) -> np.ndarray:
+        return _stacked(self._logits(self.held_rows), len(self.ctx.classes))
 
     def predict_rows(self, rows, cached_val) -> np.ndarray:
         return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._logits(list(rows))])
@@ -282,6 +286,9 @@ class CachedLoop(Loop):
     def score_selection(self) -> Optional[Scores]:
         return self.score_positions(self.held) if len(self.held) else None
 
+    def selection_logits(self) -> np.ndarray:
+        return _stacked(self._outputs(self.train_views[0], self.forward_train, self.held), len(self.ctx.classes))
+
     def score_positions(self, positions: np.ndarray) -> Scores:
         """Scores of the training rows at ``positions``, on their evaluation crops (view 0)."""
         train_rows = np.asarray(self.train_rows)
@@ -297,6 +304,13 @@ class CachedLoop(Loop):
         if cached_val:
             return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._val_logits()])
         return ImageLoop(self.ctx, self.train_rows, self.val_rows).predict_rows(rows, cached_val=False)  # the test split is not cached
+
+
+def _stacked(batches, classes: int) -> np.ndarray:
+    """The logits of ``(logits, rows)`` batches, one float32 array (empty when there are none)."""
+    with torch.inference_mode():
+        parts = [out.float().cpu().numpy() for out, _ in batches]
+    return np.concatenate(parts) if parts else np.zeros((0, classes), dtype=np.float32)
 
 
 def score_batches(ctx: LoopContext, batches) -> Scores:

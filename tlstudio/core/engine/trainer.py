@@ -398,13 +398,7 @@ class Trainer:
         if solved is not None:
             fit = (calibration.logits_of(solved.oof_probs), ctx.labels[train_rows], "cross-validation (out-of-fold)")
         elif selection.held:
-            if isinstance(loop, CachedLoop):
-                batches = loop._outputs(loop.train_views[0], loop.forward_train, np.asarray(selection.held, dtype=np.int64))
-            else:
-                batches = loop._logits([train_rows[i] for i in selection.held])
-            with torch.inference_mode():
-                logits = np.concatenate([out.float().cpu().numpy() for out, _ in batches])
-            fit = (logits, ctx.labels[[train_rows[i] for i in selection.held]], "selection split")
+            fit = (loop.selection_logits(), ctx.labels[[train_rows[i] for i in selection.held]], "selection split")
         else:
             fit = (np.zeros((0, len(ctx.classes))), np.zeros(0, dtype=np.int64), calibration.NO_FIT)
         self._calibration_fit, self._threshold = fit, threshold
