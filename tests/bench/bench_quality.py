@@ -23,7 +23,7 @@ import random
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -33,7 +33,7 @@ from tlstudio.core.data.scan import scan_folder
 from tlstudio.core.engine.linear_head import fit_linear_head
 from tlstudio.core.quality.embeddings import Embeddings, embed_dataset
 from tlstudio.core.quality.label_issues import find_label_issues, out_of_fold_probs
-from tlstudio.core.quality.near_duplicates import THRESHOLD, max_similarity_to_others, similar_pairs, unit_rows
+from tlstudio.core.quality.near_duplicates import MARGIN, SIMILAR, similar_pairs
 from tlstudio.core.quality.outliers import outliers
 from tlstudio.core.report.metrics import accuracy_scores
 
@@ -144,54 +144,48 @@ def copies_folder(index: DatasetIndex, dest: Path, count: int, seed: int) -> lis
     return [s.path for s in picked]
 
 
-def copy_features(index: DatasetIndex, count: int, seed: int, cache: Path, work: Path) -> tuple[np.ndarray, list[str]]:
-    """The frozen features of ``count`` generated copies (embedded from their files), in the originals' order."""
+def copy_features(index: DatasetIndex, count: int, seed: int, cache: Path, work: Path) -> tuple[Embeddings, list[str]]:
+    """The embeddings of ``count`` generated copies (from their files), in the originals' order, and the originals."""
     originals = copies_folder(index, work, count, seed)
-    copies = scan_folder(work, val_split=0.0)
-    order = np.argsort([int(Path(s.path).stem) for s in copies.samples])
-    return embed_dataset(copies, cache, device="cpu").features[order], originals
+    emb = embed_dataset(scan_folder(work, val_split=0.0), cache, device="cpu")
+    order = np.argsort([int(Path(s.path).stem) for s in emb.index.samples])
+    return replace(emb, features=emb.features[order], thumbnails=emb.thumbnails[order]), originals
 
 
 @dataclass(frozen=True)
 class DuplicateFinding:
     copies: int
     found: int  # copies paired with their original
-    false_pairs: int  # any other pair above the threshold
-    weakest_copy: float  # the lowest similarity of a copy to its original
-    closest_distinct: float  # the highest similarity between two distinct pictures (all the sets measured)
-    false_examples: tuple[tuple[str, str, float], ...] = ()
+    false_pairs: int  # any other pair reported
+    weakest_copy: float  # the lowest margin of a copy over its and its original's usual neighbours
+    closest_distinct: float  # the highest margin of a pair of distinct pictures (all the sets measured)
+    false_examples: tuple[tuple[str, str, float, float], ...] = ()
 
 
-def duplicate_finding(sets: Sequence[tuple[Embeddings, np.ndarray, list[str]]]) -> DuplicateFinding:
-    """Per set: its embeddings, its copies' features and the copies' originals (none for a set without copies)."""
+def duplicate_finding(sets: Sequence[tuple[Embeddings, Optional[Embeddings], list[str]]]) -> DuplicateFinding:
+    """Per set: its embeddings, its copies' embeddings and the copies' originals (None and [] for a set without copies)."""
     copies = found = false = 0
-    weakest, closest, examples = 1.0, -1.0, []
-    for emb, copy_x, originals in sets:
-        paths = [s.path for s in emb.index.samples] + [f"copy of {p}" for p in originals]
-        x = np.concatenate([emb.features, copy_x]) if len(originals) else emb.features
+    weakest, closest, examples = np.inf, -np.inf, []
+    for emb, copied, originals in sets:
         n = len(emb.index.samples)
+        paths = [s.path for s in emb.index.samples] + [f"copy of {p}" for p in originals]
+        x, thumbs = emb.features, emb.thumbnails
+        if copied is not None:
+            x, thumbs = np.concatenate([x, copied.features]), np.concatenate([thumbs, copied.thumbnails])
         where = {p: i for i, p in enumerate(paths[:n])}
         true_pairs = {(where[p], n + k) for k, p in enumerate(originals)}
-        pairs = similar_pairs(x, THRESHOLD)
-        found += sum((i, j) in true_pairs for i, j, _ in pairs)
-        others = [(paths[i], paths[j], s) for i, j, s in pairs if (i, j) not in true_pairs]
+        pairs = similar_pairs(x, thumbs, margin=-np.inf)  # every pair with its margin: the measurement
+        reported = [(i, j, s, m) for i, j, s, m in pairs if m >= MARGIN or s >= SIMILAR]
+        found += sum((i, j) in true_pairs for i, j, _, _ in reported)
+        others = [(paths[i], paths[j], round(s, 4), round(m, 4)) for i, j, s, m in reported if (i, j) not in true_pairs]
         false += len(others)
         examples += others[:5]
         copies += len(originals)
-        u = unit_rows(x)
-        for i, j in true_pairs:
-            weakest = min(weakest, float(u[i] @ u[j]))
-        distinct = max_similarity_to_others(x[:n]) if not originals else _distinct_max(u, true_pairs, n)
-        closest = max(closest, float(distinct.max()))
-    return DuplicateFinding(copies, found, false, round(weakest, 4), round(closest, 4), tuple(examples))
-
-
-def _distinct_max(u: np.ndarray, true_pairs: set, n: int) -> np.ndarray:
-    sims = u @ u.T
-    np.fill_diagonal(sims, -1)
-    for i, j in true_pairs:
-        sims[i, j] = sims[j, i] = -1
-    return sims.max(1)
+        margins = {(i, j): m for i, j, _, m in pairs}
+        if true_pairs:
+            weakest = min(weakest, min(margins[p] for p in true_pairs))
+        closest = max(closest, max((m for p, m in margins.items() if p not in true_pairs), default=-np.inf))
+    return DuplicateFinding(copies, found, false, round(float(weakest), 4), round(float(closest), 4), tuple(examples))
 
 
 # ----------------------------------------------------------------------------------- outliers
@@ -240,13 +234,13 @@ def main(argv=None) -> None:
                       f"{c.flipped} flipped", flush=True)
         if "hymenoptera" in sets:
             hym = sets["hymenoptera"]
-            copy_x, originals = copy_features(hym.index, 50, 0, cache, Path(tmp) / "copies")
-            measured = [(hym, copy_x, originals)]
+            copied, originals = copy_features(hym.index, 50, 0, cache, Path(tmp) / "copies")
+            measured = [(hym, copied, originals)]
             if "pbc_blood_cells" in sets:
-                measured.append((sets["pbc_blood_cells"], np.zeros((0, copy_x.shape[1]), np.float32), []))
+                measured.append((sets["pbc_blood_cells"], None, []))
             d = duplicate_finding(measured)
-            print(f"near-duplicates (threshold {THRESHOLD}): {d.found}/{d.copies} copies found, {d.false_pairs} false pairs; "
-                  f"weakest copy {d.weakest_copy:.4f}, closest distinct pair {d.closest_distinct:.4f}", flush=True)
+            print(f"near-duplicates (margin {MARGIN}): {d.found}/{d.copies} copies found, {d.false_pairs} false pairs; "
+                  f"weakest copy's margin {d.weakest_copy:.4f}, highest margin of distinct pictures {d.closest_distinct:.4f}", flush=True)
             for example in d.false_examples:
                 print(f"  false pair: {example}")
             if "pbc_blood_cells" in sets:

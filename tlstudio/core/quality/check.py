@@ -18,7 +18,7 @@ from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.quality.embeddings import DEFAULT_BACKBONE, Embeddings, embed_dataset
 from tlstudio.core.quality.label_issues import Suspect, out_of_fold_probs, suspects
-from tlstudio.core.quality.near_duplicates import CONFLICT, LEAKAGE, THRESHOLD, NearDuplicate, near_duplicates
+from tlstudio.core.quality.near_duplicates import CONFLICT, LEAKAGE, MARGIN, NearDuplicate, near_duplicates
 from tlstudio.core.quality.outliers import Outlier, outliers
 
 REPORT_VERSION = 1
@@ -33,7 +33,7 @@ class CheckReport:
     suspects: list[Suspect]  # ranked, least confident in their folder label first
     near_duplicates: list[NearDuplicate]  # most similar first
     outliers: list[Outlier]  # every picture, ranked within its class (``flagged`` ones are far from every class)
-    similarity_threshold: float = THRESHOLD
+    margin: float = MARGIN  # how far above both pictures' usual neighbours a near-duplicate stands
     cache_reused: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -65,7 +65,7 @@ class CheckReport:
             "backbone": self.backbone,
             "pictures": self.pictures,
             "training_pictures": self.training_pictures,
-            "similarity_threshold": self.similarity_threshold,
+            "margin": self.margin,
             "cache_reused": self.cache_reused,
             "counts": self.counts(),
             "suspects": [s.to_dict() for s in self.suspects],
@@ -110,7 +110,7 @@ def report_from_embeddings(emb: Embeddings, seed: int = 0, on_event: EventCallba
         notes.append("Suspected wrong labels need at least 2 training pictures in each of 2 or more classes; none were looked for.")
     stop.check()
     on_event(PhaseStarted("comparing pictures", len(paths)))
-    pairs = near_duplicates(x, paths, labels, splits, [s.digest for s in index.samples], index.classes)
+    pairs = near_duplicates(x, emb.thumbnails, paths, labels, splits, [s.digest for s in index.samples], index.classes)
     far = outliers(x, paths, labels, splits, index.classes)
     on_event(Progress(len(paths), len(paths)))
     return CheckReport(str(index.root), emb.backbone, len(paths), len(train), found, pairs, far, cache_reused=emb.reused, notes=notes)

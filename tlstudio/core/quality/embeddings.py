@@ -27,6 +27,8 @@ from tlstudio.core.events import EventCallback, Message, StopToken, as_token, ig
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 NO_AUGMENT = "none"  # only evaluation crops are embedded, whose cache key leaves the preset out
+THUMB = 16  # side of the grey thumbnails
+GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Embeddings:
 
     index: DatasetIndex
     features: np.ndarray  # (pictures, d) float32
+    thumbnails: np.ndarray  # (pictures, THUMB * THUMB) float32: grey levels of the stored square, for near-duplicates
     backbone: str
     reused: bool  # every array came from an earlier check's or run's cache
 
@@ -100,4 +103,15 @@ def embed_dataset(
     reused = main.fully_reused and (extra is None or extra.fully_reused)
     if reused:
         on_event(Message("Reused the cached features of the pictures from an earlier check or run."))
-    return Embeddings(index, features, spec.name, reused)
+    return Embeddings(index, features, thumbnails(store.pixels), spec.name, reused)
+
+
+def thumbnails(pixels: np.ndarray, side: int = THUMB, chunk: int = 256) -> np.ndarray:
+    """(n, side * side) grey block means of the stored squares (n, s, s, 3) uint8."""
+    n, size = pixels.shape[0], pixels.shape[1]
+    block = size // side
+    out = np.empty((n, side * side), dtype=np.float32)
+    for start in range(0, n, chunk):
+        part = np.asarray(pixels[start : start + chunk, : block * side, : block * side], dtype=np.float32) @ GREY
+        out[start : start + len(part)] = part.reshape(len(part), side, block, side, block).mean((2, 4)).reshape(len(part), -1)
+    return out

@@ -1,10 +1,13 @@
 """Outliers: pictures far from every class in the frozen-feature space.
 
-A picture's score is its cosine distance (on centred features) to the nearest class centre,
-the centre being the mean direction of the class's pictures. A picture of a wrong class lies near
-that class's centre (a label issue, not an outlier); a picture of nothing the folder is about lies
-far from all of them. Nearest neighbours would miss a few such pictures that resemble each
-other (ten blood cells among ants are each other's neighbours), centres do not.
+A picture's score is its cosine distance to the nearest class centre, the centre being the
+coordinate-wise median of the class's features (scaled to length 1): a median, so that the very
+pictures it should find do not pull it. A picture of a wrong class lies near that class's centre
+(a label issue, not an outlier); a picture of nothing the folder is about lies far from all of them.
+Nearest neighbours would miss a few such pictures that resemble each other (ten blood cells among
+ants are each other's neighbours), centres do not. Measured on hymenoptera with 10 blood cells
+dropped into 'ants' (5 draws): their worst rank was 12 to 15 with median centres, 16 to 25 with
+mean centres of centred features, 43 or more with the 30 nearest neighbours.
 
 Pictures are ranked within their class; those whose score is far above the class's usual
 (a robust z-score above ``FLAG_Z``, from the median and the median absolute deviation) are flagged.
@@ -17,7 +20,6 @@ from typing import Sequence
 
 import numpy as np
 
-from tlstudio.core.quality.near_duplicates import unit_rows
 
 FLAG_Z = 3.5  # Iglewicz and Hoaglin's usual cut-off for the modified z-score
 
@@ -42,15 +44,21 @@ class Outlier:
 
 def centre_distances(features: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(pictures,) distance to the nearest class centre and (pictures,) which class that is."""
-    x = unit_rows(features)
+    x = _unit(features)
     centres = np.zeros((num_classes, x.shape[1]), dtype=np.float32)
     for c in range(num_classes):
         if np.any(labels == c):
-            centres[c] = x[labels == c].mean(0)
+            centres[c] = np.median(x[labels == c], axis=0)
     norms = np.linalg.norm(centres, axis=1, keepdims=True)
     sims = x @ (centres / np.where(norms > 0, norms, 1)).T
     sims[:, norms[:, 0] == 0] = -1.0  # a class with no pictures is no centre
     return 1.0 - sims.max(1), sims.argmax(1)
+
+
+def _unit(features: np.ndarray) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1)
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
