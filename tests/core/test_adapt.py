@@ -129,3 +129,14 @@ def test_a_folder_without_usable_pictures_is_refused_naming_it(adapted, tmp_path
         adapt_run(adapted["root"] / "run", folder, tmp_path / "out", cache_dir=adapted["cache"])
     assert "new pictures" in str(err.value) and str(folder) in str(err.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_adapted_model_is_exported_again_from_its_checkpoint(adapted):
+    from tlstudio.core.adapt.export_kept import export_kept_model, is_adapted
+
+    run_dir = adapted["result"].run_dir
+    assert is_adapted(run_dir) and not is_adapted(adapted["root"] / "run")
+    report = export_kept_model(run_dir, cache_dir=adapted["cache"])
+    assert report["verified"] and report["agreement"] >= 0.99
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["export"] == report and summary["adaptation"]["method"] == CORAL
