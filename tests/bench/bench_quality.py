@@ -67,6 +67,7 @@ class SuspectRecall:
     found_in_top: int  # flipped pictures among the top 2 x flipped suspects
     suspects: int  # all the suspects flagged
     flipped_among_suspects: int
+    found_in_top_ranked: int  # flipped pictures among the 2 x flipped training pictures least confident in their label (flagged or not)
 
     @property
     def recall_in_top(self) -> float:
@@ -81,7 +82,8 @@ def suspect_recall(emb: Embeddings, fraction: float, seed: int) -> SuspectRecall
     probs = out_of_fold_probs(emb.features[train], labels, [noisy.samples[i].digest for i in train], len(noisy.classes), seed)
     ranked = [paths[i] for i in find_label_issues(labels, probs)]
     top = ranked[: 2 * len(flipped)]
-    return SuspectRecall(len(flipped), len(set(top) & flipped), len(ranked), len(set(ranked) & flipped))
+    least = [paths[i] for i in np.argsort(probs[np.arange(len(labels)), labels], kind="stable")[: 2 * len(flipped)]]
+    return SuspectRecall(len(flipped), len(set(top) & flipped), len(ranked), len(set(ranked) & flipped), len(set(least) & flipped))
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ def main(argv=None) -> None:
             for seed in args.seeds:
                 r = suspect_recall(emb, 0.05, seed)
                 print(f"{name} 5% flipped, seed {seed}: {r.found_in_top}/{r.flipped} flipped in the top {2 * r.flipped} suspects "
-                      f"({r.recall_in_top:.0%}); {r.suspects} suspects flagged, {r.flipped_among_suspects} of them flipped", flush=True)
+                      f"({r.recall_in_top:.0%}); {r.suspects} suspects flagged, {r.flipped_among_suspects} of them flipped; "
+                      f"{r.found_in_top_ranked}/{r.flipped} among the {2 * r.flipped} least confident in their label", flush=True)
             for seed in args.seeds:
                 c = noise_cost(emb, 0.15, seed)
                 print(f"{name} 15% flipped, seed {seed}: val accuracy clean {c.clean:.4f}, noisy {c.noisy:.4f}, noisy without the "

@@ -221,12 +221,25 @@ def test_hymenoptera_5_percent_flipped_are_among_the_top_suspects(hymenoptera_fe
 
 
 @pytest.mark.slow
+def test_hymenoptera_15_percent_flipped_cost_is_mostly_recovered_without_the_suspects(hymenoptera_features):
+    """The done-criterion is conditional ("where the noise costs at least 2 points"): with this head most
+    seeds' 15% flips cost 0 to 2 validation pictures (0 to 1.3 points); seed 2 costs 6, and is the case tested.
+    The benchmark reports seeds 0 to 4."""
+    from tests.bench.bench_quality import noise_cost
+
+    c = noise_cost(hymenoptera_features[0], 0.15, seed=2)
+    print(f"hymenoptera 15% flipped: clean {c.clean:.4f}, noisy {c.noisy:.4f}, without the {c.suspects} suspects {c.cleaned:.4f}")
+    assert c.clean - c.noisy >= 0.02
+    assert c.recovered >= 0.5
+
+
+@pytest.mark.slow
 def test_hymenoptera_generated_copies_are_all_found_and_nothing_else(hymenoptera_features, tmp_path):
     from tests.bench.bench_quality import copy_features, duplicate_finding
 
     emb, cache = hymenoptera_features
-    copy_x, originals = copy_features(emb.index, 50, 0, cache, tmp_path / "copies")
-    d = duplicate_finding([(emb, copy_x, originals)])
+    copied, originals = copy_features(emb.index, 50, 0, cache, tmp_path / "copies")
+    d = duplicate_finding([(emb, copied, originals)])
     print(f"hymenoptera copies: {d.found}/{d.copies} found, {d.false_pairs} false pairs, weakest copy {d.weakest_copy}, closest distinct {d.closest_distinct}")
     assert (d.found, d.false_pairs) == (50, 0), d.false_examples
 
