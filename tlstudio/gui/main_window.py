@@ -158,6 +158,7 @@ class MainWindow(QMainWindow):
         self.data_panel.folder_opened.connect(lambda path: studio.remember_folder(IMAGES, path))
         self.data_panel.folder_opened.connect(self.show_steps)
         self.evaluate_panel.actions.baseline_requested.connect(self.train_baseline)
+        self.evaluate_panel.transfer.train_requested.connect(self.train_baseline)  # the smaller model trains on the Train step too
         self.evaluate_panel.actions.report_written.connect(self._on_report_written)
         self.steps.currentRowChanged.connect(lambda row: session.remember_step(self.settings, row))
         self.untitled_bar.save_as_requested.connect(self.project_actions.save_project_as)
@@ -251,7 +252,7 @@ class MainWindow(QMainWindow):
         return self.show_help(GUIDE if self.welcome_shown() else STEP_PAGES[self.current_step()])
 
     def train_baseline(self, config) -> None:
-        """Train a run's from-scratch baseline (its TrainConfig) on the Train step, where its curves and controls are."""
+        """Train a TrainConfig (a run's from-scratch baseline, a smaller model) on the Train step, where its curves and controls are."""
         if self.train_panel.start(config) is not None:
             self.go_to("Train")
 

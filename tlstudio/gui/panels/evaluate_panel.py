@@ -12,7 +12,10 @@ matrix), ``predictions.json`` (one line per validation picture: true class, answ
 - Confidence: how honest the probabilities are before and after calibration, and the "not sure"
   threshold, chosen on the coverage curve and applied to the model files (``widgets.calibration_view``);
 - Compare runs: every run of the project in a table, with the validation curves of the ticked ones, and
-  what transfer learning added when a pretrained run has a from-scratch baseline.
+  what transfer learning added when a pretrained run has a from-scratch baseline;
+- Strategy sweep: each way of transferring trained on the project's pictures (``widgets.sweep_view``);
+- Adapt, shrink, combine: adapt the run to unlabelled new pictures, distil it into a smaller backbone,
+  combine runs into one model file (``widgets.transfer_tools``).
 
 Above the tabs, in one line: the run, its two accuracies, and its actions (train its from-scratch
 baseline on the Train step, export its report).
@@ -49,6 +52,7 @@ from tlstudio.gui.widgets.run_actions import RunActions
 from tlstudio.gui.widgets.run_comparison_view import RunComparisonView
 from tlstudio.gui.widgets.run_picker import RunPicker
 from tlstudio.gui.widgets.sweep_view import SweepView
+from tlstudio.gui.widgets.transfer_tools import TransferTools
 from tlstudio.gui.widgets.try_it import NO_MODEL, TryItView
 from tlstudio.gui.window_close import WindowCloseWatch
 
@@ -105,6 +109,7 @@ class EvaluatePanel(QWidget):
         self.confidence = CalibrationView(studio)
         self.confidence.applied.connect(lambda _t: self.show_run(self.studio.current_run))  # Try it reopens the rewritten file
         self.sweep = SweepView(studio.project, studio.jobs, studio.index)
+        self.transfer = TransferTools(studio)
 
         self.overview = self._build_overview()
         # "Where did the model look?" explains the picture chosen in the page's gallery: it sits in the
@@ -120,6 +125,7 @@ class EvaluatePanel(QWidget):
             (self.confidence, "Confidence", "How far the model's probabilities can be trusted, and below which it should say 'not sure'."),
             (self.comparison, "Compare runs", "Every run of this project side by side, with their validation curves."),
             (self.sweep, "Strategy sweep", "Which way of transferring works best on these pictures: each way trained, cheapest first, with its time and accuracy."),
+            (self.transfer, "Adapt, shrink, combine", "Adapt the run to new pictures, make a smaller model from it, or combine runs into one model."),
         ):
             self.tabs.setTabToolTip(self.tabs.addTab(widget, title), tip)
         self.tabs.currentChanged.connect(self._tab_changed)
