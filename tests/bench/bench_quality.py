@@ -33,7 +33,7 @@ from tlstudio.core.data.scan import scan_folder
 from tlstudio.core.engine.linear_head import fit_linear_head
 from tlstudio.core.quality.embeddings import Embeddings, embed_dataset
 from tlstudio.core.quality.label_issues import find_label_issues, out_of_fold_probs
-from tlstudio.core.quality.near_duplicates import MARGIN, SIMILAR, similar_pairs
+from tlstudio.core.quality.near_duplicates import FLOOR, MARGIN, SIMILAR, similar_pairs
 from tlstudio.core.quality.outliers import outliers
 from tlstudio.core.report.metrics import accuracy_scores
 
@@ -45,15 +45,23 @@ PBC = SHARED / "pbc_blood_cells"
 # ----------------------------------------------------------------------------------- label noise
 
 
-def flip_labels(index: DatasetIndex, fraction: float, seed: int) -> tuple[DatasetIndex, set[str]]:
-    """``index`` with round(fraction x training pictures) training labels moved to another class at random."""
+UNIFORM, PRIOR = "uniform", "prior"  # a flipped label goes to any other class alike, or in proportion to the classes' sizes
+
+
+def flip_labels(index: DatasetIndex, fraction: float, seed: int, into: str = UNIFORM) -> tuple[DatasetIndex, set[str]]:
+    """``index`` with round(fraction x training pictures) training labels moved to another class at random.
+
+    Uniformly, a 12:1 set's rarest folder receives about as many wrong pictures as it has right ones
+    (pbc: ~30 flipped into the 40 training basophils at 15%); ``PRIOR`` draws the new class by size."""
     rng = random.Random(f"flip/{seed}")
     train = [i for i, s in enumerate(index.samples) if s.split == "train"]
     chosen = rng.sample(train, int(round(fraction * len(train))))
+    sizes = np.bincount([index.samples[i].label for i in train], minlength=len(index.classes))
     samples = list(index.samples)
     for i in chosen:
         others = [c for c in range(len(index.classes)) if c != samples[i].label]
-        samples[i] = replace(samples[i], label=rng.choice(others))
+        new = rng.choices(others, [float(sizes[c]) for c in others])[0] if into == PRIOR else rng.choice(others)
+        samples[i] = replace(samples[i], label=new)
     return replace(index, samples=samples), {index.samples[i].path for i in chosen}
 
 
@@ -74,8 +82,8 @@ class SuspectRecall:
         return self.found_in_top / max(1, self.flipped)
 
 
-def suspect_recall(emb: Embeddings, fraction: float, seed: int) -> SuspectRecall:
-    noisy, flipped = flip_labels(emb.index, fraction, seed)
+def suspect_recall(emb: Embeddings, fraction: float, seed: int, into: str = UNIFORM) -> SuspectRecall:
+    noisy, flipped = flip_labels(emb.index, fraction, seed, into)
     train = emb.rows("train")
     labels = np.array([s.label for s in noisy.samples])[train]
     paths = [noisy.samples[i].path for i in train]
@@ -109,8 +117,8 @@ def head_accuracy(emb: Embeddings, index: DatasetIndex, train: np.ndarray, seed:
     return accuracy_scores(true[val], preds)[0]
 
 
-def noise_cost(emb: Embeddings, fraction: float, seed: int) -> NoiseCost:
-    noisy, flipped = flip_labels(emb.index, fraction, seed)
+def noise_cost(emb: Embeddings, fraction: float, seed: int, into: str = UNIFORM) -> NoiseCost:
+    noisy, flipped = flip_labels(emb.index, fraction, seed, into)
     train = emb.rows("train")
     labels = np.array([s.label for s in noisy.samples])
     probs = out_of_fold_probs(emb.features[train], labels[train], [noisy.samples[i].digest for i in train], len(noisy.classes), seed)
@@ -176,8 +184,8 @@ def duplicate_finding(sets: Sequence[tuple[Embeddings, Optional[Embeddings], lis
             x, thumbs = np.concatenate([x, copied.features]), np.concatenate([thumbs, copied.thumbnails])
         where = {p: i for i, p in enumerate(paths[:n])}
         true_pairs = {(where[p], n + k) for k, p in enumerate(originals)}
-        pairs = similar_pairs(x, thumbs, margin=-np.inf)  # every pair with its margin: the measurement
-        reported = [(i, j, s, m) for i, j, s, m in pairs if m >= MARGIN or s >= SIMILAR]
+        pairs = similar_pairs(x, thumbs, margin=-np.inf, floor=-np.inf)  # every pair with its margin: the measurement
+        reported = [(i, j, s, m) for i, j, s, m in pairs if (m >= MARGIN and s >= FLOOR) or s >= SIMILAR]
         found += sum((i, j) in true_pairs for i, j, _, _ in reported)
         others = [(paths[i], paths[j], round(s, 4), round(m, 4)) for i, j, s, m in reported if (i, j) not in true_pairs]
         false += len(others)
@@ -216,6 +224,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default=None, help="feature cache (default: a temporary folder)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--into", nargs="+", choices=(UNIFORM, PRIOR), default=[UNIFORM, PRIOR], help="how a flipped label's new class is drawn (pbc only for prior)")
+    parser.add_argument("--only", nargs="+", default=["labels", "duplicates", "outliers"])
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(args.cache) if args.cache else Path(tmp) / "cache"
@@ -224,18 +234,18 @@ def main(argv=None) -> None:
             sets["hymenoptera"] = embed_dataset(scan_folder(HYMENOPTERA), cache, device="cpu")
         if (PBC / "neutrophil").is_dir():
             sets["pbc_blood_cells"] = embed_dataset(scan_folder(PBC, val_split=0.2, seed=0), cache, device="cpu")
-        for name, emb in sets.items():
+        for name, emb, into in [(n, e, m) for n, e in sets.items() for m in args.into if "labels" in args.only and (m == UNIFORM or n != "hymenoptera")]:
             for seed in args.seeds:
-                r = suspect_recall(emb, 0.05, seed)
-                print(f"{name} 5% flipped, seed {seed}: {r.found_in_top}/{r.flipped} flipped in the top {2 * r.flipped} suspects "
+                r = suspect_recall(emb, 0.05, seed, into)
+                print(f"{name} 5% flipped ({into}), seed {seed}: {r.found_in_top}/{r.flipped} flipped in the top {2 * r.flipped} suspects "
                       f"({r.recall_in_top:.0%}); {r.suspects} suspects flagged, {r.flipped_among_suspects} of them flipped; "
                       f"{r.found_in_top_ranked}/{r.flipped} among the {2 * r.flipped} least confident in their label", flush=True)
             for seed in args.seeds:
-                c = noise_cost(emb, 0.15, seed)
-                print(f"{name} 15% flipped, seed {seed}: val accuracy clean {c.clean:.4f}, noisy {c.noisy:.4f}, noisy without the "
+                c = noise_cost(emb, 0.15, seed, into)
+                print(f"{name} 15% flipped ({into}), seed {seed}: val accuracy clean {c.clean:.4f}, noisy {c.noisy:.4f}, noisy without the "
                       f"{c.suspects} suspects {c.cleaned:.4f} (cost {100 * (c.clean - c.noisy):.2f} points, recovered {c.recovered:.0%}); "
                       f"{c.flipped} flipped", flush=True)
-        if "hymenoptera" in sets:
+        if "hymenoptera" in sets and "duplicates" in args.only:
             hym = sets["hymenoptera"]
             copied, originals = copy_features(hym.index, 50, 0, cache, Path(tmp) / "copies")
             measured = [(hym, copied, originals)]
@@ -246,12 +256,13 @@ def main(argv=None) -> None:
                   f"weakest copy's margin {d.weakest_copy:.4f}, highest margin of distinct pictures {d.closest_distinct:.4f}", flush=True)
             for example in d.false_examples:
                 print(f"  false pair: {example}")
-            if "pbc_blood_cells" in sets:
-                ants = hym.index.classes.index("ants")
-                for seed in args.seeds:
-                    ranks = intruder_ranks(hym, guest_features(sets["pbc_blood_cells"].index, 10, seed, cache), ants)
-                    print(f"outliers, seed {seed}: 10 blood cells in 'ants' rank {ranks} among its {int((hym.labels == ants).sum()) + 10} pictures "
-                          f"({sum(r <= 20 for r in ranks)}/10 in the top 20)", flush=True)
+        if "hymenoptera" in sets and "pbc_blood_cells" in sets and "outliers" in args.only:
+            hym = sets["hymenoptera"]
+            ants = hym.index.classes.index("ants")
+            for seed in args.seeds:
+                ranks = intruder_ranks(hym, guest_features(sets["pbc_blood_cells"].index, 10, seed, cache), ants)
+                print(f"outliers, seed {seed}: 10 blood cells in 'ants' rank {ranks} among its {int((hym.labels == ants).sum()) + 10} pictures "
+                      f"({sum(r <= 20 for r in ranks)}/10 in the top 20)", flush=True)
 
 
 if __name__ == "__main__":

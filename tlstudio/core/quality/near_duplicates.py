@@ -11,9 +11,10 @@ pictures: a copy of a wide picture shares only part of the centre square the fea
 distinct blood cells (one stain, one layout) are as alike as such a copy. What does separate them
 is how far a pair stands above each picture's usual neighbours: the similarity minus the mean of
 the picture's 2nd to 6th most similar pictures, the smaller of the two pictures' figures. Copies
-stood at least 0.30 above, distinct pictures at most 0.19: ``MARGIN`` sits between. Byte-identical
-files and pairs above ``SIMILAR`` (a picture with many copies, whose neighbours are all copies) are
-reported whatever their margin.
+stood at least 0.30 above, distinct pictures at most 0.19: ``MARGIN`` sits between. In a small
+folder a picture's usual neighbours are few and far, so a pair must also reach ``FLOOR`` (copies
+measured 0.66 or more). Byte-identical files and pairs above ``SIMILAR`` (a picture with many copies,
+whose neighbours are all copies) are reported whatever their margin.
 
 A pair is one of three kinds: in one class and split (a duplicate that weighs twice), across
 classes (a label conflict: one of the two labels is wrong) or across splits (leakage: the
@@ -28,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 MARGIN = 0.25  # above the picture's 2nd to 6th neighbours: copies >= 0.30, distinct <= 0.19 (measured)
+FLOOR = 0.6  # and at least this similar: in a folder of 50 copies of distinct pictures, two stood 0.25 above at 0.45 and 0.52
 SIMILAR = 0.9  # always a near-duplicate: distinct pictures reached 0.78 at most (blood cells)
 NEIGHBOURS = (1, 6)  # the ranks (0 = the most similar) whose mean is a picture's usual neighbourhood
 BLOCK = 1024  # rows compared at once: memory stays at BLOCK x pictures floats
@@ -113,7 +115,9 @@ def usual_neighbours(sim: Similarity) -> np.ndarray:
     return out
 
 
-def similar_pairs(features: np.ndarray, thumbnails: np.ndarray, digests: Sequence[str] = (), margin: float = MARGIN) -> list[tuple[int, int, float, float]]:
+def similar_pairs(
+    features: np.ndarray, thumbnails: np.ndarray, digests: Sequence[str] = (), margin: float = MARGIN, floor: float = FLOOR
+) -> list[tuple[int, int, float, float]]:
     """Every (i, j, similarity, margin), i < j, that is a near-duplicate; the most similar first."""
     sim = Similarity(features, thumbnails)
     usual = usual_neighbours(sim)
@@ -124,7 +128,7 @@ def similar_pairs(features: np.ndarray, thumbnails: np.ndarray, digests: Sequenc
     out = []
     for start, sims in sim.blocks():
         above = sims - np.maximum(usual[start : start + len(sims), None], usual[None, :])
-        rows, cols = np.nonzero((above >= margin) | (sims >= SIMILAR))
+        rows, cols = np.nonzero(((above >= margin) & (sims >= floor)) | (sims >= SIMILAR))
         found = {(start + int(r), int(c)) for r, c in zip(rows, cols) if int(c) > start + int(r)}
         found |= {(a, b) for a, b in identical if start <= a < start + len(sims)}
         for i, j in found:
