@@ -88,11 +88,14 @@ def test_predict_runs_the_ensemble_file_like_any_model_file(runs):
 
 
 def test_runs_of_other_classes_are_refused_naming_the_run(runs, tmp_path):
-    root, _, (a, _), _ = runs
-    other = make_colour_dataset(tmp_path / "other", classes=("red", "green", "yellow"), per_class=10, size=72)
-    c = quick_run(other, tmp_path, "other", "efficientnet_lite0", 64)
+    _, _, (a, b), _ = runs
+    other = tmp_path / "other"
+    shutil.copytree(b, other)
+    summary = json.loads((other / "summary.json").read_text())
+    summary["classes"] = list(reversed(summary["classes"]))  # the same names in another order are other classes
+    (other / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(UserError, match="other.*classes"):
-        combine_runs([a, c], tmp_path / "ensemble")
+        combine_runs([a, other], tmp_path / "ensemble")
     assert not (tmp_path / "ensemble" / "model.pt").exists()
 
 
@@ -145,3 +148,11 @@ def test_the_cli_prints_the_member_and_ensemble_table_and_refuses_in_one_line(ru
     assert main(["ensemble", str(a), "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "at least two" in err[0]
+
+
+def test_the_check_spreads_over_the_validation_list():
+    from tlstudio.core.inference.ensemble import spread
+
+    held = spread(153, 50)
+    assert len(held) == 50 and held[0] == 0 and held[-1] == 152
+    assert spread(6, 50) == list(range(6)) and spread(6, 0) == [0]

@@ -38,7 +38,7 @@ from tlstudio.core.runs.files import FINISHED, RunFiles
 
 MODEL_FILE = "model.pt"
 RESULT_FILE = "ensemble.json"
-VERIFY_IMAGES = 100  # validation pictures the file must reproduce in a fresh process
+VERIFY_IMAGES = 50  # validation pictures the file must reproduce in a fresh process
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,11 @@ def refuse_runs(run_dirs: Sequence[str | os.PathLike], dest_dir: Path) -> None:
 
 
 def combine_runs(
-    run_dirs: Sequence[str | os.PathLike], dest_dir: str | os.PathLike, on_event: EventCallback = ignore_events, stop: Optional[StopToken] = None
+    run_dirs: Sequence[str | os.PathLike], dest_dir: str | os.PathLike, on_event: EventCallback = ignore_events, stop: Optional[StopToken] = None,
+    verify_images: int = VERIFY_IMAGES,
 ) -> EnsembleResult:
-    """Combine the finished runs in ``run_dirs`` into ``dest_dir``/model.pt, checked in a fresh process; see the module docstring."""
+    """Combine the finished runs in ``run_dirs`` into ``dest_dir``/model.pt, checked in a fresh process on the first
+    ``verify_images`` validation pictures (at least one); see the module docstring."""
     started, stop, dest_dir = time.perf_counter(), as_token(stop), Path(dest_dir)
     refuse_runs(run_dirs, dest_dir)
     on_event(PhaseStarted("reading runs", len(run_dirs)))
@@ -181,11 +183,17 @@ def combine_runs(
     summary = ensemble_summary(records, members, acc, bal, len(paths))
     models = rebuilt_members(records, on_event, stop)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    check, model_path = export_checked(records, models, paths, mean, summary, dest_dir, on_event, stop)
+    held = spread(len(paths), verify_images)
+    check, model_path = export_checked(records, models, [paths[i] for i in held], mean[held], summary, dest_dir, on_event, stop)
     result = EnsembleResult(members, records[0].classes, len(paths), acc, bal, best_of(members), model_path, dest_dir / RESULT_FILE, check,
                             round(time.perf_counter() - started, 2))
     write_json(result.result_path, result.to_dict())
     return result
+
+
+def spread(n: int, k: int) -> list[int]:
+    """``k`` of ``range(n)`` evenly spread (the validation list runs class by class: every class gets checked)."""
+    return sorted(set(np.linspace(0, n - 1, max(1, min(k, n))).round().astype(int).tolist()))
 
 
 def rebuilt_members(records: Sequence[RunRecord], on_event: EventCallback, stop: StopToken) -> list[TrainedModel]:
@@ -205,17 +213,17 @@ def export_checked(
     records: Sequence[RunRecord], models: Sequence[TrainedModel], paths: Sequence[str], mean: np.ndarray, summary: dict,
     dest_dir: Path, on_event: EventCallback, stop: StopToken,
 ) -> tuple[EnsembleCheck, Path]:
-    """Write the file as model.unverified.pt, check it in a fresh process, then move it to model.pt (kept aside if it disagreed)."""
-    held = list(range(min(VERIFY_IMAGES, len(paths))))
-    on_event(PhaseStarted("exporting", len(held)))
+    """Write the file as model.unverified.pt, check it in a fresh process on ``paths`` (their averaged probabilities: ``mean``),
+    then move it to model.pt (kept aside if it disagreed)."""
+    on_event(PhaseStarted("exporting", len(paths)))
     unverified, dest = dest_dir / "model.unverified.pt", dest_dir / MODEL_FILE
     root = Path(records[0].data_dir)
     outer = outer_preprocessing(models)
     try:
         save_ensemble(build_ensemble(models, records[0].classes), file_info(records, models, summary), unverified)
-        pictures = held_pictures([root / paths[i] for i in held], [m.pre.resize_size for m in models], outer.resize_size, stop)
-        progress = lambda done: on_event(Progress(done, len(held), "pictures checked"))  # noqa: E731
-        check = verify_ensemble(unverified, pictures, mean[held], stop=stop, on_progress=progress)
+        pictures = held_pictures([root / p for p in paths], [m.pre.resize_size for m in models], outer.resize_size, stop)
+        progress = lambda done: on_event(Progress(done, len(paths), "pictures checked"))  # noqa: E731
+        check = verify_ensemble(unverified, pictures, mean, stop=stop, on_progress=progress)
     except BaseException:
         unverified.unlink(missing_ok=True)  # stopped or broken before its check ended: no unchecked file stays
         raise
