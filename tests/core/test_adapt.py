@@ -140,3 +140,13 @@ def test_the_adapted_model_is_exported_again_from_its_checkpoint(adapted):
     assert report["verified"] and report["agreement"] >= 0.99
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["export"] == report and summary["adaptation"]["method"] == CORAL
+
+
+def test_domains_that_look_alike_keep_the_model_as_it_is(adapted, tmp_path):
+    root = adapted["root"]
+    # Every domain classifier accuracy is below 1.01: the gate says "alike" and nothing may change.
+    r = adapt_run(root / "run", adapted["target"], tmp_path / "kept", method="adabn+coral", cache_dir=adapted["cache"], export=False, min_gap=1.01)
+    assert not r.applied and r.after == r.before and r.batchnorm.startswith("unchanged")
+    kept = load_trained_model(tmp_path / "kept").model.state_dict()
+    source = load_trained_model(root / "run").model.state_dict()
+    assert all(torch.equal(kept[k], source[k]) for k in source)

@@ -61,6 +61,9 @@ METHODS = (ADABN, CORAL, BOTH)
 DEFAULT_METHOD = CORAL  # fixed on generated data before any measurement on the shared sets (AdaBN lost source accuracy there)
 POOLED = "pooled: the run's training pictures and the new pictures, equal numbers"
 UNCHANGED = "unchanged: the source run's"
+# Below this domain classifier accuracy the two domains look alike and the model is kept as it is: estimates from a
+# few new pictures only add noise then (fixed beforehand; measured with no shift on hymenoptera, both methods lost points).
+GAP_TO_ADAPT = 0.6
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class AdaptResult:
     before: Measures
     after: Measures
     labelled_pictures: int = 0
+    applied: bool = True  # False: the domains looked alike (``GAP_TO_ADAPT``), the model was kept as it is
     export: Optional[dict] = None  # the verified model.pt's report (None: not exported)
     summary: Optional[dict] = None
 
@@ -159,6 +163,7 @@ class _Adaptation:
         self.embedder, self.store = embedder, store
         self.model = source.trained.model
         self.emit, self.stop = embedder.on_event, embedder.stop
+        self.min_gap = GAP_TO_ADAPT
 
     def _labelled_features(self, backbone, target_features: np.ndarray) -> Optional[np.ndarray]:
         if self.labelled is None:
@@ -218,6 +223,9 @@ class _Adaptation:
         views, val, target = self._features(self.model.backbone)
         before = self._measure(val, views[0], target, self._labelled_features(self.model.backbone, target), before_head)
         backbone = self.model.backbone
+        if before.gap.classifier_accuracy < self.min_gap:
+            self.emit(Message(f"The new pictures look like the training pictures ({before.gap.describe()}): the model is kept as it is.", "info"))
+            return backbone, None, val, before, before
         if self.method in (ADABN, BOTH):
             backbone = self._adapted_backbone()
             views, val, target = self._features(backbone)
@@ -232,8 +240,10 @@ class _Adaptation:
         return backbone, head, val, before, after
 
 
-def _adapted_model(trained: TrainedModel, backbone, head: LinearHead):
+def _adapted_model(trained: TrainedModel, backbone, head: Optional[LinearHead]):
     model = copy.deepcopy(trained.model)
+    if head is None:
+        return model.cpu().float().eval().to(memory_format=torch.contiguous_format)
     model.backbone = copy.deepcopy(backbone).cpu().float()
     head.load_into(model.head[-1])
     return model.cpu().float().eval().to(memory_format=torch.contiguous_format)
@@ -269,14 +279,15 @@ def _export(dest: Path, network, source: _Source, store: PixelStore, val_probs: 
     return {"path": str(path), "verified": result.ok, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
 
 
-def _summary(source: _Source, result: AdaptResult, head: LinearHead, cal: calibration.Calibration) -> dict:
+def _summary(source: _Source, result: AdaptResult, head: Optional[LinearHead], val_logits: np.ndarray) -> dict:
     summary = {k: v for k, v in source.summary.items() if k not in (fmt.summary_key for fmt in formats.FORMATS.values())}
-    summary.update(
-        val_accuracy=result.after.source_val_accuracy, val_balanced_accuracy=result.after.source_val_balanced_accuracy,
-        head_fit=head.to_summary(), class_weighting=head.weighting, calibration=cal.to_dict(),
-    )
+    summary.update(val_accuracy=result.after.source_val_accuracy, val_balanced_accuracy=result.after.source_val_balanced_accuracy)
+    if head is not None:
+        summary.update(head_fit=head.to_summary(), class_weighting=head.weighting, calibration=_calibration(source, head, val_logits).to_dict())
+    elif "calibration" not in summary:
+        summary["calibration"] = {"temperature": source.trained.temperature}
     summary["adaptation"] = {
-        "method": result.method, "source_run": str(result.source_run), "target_dir": str(result.target_dir), "pictures": result.pictures,
+        "method": result.method, "applied": result.applied, "source_run": str(result.source_run), "target_dir": str(result.target_dir), "pictures": result.pictures,
         "skipped": result.skipped, "batchnorm": result.batchnorm, "coral_shrinkage": coral.SHRINKAGE if result.method != ADABN else None,
         "before": result.before.to_dict(), "after": result.after.to_dict(), "labelled_pictures": result.labelled_pictures,
     }
@@ -323,14 +334,16 @@ def adapt_run(
     stop: Optional[StopToken] = None,
     export: bool = True,
     device: str = "auto",
+    min_gap: float = GAP_TO_ADAPT,
 ) -> AdaptResult:
     """Adapt the finished run in ``run_dir`` to the unlabelled pictures under ``target_dir``; the adapted run goes to ``dest_dir``.
 
-    ``labelled_dir`` (optional, one sub-folder per class) is only measured on, before and after. Emits
+    ``labelled_dir`` (optional, one sub-folder per class) is only measured on, before and after. When the domain
+    classifier cannot tell the pictures apart (below ``min_gap``), the adapted run keeps the source model. Emits
     Finished (or Failed, re-raised); a stop raises ``Cancelled`` and leaves no adapted run behind."""
     stop = as_token(stop)
     try:
-        return _adapt(run_dir, target_dir, dest_dir, check_method(method), labelled_dir, cache_dir, on_event, stop, export, device)
+        return _adapt(run_dir, target_dir, dest_dir, check_method(method), labelled_dir, cache_dir, on_event, stop, export, device, min_gap)
     except UserError as exc:
         on_event(Failed(str(exc)))
         raise
@@ -339,7 +352,7 @@ def adapt_run(
         raise
 
 
-def _adapt(run_dir, target_dir, dest_dir, method, labelled_dir, cache_dir, on_event, stop, export, device_name) -> AdaptResult:
+def _adapt(run_dir, target_dir, dest_dir, method, labelled_dir, cache_dir, on_event, stop, export, device_name, min_gap) -> AdaptResult:
     source, config = _read_source(run_dir)
     dest = _check_dest(dest_dir, source.files.root)
     pre, spec = source.trained.pre, source.trained.spec
@@ -354,13 +367,16 @@ def _adapt(run_dir, target_dir, dest_dir, method, labelled_dir, cache_dir, on_ev
     if spec.is_cnn:
         source.trained.model.to(memory_format=torch.channels_last)
     embedder = Embedder(config, spec.name, pre, device, amp, spec.is_cnn, Path(cache_dir) if cache_dir else None, on_event, stop)
-    backbone, head, val, before, after = _Adaptation(source, config, target, labelled, method, embedder, store).run()
+    adaptation = _Adaptation(source, config, target, labelled, method, embedder, store)
+    adaptation.min_gap = min_gap
+    backbone, head, val, before, after = adaptation.run()
+    applied = head is not None
     result = AdaptResult(
-        dest, source.files.root.resolve(), method, target.folder.resolve(), len(target), len(target.skipped), POOLED if method != CORAL else UNCHANGED,
-        before, after, len(labelled) if labelled is not None else 0,
+        dest, source.files.root.resolve(), method, target.folder.resolve(), len(target), len(target.skipped),
+        POOLED if applied and method != CORAL else UNCHANGED, before, after, len(labelled) if labelled is not None else 0, applied,
     )
-    val_logits = _logits(val, (head.weight, head.bias))
-    summary = _summary(source, result, head, _calibration(source, head, val_logits))
+    val_logits = _logits(val, (head.weight, head.bias) if applied else _head_of(source.trained.model))
+    summary = _summary(source, result, head, val_logits)
     model = _adapted_model(source.trained, backbone, head)
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
