@@ -1,11 +1,13 @@
 """What the checks of a folder find on the shared sets (issue 17, items 1 and 2).
 
-    nice -n 10 .venv/bin/python -m tests.bench.bench_quality [--cache DIR] [--seeds 0 1 2]
+    nice -n 10 .venv/bin/python -m tests.bench.bench_quality [--cache DIR] [--seeds 0 1 2] [--into uniform prior]
+        [--only labels duplicates outliers]
 
 - suspected wrong labels: 5% of the training labels flipped at random (seeded, in the index: the
   folder is never touched): the share of the flipped pictures among the top 2 x (number flipped)
   suspects; 15% flipped: validation accuracy of a frozen head trained on the clean labels, on the
-  noisy ones, and on the noisy ones without the suspects (hymenoptera and pbc_blood_cells);
+  noisy ones, and on the noisy ones without the suspects (hymenoptera and pbc_blood_cells; on pbc also with
+  the new class drawn by class size, as uniform draws bury its 40 training basophils under ~30 wrong ones);
 - near-duplicates: 50 hymenoptera pictures with generated copies (resized to 70%, JPEG quality 40,
   5% crop): how many are found, and the false pairs among the rest of hymenoptera and the blood cells,
   with the similarity margins the threshold sits in;
