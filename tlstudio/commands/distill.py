@@ -41,6 +41,8 @@ def register(subparsers) -> None:
 
 
 def student_config(args) -> TrainConfig:
+    from dataclasses import replace
+
     from tlstudio.core.catalog import backbones
     from tlstudio.core.engine.distill import distill_config
     from tlstudio.core.runs.files import RunFiles, read_config
@@ -52,8 +54,9 @@ def student_config(args) -> TrainConfig:
     freeze = args.freeze_depth if args.freeze_depth is not None else teacher.freeze_depth
     if freeze == "all" and args.freeze_depth is None:
         raise UserError(f"the teacher '{printable(args.teacher)}' has a frozen backbone: give the student's --freeze-depth (a number of stages such as 6, or 'none').")
-    base = TrainConfig(epochs=args.epochs or teacher.epochs, image_size=args.image_size, device=args.device, export=not args.no_export,
-                       distill_temperature=args.temperature, distill_weight=args.distill_weight)
+    # The teacher's recipe (batch size, learning rate, augmentation, epochs ...) but for what is asked here.
+    base = replace(teacher, epochs=args.epochs or teacher.epochs, image_size=args.image_size, device=args.device, export=not args.no_export,
+                   distill_temperature=args.temperature, distill_weight=args.distill_weight)
     config = distill_config(base, args.teacher, args.backbone, freeze)
     config.freeze.stages_of(backbones.get_backbone(config.backbone))  # a bad depth fails here, before any work
     if not Path(config.data_dir).is_dir():
