@@ -1,0 +1,1 @@
+"""Checks of a folder before training: suspected wrong labels, near-duplicates, leakage, outliers (``quality.check``)."""
