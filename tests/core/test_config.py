@@ -17,7 +17,7 @@ def test_unknown_keys_from_older_files_are_dropped_and_version_migrates():
 def test_schema_1_config_without_pretrained_migrates_to_pretrained():
     old = {"schema_version": 1, "data_dir": "d", "backbone": "resnet18", "freeze_depth": "all", "epochs": 5}
     cfg = TrainConfig.from_dict(old)
-    assert cfg.pretrained is True and cfg.schema_version == SCHEMA_VERSION == 5
+    assert cfg.pretrained is True and cfg.schema_version == SCHEMA_VERSION == 7
     assert cfg.selection_metric == "balanced_accuracy" and cfg.selection_split == 0.15
     assert (cfg.backbone, cfg.freeze_depth, cfg.epochs) == ("resnet18", "all", 5)
     assert TrainConfig.from_dict({"data_dir": "d"}).pretrained is True  # no version at all: the oldest files

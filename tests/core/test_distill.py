@@ -129,7 +129,7 @@ def test_distill_config_takes_the_teachers_pictures_and_split(world):
 
 def test_an_older_config_migrates_without_a_teacher():
     old = migrate({"schema_version": 5, "backbone": "efficientnet_lite0"})
-    assert old["teacher"] == "" and old["schema_version"] == SCHEMA_VERSION == 6
+    assert old["teacher"] == "" and old["schema_version"] == SCHEMA_VERSION == 7
     assert TrainConfig.from_dict({"schema_version": 5}).teacher == ""
 
 

@@ -163,7 +163,7 @@ def test_start_from_round_trips_and_older_configs_migrate_to_none():
     cfg = TrainConfig(start_from="/somewhere/runs/abc")
     assert TrainConfig.from_json(cfg.to_json()).start_from == "/somewhere/runs/abc"
     old = migrate({"schema_version": 4, "backbone": "efficientnet_lite0"})
-    assert old["start_from"] == "" and old["schema_version"] == SCHEMA_VERSION == 5
+    assert old["start_from"] == "" and old["schema_version"] == SCHEMA_VERSION == 7
     assert TrainConfig.from_dict({"schema_version": 4}).start_from == ""
 
 

@@ -7,12 +7,12 @@ input. The schema version lets older project files migrate forward.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from tlstudio.core.errors import UserError
 
-SCHEMA_VERSION = 6  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric; 4: early stopping; 5: start_from; 6: teacher (distillation)
+SCHEMA_VERSION = 7  # 2: ``pretrained`` (1 had none: every run started from ImageNet weights); 3: selection split and metric; 4: early stopping; 5: start_from; 6: teacher (distillation); 7: data_edits
 AUGMENT_PRESETS = ("none", "light", "strong")
 CLASS_WEIGHTING = ("auto", "none", "balanced")  # auto: the head's cross-validation chooses (none, balanced or a prior correction)
 SELECTION_METRICS = ("balanced_accuracy", "accuracy")
@@ -71,6 +71,7 @@ class TrainConfig:
     backbone: str = "efficientnet_lite0"
     pretrained: bool = True  # False: random initialisation (seeded), the baseline that shows what transfer learning adds
     start_from: str = ""  # a finished run's folder: its kept backbone weights replace ImageNet's (see catalog.my_models)
+    data_edits: list = field(default_factory=list)  # the user's decisions about single pictures (quality.edits), as they were when the run started
     teacher: str = ""  # a finished run's folder: the student also learns its softened outputs (engine.distill)
     distill_temperature: float = DISTILL_TEMPERATURE  # T of softmax(logits / T) for teacher and student
     distill_weight: float = DISTILL_WEIGHT  # a: loss = (1 - a) CE(labels) + a T^2 KL(teacher || student)
@@ -205,5 +206,7 @@ def migrate(d: dict) -> dict:
         d.setdefault("start_from", "")  # runs before schema 5 all started from the catalog's weights
     if version < 6:
         d.setdefault("teacher", "")  # runs before schema 6 learnt from their labels only
+    if version < 7:
+        d.setdefault("data_edits", [])  # runs before schema 7 trained on the folder as it was
     d["schema_version"] = SCHEMA_VERSION
     return d

@@ -157,6 +157,8 @@ class Trainer:
         self._fit_state: Optional[FitState] = None
         self._last: Optional[dict] = None  # the checkpoint a resumed run continues from
         self._teacher, self._teacher_record = None, None  # the run a distilled student learns from (engine.distill)
+        self._edit_record = None  # what the config's data_edits did to the pictures (quality.edits)
+        self._index_is_the_runs = False  # ``index`` is the run's own dataset.json (a resume): its edits are applied
         self._status = RunStatus(RUNNING, 0, config.epochs)
         self._status_written = False  # nothing of this run is on disk yet (but the lock)
 
@@ -173,6 +175,7 @@ class Trainer:
         dataset = parts.values.get("dataset")
         index = DatasetIndex.from_dict(dataset) if dataset is not None else None
         trainer = cls(parts.values["config"], run_dir, cache_dir, index=index, resume=True, evaluate_only=evaluate_only, **kw)
+        trainer._index_is_the_runs = index is not None
         if export is not None:
             trainer.export = export
         trainer.export_format = formats.export_format(export_format).name
@@ -334,6 +337,10 @@ class Trainer:
             self.files.prepare()
             self.files.write_json(self.files.config, self.config.to_dict())
         self.files.write_json(self.files.dataset, index.to_dict())
+        if self._edit_record is not None:
+            from tlstudio.core.quality.edits import RECORD_FILE
+
+            self.files.write_json(self.files.root / RECORD_FILE, self._edit_record.to_dict())
         self.files.write_status(self._status)
         self._status_written = True
 
@@ -444,6 +451,7 @@ class Trainer:
             "diagnosis": diagnosis.to_dict(),
             "origin": self._source_run().origin() if cfg.start_from else None,  # the finished run this one started from
             "teacher": self._teacher_record,  # the run a distilled student learnt from (engine.distill)
+            "data_edits": self._edit_record.to_dict() if self._edit_record is not None else None,  # pictures left out or relabelled
         }
 
     def _loop(self, ctx: LoopContext, spec: bb.BackboneSpec, index: DatasetIndex, train_rows: list[int], val_rows: list[int],
@@ -538,6 +546,14 @@ class Trainer:
 
             cfg = self.config
             self.index = scan_folder(cfg.data_dir, cfg.val_split, cfg.test_split, cfg.seed, self._emit, self._stop)
+        if self.config.data_edits and self._edit_record is None:  # the user's decisions about single pictures, once
+            from tlstudio.core.quality import edits
+
+            saved = self.files.read_json(self.files.root / edits.RECORD_FILE, None) if self._index_is_the_runs else None
+            if saved is not None:  # a resumed run's dataset.json has them applied already
+                self._edit_record = edits.EditRecord.from_dict(saved)
+            else:
+                self.index, self._edit_record = edits.apply_edits(self.index, edits.edits_of_config(self.config.data_edits))
         return self.index
 
     def build_model(self, num_classes: int) -> Classifier:
