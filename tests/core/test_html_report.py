@@ -169,6 +169,16 @@ def test_a_run_started_from_an_earlier_run_names_it_and_its_classes(run_copy):
     assert html.escape("three <cells>") in origin.group(2) and html.escape("eosinophil & co") in origin.group(2) and "93.0%" in origin.group(2)
 
 
+def test_edited_pictures_are_listed_and_an_edited_validation_set_is_flagged(run_copy):
+    summary = read(run_copy / "summary.json")
+    summary["data_edits"] = {"excluded": {"train": 1}, "relabelled": {"val": 1}, "not_applied": [], "validation_edited": True,
+                             "paths": [["red/a <1>.jpg", "exclude", ""], ["blue/b.jpg", "relabel", "green"]]}
+    write(run_copy / "summary.json", summary)
+    page = render_report(run_copy)
+    block = re.search(r'<div class="missing edits" data-validation-edited="1">(.*?)</div>', page, re.S)
+    assert block and html.escape("red/a <1>.jpg") in block.group(1) and block.group(1).count("<li>") == 2
+
+
 # ------------------------------------------------------------------------------- missing parts
 
 

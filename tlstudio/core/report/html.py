@@ -299,7 +299,7 @@ def _status_line(run: Run) -> str:
     else:
         state = "Not finished: no epoch completed"
     classes = ", ".join(_text(c) for c in run.classes) or "unknown"
-    lead = _note(f"{state}, with {model}. Classes ({len(run.classes)}): {classes}.", "lead") + _origin_note(summary.get("origin"))
+    lead = _note(f"{state}, with {model}. Classes ({len(run.classes)}): {classes}.", "lead") + _origin_note(summary.get("origin")) + _edits_note(summary.get("data_edits"))
     if not summary.get("selection"):
         return lead
     how = selection_sentence(summary["selection"], (run.metrics or {}).get("n", 0))
@@ -318,6 +318,19 @@ def _origin_note(origin: Optional[dict]) -> str:
     text = (f"Started from your run <b>{_text(name)}</b> ({_text(origin.get('backbone', ''))}, trained on "
             f"{_text(origin.get('data_dir', ''))} with classes {classes}{scored}) instead of ImageNet weights.")
     return f'<p class="note origin" data-origin-run="{_text(origin["run_id"])}">{text}</p>'
+
+
+def _edits_note(record: Optional[dict]) -> str:
+    """The user's decisions about single pictures (``quality.edits``), each picture named; flagged when validation was edited."""
+    from tlstudio.core.quality.edits import describe
+
+    text = describe(record)
+    if not text:
+        return ""
+    items = "".join(f"<li>{_text(path)}: {'left out' if action == 'exclude' else 'now ' + _text(label)}</li>" for path, action, label in record["paths"])
+    kind = "missing" if record.get("validation_edited") else "note"
+    flag = ' data-validation-edited="1"' if record.get("validation_edited") else ""
+    return f'<div class="{kind} edits"{flag}>{_text(text)}<ul>{items}</ul></div>'
 
 
 def _headline_tiles(run: Run) -> str:
