@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -25,6 +26,7 @@ from tlstudio.core.errors import UserError
 from tlstudio.core.events import PhaseStarted, Progress
 
 from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.check_view import CheckView
 from tlstudio.gui.widgets.class_chart import ClassChart
 from tlstudio.gui.widgets.scan_report import ScanReport
 from tlstudio.gui.widgets.thumbnails import ClassGallery
@@ -118,12 +120,16 @@ class DataPanel(QWidget):
         left.setStretchFactor(0, 1)
         left.setStretchFactor(1, 2)  # the report's words need the height more than the bars
         left.setSizes([180, 360])
-        images_box = QGroupBox("Pictures by class")
-        QVBoxLayout(images_box).addWidget(self.gallery)
+        self.check = CheckView(studio)
+        self.right = QTabWidget()
+        self.right.setDocumentMode(True)
+        self.right.addTab(self.gallery, "Pictures by class")
+        self.right.setTabToolTip(self.right.addTab(self.check, "Check my data"),
+                                 "Pictures likely to cost accuracy: suspected wrong labels, near-duplicates, outliers; keep, leave out or relabel each.")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("dataSplitter")
         self.splitter.addWidget(left)
-        self.splitter.addWidget(images_box)
+        self.splitter.addWidget(self.right)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([520, 420])
