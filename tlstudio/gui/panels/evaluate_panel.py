@@ -39,6 +39,7 @@ from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSplitter, QTabWid
 from tlstudio.core.runs.baseline import baseline_pairs, uplift
 from tlstudio.core.errors import UserError
 from tlstudio.core.names import printable
+from tlstudio.core.quality.edits import describe as edits_sentence
 from tlstudio.core.runs.project import RunInfo
 
 from tlstudio.gui.studio import Studio
@@ -260,6 +261,7 @@ class EvaluatePanel(QWidget):
         self.note.setText(
             f"On {metrics.get('n', 0)} validation pictures the model never trained on"
             + (f", with the weights of epoch {metrics['best_epoch']} (chosen on training pictures held back for it)." if metrics.get("best_epoch") else ".")
+            + (" " + edits_sentence(run.record.summary.get("data_edits")) if run.record.summary.get("data_edits") else "")
         )
         self.confusion.set_matrix(self.classes, metrics["confusion_matrix"])
         self.per_class.show_metrics(self.classes, {printable(k): v for k, v in metrics["per_class"].items()})
