@@ -17,6 +17,10 @@ All three share the split, so every figure is on the same validation pictures, w
 Speed is CPU evaluation images/s of each exported network at its own input size, the three timed in turns in
 one process (``engine.distill.compare_distillation``). Each (seed, set) is appended to ``results.jsonl`` in
 the work folder as it ends, so a stopped benchmark keeps what it measured.
+
+Time: one seed of pbc took 54 min on 2 CPU cores shared with four other benchmarks (load 7-13): teacher 694 s,
+alone 192 s, distilled 2,378 s (its epochs ran while the load was highest; on generated data a distilled epoch
+costs what a plain one does). Three seeds of both sets need a quiet machine or a GPU.
 """
 
 from __future__ import annotations
