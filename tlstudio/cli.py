@@ -51,6 +51,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from tlstudio.core.inference.onnx_export import run_child as run_onnx_child
 
         return run_onnx_child()
+    if argv[:1] == ["--verify-ensemble-child"]:  # the ensemble export's check, in a frozen bundle
+        from tlstudio.core.inference.ensemble_export import run_child as run_ensemble_child
+
+        return run_ensemble_child()
     if not argv or argv[0].startswith("--gui"):
         from tlstudio.gui.app import run_app  # imported late: the CLI must work without a display
 
