@@ -150,3 +150,15 @@ def test_domains_that_look_alike_keep_the_model_as_it_is(adapted, tmp_path):
     kept = load_trained_model(tmp_path / "kept").model.state_dict()
     source = load_trained_model(root / "run").model.state_dict()
     assert all(torch.equal(kept[k], source[k]) for k in source)
+
+
+def test_tlstudio_export_keeps_the_adaptation_and_training_it_again_is_refused(adapted, capsys):
+    run_dir = adapted["result"].run_dir
+    best_before = (run_dir / "checkpoints" / "best.pt").read_bytes()
+    assert main(["export", str(run_dir), "--cache", str(adapted["cache"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verified"]
+    assert (run_dir / "checkpoints" / "best.pt").read_bytes() == best_before  # not solved again from the source's features
+    assert json.loads((run_dir / "summary.json").read_text())["adaptation"]["method"] == CORAL
+    for argv in (["evaluate", str(run_dir)], ["train", "--resume", str(run_dir)]):
+        assert main(argv) == 2
+        assert "adapted" in capsys.readouterr().err

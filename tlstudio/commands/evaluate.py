@@ -6,6 +6,7 @@ result too. The figures are marked "stopped after epoch k of n" everywhere they 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -25,5 +26,11 @@ def run(args) -> int:
 
     if not Path(args.run_dir).is_dir():
         raise UserError(f"'{args.run_dir}' is not a folder. Give the run folder (the --out of 'tlstudio train').")
+    from tlstudio.core.adapt.export_kept import export_kept_model, is_adapted
+
+    if args.export and is_adapted(args.run_dir):  # its weights are not a training's: exported as they are
+        report = export_kept_model(args.run_dir, getattr(args, "format", "torchscript"), args.cache or cache_dir())
+        print(json.dumps(report, indent=2) if args.json else f"exported and verified: {report['path']} ({report['message']})")
+        return 0
     trainer = Trainer.resume(args.run_dir, cache_dir=args.cache or cache_dir(), evaluate_only=True, export=args.export, export_format=getattr(args, "format", "torchscript"))
     return report(trainer, args)

@@ -172,6 +172,7 @@ class Trainer:
         if "config" not in parts.values:
             why = parts.problems.get("config", "it has no config.json")
             raise UserError(f"'{run_dir}' is not a tlstudio run folder ({why}). Give the folder a run wrote.")
+        refuse_adapted(run_dir)
         dataset = parts.values.get("dataset")
         index = DatasetIndex.from_dict(dataset) if dataset is not None else None
         trainer = cls(parts.values["config"], run_dir, cache_dir, index=index, resume=True, evaluate_only=evaluate_only, **kw)
@@ -704,6 +705,16 @@ class Trainer:
                 summary[fmt.summary_key] = previous[fmt.summary_key]
             elif not self.evaluate_only and fmt.name == formats.ONNX:
                 path.unlink()
+
+
+def refuse_adapted(run_dir: str | Path) -> None:
+    """An adapted run (``core.adapt``) holds weights no training produced: training or evaluating it again would undo them."""
+    summary = RunFiles(run_dir).read_json(RunFiles(run_dir).summary, {})
+    if isinstance(summary, dict) and isinstance(summary.get("adaptation"), dict):
+        raise UserError(
+            f"'{run_dir}' was adapted to new pictures: training or evaluating it again would undo that. "
+            "Export it as it is (tlstudio export, or the Export step), or adapt its source run again."
+        )
 
 
 def refuse_non_finite_features(views: Sequence[np.ndarray], backbone: str) -> None:

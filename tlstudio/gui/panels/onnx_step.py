@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from tlstudio.core.events import Cancelled
+from tlstudio.core.runs.files import RunFiles
 from tlstudio.core.inference.formats import FORMATS, ONNX
 
 ONNX_FILE = FORMATS[ONNX].file_name
@@ -30,8 +31,13 @@ def export_onnx_copy(run_root: Path, summary: dict, cache_dir: Path, dest: Path,
     from tlstudio.core.atomic import write_bytes
     from tlstudio.core.inference.onnx_file import read_model_bytes, read_onnx_info
 
+    from tlstudio.core.adapt.export_kept import export_kept_model, is_adapted
+
     report, new_summary = verified_report(run_root, summary), None
-    if report is None:
+    if report is None and is_adapted(run_root):  # an adapted run's weights are exported as they are, never solved again
+        report = export_kept_model(run_root, ONNX, cache_dir, on_event, stop)
+        new_summary = RunFiles(run_root).read_json(RunFiles(run_root).summary, {})
+    elif report is None:
         from tlstudio.core.engine.trainer import Trainer
 
         trainer = Trainer.resume(run_root, cache_dir=cache_dir, evaluate_only=True, export=True, export_format=ONNX)
