@@ -38,6 +38,7 @@ import torch
 from tlstudio.core.adapt import adabn, coral
 from tlstudio.core.adapt.domain_gap import DomainGap, domain_gap
 from tlstudio.core.adapt.embedding import Embedder, weights_id
+from tlstudio.core.adapt.export_kept import write_verified
 from tlstudio.core.adapt.pictures import Pictures, read_labelled_pictures, read_new_pictures
 from tlstudio.core.catalog.checksum import state_digest
 from tlstudio.core.config import TrainConfig
@@ -262,21 +263,8 @@ def _export(dest: Path, network, source: _Source, store: PixelStore, val_probs: 
     fmt = formats.FORMATS[formats.TORCHSCRIPT]
     held = list(range(min(VERIFY_IMAGES, len(source.val_rows))))
     emit(PhaseStarted("exporting", len(held)))
-    unverified = fmt.unverified(dest)
-    fmt.write(network, source.trained.pre, source.trained.classes, summary, unverified)
     images = [np.asarray(store[source.val_rows[i]]) for i in held]
-    try:
-        result = fmt.verify(unverified, images, val_probs[held], stop=stop, on_progress=lambda done: emit(Progress(done, len(held), "pictures checked")))
-    except BaseException:
-        unverified.unlink(missing_ok=True)
-        raise
-    if not result.ok:
-        unverified.unlink(missing_ok=True)
-        raise RuntimeError(f"the exported adapted model disagreed with the adapted model ({result.message})")
-    path = dest / fmt.file_name
-    unverified.replace(path)
-    emit(Message(f"Exported {path}: a fresh PyTorch process agreed on {result.agreement:.1%} of {result.n} validation images."))
-    return {"path": str(path), "verified": result.ok, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
+    return write_verified(fmt, network, source.trained, summary, dest, images, val_probs[held], emit, stop)
 
 
 def _summary(source: _Source, result: AdaptResult, head: Optional[LinearHead], val_logits: np.ndarray) -> dict:

@@ -51,21 +51,26 @@ def export_kept_model(run_dir: str | Path, format_name: str = formats.TORCHSCRIP
     probs = calibration.scaled_probs(logits, trained.temperature)
     with files.lock():
         on_event(PhaseStarted("exporting", len(val_rows)))
-        unverified = fmt.unverified(files.root)
-        fmt.write(network, trained.pre, trained.classes, summary, unverified)
         images = [np.asarray(store[i]) for i in range(len(val_rows))]
-        try:
-            result = fmt.verify(unverified, images, probs, stop=stop, on_progress=lambda done: on_event(Progress(done, len(images), "pictures checked")))
-        except BaseException:
-            unverified.unlink(missing_ok=True)
-            raise
-        if not result.ok:
-            unverified.unlink(missing_ok=True)
-            raise RuntimeError(f"the exported model disagreed with the run's kept model ({result.message})")
-        dest = files.root / fmt.file_name
-        unverified.replace(dest)
-        report = {"path": str(dest), "verified": True, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
+        report = write_verified(fmt, network, trained, summary, files.root, images, probs, on_event, stop)
         summary[fmt.summary_key] = report
         files.write_json(files.summary, summary)
-    on_event(Message(f"Exported {dest}: a fresh {fmt.runtime} process agreed on {result.agreement:.1%} of {result.n} validation images."))
     return report
+
+
+def write_verified(fmt, network, trained, summary: dict, folder: Path, images: list, probs: np.ndarray, on_event: EventCallback, stop: StopToken) -> dict:
+    """``folder``/<the format's file> of ``network``, kept only once a fresh process agreed with ``probs`` on ``images``."""
+    unverified = fmt.unverified(folder)
+    fmt.write(network, trained.pre, trained.classes, summary, unverified)
+    try:
+        result = fmt.verify(unverified, images, probs, stop=stop, on_progress=lambda done: on_event(Progress(done, len(images), "pictures checked")))
+    except BaseException:
+        unverified.unlink(missing_ok=True)
+        raise
+    if not result.ok:
+        unverified.unlink(missing_ok=True)
+        raise RuntimeError(f"the exported model disagreed with the run's kept model ({result.message})")
+    dest = folder / fmt.file_name
+    unverified.replace(dest)
+    on_event(Message(f"Exported {dest}: a fresh {fmt.runtime} process agreed on {result.agreement:.1%} of {result.n} validation images."))
+    return {"path": str(dest), "verified": True, "agreement": result.agreement, "images": result.n, "max_abs_diff": result.max_abs_diff, "message": result.message}
