@@ -38,3 +38,21 @@ def test_one_labelled_class_is_not_enough_to_rank():
     x = np.zeros((4, 8), np.float32)
     with pytest.raises(UserError):
         rank_for_labelling(x, np.zeros(4, dtype=np.int64), ["a", "b", "c", "d"], x, 2)
+
+
+def test_labels_of_new_pictures_are_kept_and_copies_never_overwrite_another_picture(tmp_path):
+    from tlstudio.core.quality import new_labels as nl
+
+    a, b = tmp_path / "day1" / "x.jpg", tmp_path / "day2" / "x.jpg"  # two pictures of the same name
+    for path, content in ((a, b"first"), (b, b"second")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    project = tmp_path / "P.tlstudio"
+    project.mkdir()
+    nl.save_labels(project, {str(a): "ants", str(b): "ants"})
+    labels = nl.load_labels(project)
+    assert labels == {str(a): "ants", str(b): "ants"}
+    copies = nl.copy_labelled(project, labels)
+    assert sorted(p.read_bytes() for p in copies) == [b"first", b"second"] and len(set(copies)) == 2
+    assert nl.copy_labelled(project, labels) == copies  # asked again: nothing copied twice
+    assert a.read_bytes() == b"first" and b.read_bytes() == b"second"

@@ -80,3 +80,27 @@ def test_decisions_survive_reopening_the_project_and_undo_to_nothing(qtbot, wind
     assert window.studio.config.data_edits == [e for e in ed.load_edits(root).to_list()]
     view.keep()  # nothing selected after reopening: refused in place
     assert wrong in ed.load_edits(root).edits
+
+
+def test_new_pictures_are_ranked_labelled_into_the_project_and_copied_only_when_asked(qtbot, window, tmp_path):
+    from tlstudio.core.quality import new_labels as nl
+
+    data = make_colour_dataset(tmp_path / "colours", per_class=8)
+    new = make_colour_dataset(tmp_path / "new", per_class=6, seed=4)
+    scan(qtbot, window, data)
+    window.data_panel.set_new_pictures(new)
+    before = fingerprint(new)
+    view = window.data_panel.label_next
+    view.box.start_button.click()
+    qtbot.waitUntil(lambda: not view.box.is_running(), timeout=240_000)
+    picks = view.box.result
+    assert picks is not None, view.box.status.text()
+    assert len(picks) == len({p.path for p in picks}) == min(20, 18) and all(p.path.startswith(str(new)) for p in picks)
+    view.gallery.select(0)
+    view.label("green")
+    root = window.studio.project.root
+    assert nl.load_labels(root) == {picks[0].path: "green"}
+    assert not (root / nl.COPIES).exists()  # nothing copied until asked
+    view.copy_button.click()
+    assert (root / nl.COPIES / "green" / Path(picks[0].path).name).is_file()
+    assert fingerprint(new) == before

@@ -17,7 +17,7 @@ import numpy as np
 
 from tlstudio.core.engine.linear_head import LinearHead, fit_linear_head
 from tlstudio.core.errors import UserError
-from tlstudio.core.events import StopToken, as_token
+from tlstudio.core.events import PhaseStarted, Progress, StopToken, as_token
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,46 @@ def greedy_spread(uncertainty: np.ndarray, pool: np.ndarray, known: np.ndarray, 
         available[best] = False
         nearest = np.minimum(nearest, 1.0 - pool @ pool[best])
     return picked
+
+
+# ------------------------------------------------------------------ new pictures of a folder
+@dataclass(frozen=True)
+class NewPick:
+    path: str  # absolute
+    uncertainty: float
+    guess: str  # the head's answer, offered first
+    confidence: float
+
+
+def rank_new_pictures(index, new_dir, cache_dir, k: int = 20, seed: int = 0, device: str = "auto",
+                      on_event=None, stop: Optional[StopToken] = None) -> list[NewPick]:
+    """The ``k`` pictures under ``new_dir`` to label next, for the labelled training pictures of ``index``."""
+    from tlstudio.core.adapt.pictures import read_new_pictures
+    from tlstudio.core.catalog import backbones as bb
+    from tlstudio.core.catalog.build import build_backbone
+    from tlstudio.core.data.augment import Augmenter
+    from tlstudio.core.data.preprocess import preprocessing_for
+    from tlstudio.core.engine.device import autocast_dtype, embedding_batch, resolve_device
+    from tlstudio.core.engine.features import embed
+    from tlstudio.core.events import ignore_events
+    from tlstudio.core.quality.embeddings import DEFAULT_BACKBONE, embed_dataset
+
+    on_event, stop = on_event or ignore_events, as_token(stop)
+    emb = embed_dataset(index, cache_dir, DEFAULT_BACKBONE, seed, device, on_event, stop)
+    train = emb.rows("train")
+    spec = bb.get_backbone(DEFAULT_BACKBONE)
+    pre, dev = preprocessing_for(spec), resolve_device(device)
+    new = read_new_pictures(new_dir, pre.resize_size, seed, on_event, stop)
+    network = build_backbone(spec.name, pretrained=True).eval().to(dev)
+    crop = Augmenter("none", pre.input_size, pre.interpolation)
+    on_event(PhaseStarted("embedding new pictures", len(new)))
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        on_event(Progress(done[0], len(new)))
+
+    pool = np.asarray(embed(network, lambda i: crop.eval_view(new.squares[i]), len(new), pre, dev, embedding_batch(dev, 32), autocast_dtype(dev, "auto"),
+                            False, lambda shape: np.empty(shape, dtype=np.float16), step, stop), dtype=np.float32)
+    ranked = rank_for_labelling(emb.features[train], emb.labels[train], [index.samples[i].digest for i in train], pool, len(index.classes), k, seed, stop)
+    return [NewPick(str(new.paths[r.position]), r.uncertainty, index.classes[r.guess], r.confidence) for r in ranked]

@@ -28,6 +28,7 @@ from tlstudio.core.events import PhaseStarted, Progress
 from tlstudio.gui.studio import Studio
 from tlstudio.gui.widgets.check_view import CheckView
 from tlstudio.gui.widgets.class_chart import ClassChart
+from tlstudio.gui.widgets.label_next_view import LabelNextView
 from tlstudio.gui.widgets.scan_report import ScanReport
 from tlstudio.gui.widgets.thumbnails import ClassGallery
 from tlstudio.gui.workers import Job
@@ -126,6 +127,9 @@ class DataPanel(QWidget):
         self.right.addTab(self.gallery, "Pictures by class")
         self.right.setTabToolTip(self.right.addTab(self.check, "Check my data"),
                                  "Pictures likely to cost accuracy: suspected wrong labels, near-duplicates, outliers; keep, leave out or relabel each.")
+        self.label_next = LabelNextView(studio)
+        self.right.setTabToolTip(self.right.addTab(self.label_next, "Label new pictures"),
+                                 "Which of the unlabelled new pictures to label first, and their labels.")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("dataSplitter")
         self.splitter.addWidget(left)
