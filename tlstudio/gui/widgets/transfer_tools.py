@@ -16,7 +16,7 @@ import html
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget
 
 from tlstudio.core.catalog.backbones import get_backbone, list_backbones
 from tlstudio.core.errors import UserError
@@ -30,6 +30,14 @@ ADAPT_METHODS = (
     ("adabn+coral", "Re-estimate the picture statistics, then align the features"),
     ("adabn", "Re-estimate the picture statistics only (AdaBN)"),
 )
+
+
+def narrow_combo() -> QComboBox:
+    """A drop-down whose long item texts do not widen the page (the chosen one is elided)."""
+    combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(16)
+    return combo
 
 
 def usable(run: Optional[RunInfo]) -> bool:
@@ -46,10 +54,10 @@ class TransferTools(QWidget):
         self.adapt = self._adapt_box()
         self.smaller = self._smaller_box()
         self.combine = self._combine_box()
-        row = QHBoxLayout()
+        self.pages = QTabWidget()  # one action at a time: three side by side would not fit a laptop screen
         for box in (self.adapt, self.smaller, self.combine):
-            row.addWidget(box, 1)
-        QVBoxLayout(self).addLayout(row)
+            self.pages.addTab(box, box.title())
+        QVBoxLayout(self).addWidget(self.pages)
         studio.current_run_changed.connect(lambda _id: self.refresh())
         studio.runs_changed.connect(self.refresh)
         studio.new_pictures_changed.connect(lambda _f: self.refresh())
@@ -63,7 +71,7 @@ class TransferTools(QWidget):
             "Adapting uses them without labels and makes a new run; the one shown stays as it is.",
             "Adapt", self.studio.jobs, "adapt", self._prepare_adapt, transfer_work.describe_adaptation,
         )
-        self.method = QComboBox()
+        self.method = narrow_combo()
         for key, words in ADAPT_METHODS:
             self.method.addItem(words, key)
         box.add_row("How:", self.method, "Both steps fix their settings in advance; the new pictures' labels are never needed.")
@@ -77,7 +85,7 @@ class TransferTools(QWidget):
             "It trains on the Train step; come back here to compare it with its teacher.",
             "Compare with its teacher", self.studio.jobs, "distill compare", self._prepare_compare, transfer_work.describe_distillation,
         )
-        self.student = QComboBox()
+        self.student = narrow_combo()
         for spec in list_backbones():
             if spec.source == "bundled":
                 self.student.addItem(f"{spec.title}  ({spec.params_m:.1f} M parameters)", spec.name)
