@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -77,6 +79,21 @@ class Failed:
 
 Event = Any
 EventCallback = Callable[[Event], None]
+
+
+@contextmanager
+def failures_reported(on_event: EventCallback):
+    """A failure of the work inside is sent as ``Failed`` (a user's mistake as its message, a bug with its traceback), then raised."""
+    from tlstudio.core.errors import UserError
+
+    try:
+        yield
+    except UserError as exc:
+        on_event(Failed(str(exc)))
+        raise
+    except Exception as exc:
+        on_event(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        raise
 
 
 def ignore_events(_event: Event) -> None:

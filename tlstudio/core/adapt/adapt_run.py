@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -50,7 +49,7 @@ from tlstudio.core.engine.device import autocast_dtype, resolve_device
 from tlstudio.core.engine.linear_head import LinearHead, fit_linear_head
 from tlstudio.core.engine.trainer import VERIFY_IMAGES, refuse_non_finite_features
 from tlstudio.core.errors import UserError
-from tlstudio.core.events import EventCallback, Failed, Finished, Message, PhaseStarted, Progress, StopToken, as_token, ignore_events
+from tlstudio.core.events import EventCallback, Finished, Message, PhaseStarted, Progress, StopToken, as_token, failures_reported, ignore_events
 from tlstudio.core.inference import formats
 from tlstudio.core.inference.trained_model import TrainedModel, load_trained_model
 from tlstudio.core.names import printable
@@ -330,14 +329,8 @@ def adapt_run(
     classifier cannot tell the pictures apart (below ``min_gap``), the adapted run keeps the source model. Emits
     Finished (or Failed, re-raised); a stop raises ``Cancelled`` and leaves no adapted run behind."""
     stop = as_token(stop)
-    try:
+    with failures_reported(on_event):
         return _adapt(run_dir, target_dir, dest_dir, check_method(method), labelled_dir, cache_dir, on_event, stop, export, device, min_gap)
-    except UserError as exc:
-        on_event(Failed(str(exc)))
-        raise
-    except Exception as exc:
-        on_event(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-        raise
 
 
 def _adapt(run_dir, target_dir, dest_dir, method, labelled_dir, cache_dir, on_event, stop, export, device_name, min_gap) -> AdaptResult:

@@ -84,10 +84,9 @@ def weights_id(config: TrainConfig, spec, backbone: nn.Module, pretrained: bool)
 
     ``pretrained`` is what the run really used (its summary's), not what its config asked for."""
     if config.solved_head and pretrained and not config.start_from:
-        from tlstudio.core.catalog.weights import weights_file
+        from tlstudio.core.catalog.weights import file_weights_id, weights_file
 
         path = weights_file(spec)
         if path is not None and path.is_file():
-            st = path.stat()
-            return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+            return file_weights_id(path)
     return f"run:{state_digest(backbone.state_dict())}"

@@ -112,6 +112,12 @@ def weights_file(spec: BackboneSpec) -> Path | None:
     return None
 
 
+def file_weights_id(path: Path) -> str:
+    """A weights file's identity in a feature cache key (name, size, modification time): a changed file misses the cache."""
+    st = path.stat()
+    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def hub_checkpoint_path(spec: BackboneSpec) -> Path:
     """Where torchvision itself caches the file: ``torch.hub.get_dir()/checkpoints/<file name of the URL>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / weights_file_name(spec)

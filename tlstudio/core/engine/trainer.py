@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -45,7 +44,7 @@ from tlstudio.core.events import (
     Cancelled,
     EpochEnded,
     EventCallback,
-    Failed,
+    failures_reported,
     Finished,
     Message,
     PhaseStarted,
@@ -190,16 +189,10 @@ class Trainer:
         self._emit, self._stop = on_event, as_token(stop)
         created = first_missing(self.files.root)
         try:
-            with self.files.lock() as lock:
+            with failures_reported(on_event), self.files.lock() as lock:
                 if lock.taken_over:
                     on_event(Message(f"Took over '{self.files.root}' from process {lock.taken_over.get('pid', '?')}, which ended without finishing."))
                 result = self._run_locked()
-        except UserError as exc:
-            on_event(Failed(str(exc)))
-            raise
-        except Exception as exc:
-            on_event(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-            raise
         finally:
             if created is not None and not self._status_written:
                 # Refused (or cut short by a full disk) before its files were complete: the run leaves nothing.
@@ -593,11 +586,9 @@ class Trainer:
             return f"random:{self.config.seed}:{state_digest(backbone.state_dict()) if backbone is not None else 'unknown'}"
         if self.state_dict_loader is not None:
             return f"custom:{getattr(self.state_dict_loader, '__name__', 'loader')}"
-        from tlstudio.core.catalog.weights import weights_file
+        from tlstudio.core.catalog.weights import file_weights_id, weights_file
 
-        path = weights_file(spec)
-        st = path.stat()
-        return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+        return file_weights_id(weights_file(spec))
 
     def _fit(self, ctx: LoopContext, loop: Loop) -> FitState:
         """Gradient descent over the epochs (from the last checkpoint when resuming); the epoch kept is chosen on the selection split."""

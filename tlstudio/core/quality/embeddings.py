@@ -55,11 +55,9 @@ class Embeddings:
 
 def weights_id(spec: bb.BackboneSpec) -> str:
     """The catalog weights' identity in a feature cache key: the Trainer's for a pretrained run."""
-    from tlstudio.core.catalog.weights import weights_file
+    from tlstudio.core.catalog.weights import file_weights_id, weights_file
 
-    path = weights_file(spec)
-    st = path.stat()
-    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+    return file_weights_id(weights_file(spec))
 
 
 def embed_dataset(
