@@ -26,6 +26,13 @@ from tlstudio.gui.widgets.job_box import JobBox
 MOST_SHOWN = 200  # tiles per gallery: the top of each ranking is what a person reviews
 
 
+def show_choices(combo: QComboBox, choices: list[str]) -> None:
+    """``combo`` offering ``choices`` (left as it is, with its current choice, when it already offers them)."""
+    if [combo.itemText(i) for i in range(combo.count())] != choices:
+        combo.clear()
+        combo.addItems(choices)
+
+
 class CheckView(QWidget):
     decided = Signal()  # a decision was made or undone
 
@@ -178,10 +185,7 @@ class CheckView(QWidget):
 
     def _refresh(self) -> None:
         index = self.studio.index
-        classes = list(index.classes) if index is not None else []
-        if [self.relabel_to.itemText(i) for i in range(self.relabel_to.count())] != classes:
-            self.relabel_to.clear()
-            self.relabel_to.addItems(classes)
+        show_choices(self.relabel_to, list(index.classes) if index is not None else [])
         edit = self.edits.edits.get(self.selected)
         for w in (self.keep_button, self.exclude_button, self.relabel_to, self.relabel_button):
             w.setEnabled(bool(self.selected))

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBox
 from tlstudio.core.errors import UserError
 from tlstudio.core.quality import new_labels as nl
 from tlstudio.gui.studio import Studio
+from tlstudio.gui.widgets.check_view import show_choices
 from tlstudio.gui.widgets.image_gallery import GalleryItem, ImageGallery
 from tlstudio.gui.widgets.job_box import JobBox
 
@@ -119,9 +120,7 @@ class LabelNextView(QWidget):
     def _refresh(self) -> None:
         index = self.studio.index
         classes = list(index.classes) if index is not None else []
-        if [self.label_to.itemText(i) for i in range(self.label_to.count())] != classes:
-            self.label_to.clear()
-            self.label_to.addItems(classes)
+        show_choices(self.label_to, classes)
         for w in (self.label_to, self.label_button):
             w.setEnabled(bool(self.selected) and bool(classes))
         self.unlabel_button.setEnabled(self.selected in self.labels)
