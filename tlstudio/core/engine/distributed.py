@@ -161,11 +161,14 @@ def settle(ranks: Ranks, code: int = OK, message: str = "") -> list[Trouble]:
 
 
 class RankFailed(UserError):
-    """Another rank failed: this one ends with it, and says which rank and why."""
+    """A rank failed and every rank ends with it, saying which rank and why. ``settled``: all ranks know
+    (rank 0 reports it; the others need not repeat it)."""
 
-    def __init__(self, ranks: Ranks, trouble: Trouble):
-        self.rank = trouble.rank
-        super().__init__(f"{ranks.name(trouble.rank)} stopped the run: {trouble.message}")
+    settled = True
+
+    def __init__(self, ranks: Ranks, rank: int, message: str):
+        self.rank = rank
+        super().__init__(f"{ranks.name(rank)} stopped the run: {message}")
 
 
 class Together:
@@ -189,9 +192,9 @@ class Together:
         if failed:
             if exc is not None and code == FAILED:
                 if isinstance(exc, UserError) and not isinstance(exc, RankFailed):
-                    raise UserError(f"{self.ranks.name()} stopped the run: {exc}") from exc
+                    raise RankFailed(self.ranks, self.ranks.rank, str(exc)) from exc
                 return False
-            raise RankFailed(self.ranks, failed[0])
+            raise RankFailed(self.ranks, failed[0].rank, failed[0].message)
         if trouble:
             if exc is not None:
                 return False  # its own stop (Cancelled or KeyboardInterrupt) goes on
@@ -238,8 +241,11 @@ def data_parallel(module: torch.nn.Module, ranks: Ranks, device: torch.device) -
         return module
     from torch.nn.parallel import DistributedDataParallel
 
+    import inspect
+
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    newer = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters  # broadcast_buffers' new name
+    return DistributedDataParallel(module, device_ids=ids, **{"forward_sync_buffers" if newer else "broadcast_buffers": False})
 
 
 def synchronised_batchnorm(model: torch.nn.Module) -> torch.nn.Module:

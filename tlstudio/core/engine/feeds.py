@@ -19,6 +19,7 @@ from tlstudio.core.data.augment import Augmenter, normalize_batch
 from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.engine.device import default_loader_workers, embedding_batch, fits_on_device
+from tlstudio.core.engine.distributed import SINGLE, Ranks, data_parallel
 from tlstudio.core.data.device_augment import augment_batch, draw_params
 from tlstudio.core.events import StopToken
 from tlstudio.core.inference.batches import batched_outputs
@@ -39,19 +40,26 @@ def steps_per_epoch(pictures: int, batch_size: int) -> int:
 
 class EpochSampler(torch.utils.data.Sampler):
     """Shuffled (item, seed) pairs: each item's augmentation seed comes from the main process, so
-    results do not depend on the number of DataLoader workers."""
+    results do not depend on the number of DataLoader workers.
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
+    Among several processes (``ranks``), each takes every ``world``-th pair of the epoch's whole
+    batches, as ``DistributedSampler`` shards: the ranks' batches of step ``k`` together are the
+    batch ``k`` of one process, with the same augmentation seeds, whatever the number of processes."""
+
+    def __init__(self, n: int, seed: int, ranks: Ranks = SINGLE, batch_size: int = 1):
+        self.n, self.seed, self.epoch, self.ranks = n, seed, 0, ranks
+        # Whole batches only, in equal shares (a lone short batch when the pictures are fewer than one).
+        self.used = min(steps_per_epoch(n, batch_size) * batch_size, n - n % ranks.world) if ranks.active else n
 
     def __len__(self) -> int:
-        return self.n
+        return self.used // self.ranks.world
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(self.n)
         seeds = rng.integers(0, 2**63 - 1, size=self.n)
-        return iter(zip(order.tolist(), seeds.tolist()))
+        mine = slice(self.ranks.rank, self.used, self.ranks.world)
+        return iter(zip(order[mine].tolist(), seeds[mine].tolist()))
 
 
 class TrainImages(torch.utils.data.Dataset):
@@ -92,6 +100,12 @@ class LoopContext:
     batch_size: int
     stop: StopToken
     distill: Optional[object] = None  # engine.distill.Distillation: the loss also learns the teacher's logits each batch carries
+    ranks: Ranks = SINGLE  # the processes training together (``batch_size`` is their global batch)
+
+    @property
+    def rank_batch(self) -> int:
+        """The images of one step on this process: the global batch divided among the processes."""
+        return self.batch_size // self.ranks.world
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,7 @@ class Loop:
     def train_batches(self, epoch: int): ...  # (x, y), or (x, y, teacher logits) once ``use_teacher`` was called
     def use_teacher(self, logits_by_row: dict[int, np.ndarray]) -> None: ...  # the teacher's logits of each training row (dataset row -> logits)
     def forward_train(self, x: torch.Tensor) -> torch.Tensor: ...
+    def share_gradients(self) -> None: ...  # before the first step of a run of several processes (every rank calls it: DDP)
     def validate(self) -> Scores: ...
     def score_selection(self) -> Optional[Scores]: ...
     def selection_logits(self) -> np.ndarray: ...  # float32 [held, classes], the selection split's rows in order, evaluation crops
@@ -127,13 +142,14 @@ class ImageLoop(Loop):
         self.network: nn.Module = ctx.model
         self.augmenter = Augmenter(ctx.cfg.augment, ctx.pre.input_size, ctx.pre.interpolation)
         workers = ctx.cfg.workers if ctx.cfg.workers is not None else default_loader_workers(ctx.device)
-        self.sampler = EpochSampler(len(train_rows), ctx.cfg.seed)
+        self.sampler = EpochSampler(len(train_rows), ctx.cfg.seed, ctx.ranks, ctx.batch_size)
         self.train_rows, self.teacher = list(train_rows), None
         dataset = self.dataset = TrainImages(ctx.store, train_rows, ctx.labels[list(train_rows)], self.augmenter, on_device=ctx.cfg.device_augment)
-        self.drop_last = len(train_rows) > ctx.batch_size  # a lone last image would break BatchNorm in train mode
+        # A lone last image would break BatchNorm in train mode (a shard holds whole batches only).
+        self.drop_last = len(train_rows) > ctx.batch_size and not ctx.ranks.active
         self.loader = torch.utils.data.DataLoader(
             dataset,
-            batch_size=ctx.batch_size,
+            batch_size=ctx.rank_batch,
             sampler=self.sampler,
             num_workers=workers,
             pin_memory=ctx.device.type == "cuda",
@@ -173,7 +189,13 @@ class ImageLoop(Loop):
 
     def compile(self) -> None:
         """Train through ``torch.compile`` (validation and prediction keep the plain model: no recompiles)."""
-        self.network = torch.compile(self.ctx.model, backend=COMPILE_BACKEND)
+        self.network = torch.compile(self.network, backend=COMPILE_BACKEND)
+
+    def share_gradients(self) -> None:
+        compiled = self.network is not self.ctx.model
+        self.network = data_parallel(self.ctx.model, self.ctx.ranks, self.ctx.device)
+        if compiled:
+            self.compile()
 
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(self._normalise(x))
@@ -223,6 +245,7 @@ class CachedLoop(Loop):
         self.fit = np.asarray(range(len(self.train_rows)) if fit is None else fit, dtype=np.int64)
         self.held = np.asarray(held, dtype=np.int64)
         self.teacher: Optional[torch.Tensor] = None  # by position in train_rows (rows not trained on: zeros)
+        self.rest = self.network = TrainableRest(ctx.model, suffix)
 
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(len(self.fit), self.ctx.batch_size)
@@ -249,9 +272,10 @@ class CachedLoop(Loop):
         rng = np.random.default_rng([self.ctx.cfg.seed, epoch])
         order = rng.permutation(self.fit)
         view_of = rng.integers(0, len(self.train_views), size=len(self.train_rows))
-        bs = self.ctx.batch_size
+        bs, ranks = self.ctx.batch_size, self.ctx.ranks
         for step in range(self.steps_per_epoch()):
-            idx = np.sort(order[step * bs : (step + 1) * bs])  # ascending: a memory-mapped cache is read forwards
+            batch = order[step * bs : (step + 1) * bs][ranks.rank :: ranks.world]  # this process's share of the step
+            idx = np.sort(batch)  # ascending: a memory-mapped cache is read forwards
             x, y = self._gather(idx, view_of[idx]), torch.from_numpy(self.train_labels[idx]).to(self.ctx.device)
             if self.teacher is None:
                 yield x, y
@@ -263,8 +287,11 @@ class CachedLoop(Loop):
         rows = [logits_by_row.get(r, np.zeros(width, np.float32)) for r in self.train_rows]
         self.teacher = torch.from_numpy(np.stack(rows)).float().to(self.ctx.device)
 
+    def share_gradients(self) -> None:
+        self.network = data_parallel(self.rest, self.ctx.ranks, self.ctx.device)
+
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ctx.model.head(run_chain(self.ctx.model.backbone, self.suffix, x))
+        return self.network(x)
 
     def _outputs(self, array: Union[np.ndarray, torch.Tensor], network, positions: Optional[np.ndarray] = None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
         ctx = self.ctx
@@ -277,7 +304,7 @@ class CachedLoop(Loop):
 
     def _val_logits(self):
         val_rows = np.asarray(self.val_rows)
-        for logits, idx in self._outputs(self.val_out, self.forward_train):
+        for logits, idx in self._outputs(self.val_out, self.rest):
             yield logits, val_rows[idx]
 
     def validate(self) -> Scores:
@@ -287,12 +314,12 @@ class CachedLoop(Loop):
         return self.score_positions(self.held) if len(self.held) else None
 
     def selection_logits(self) -> np.ndarray:
-        return _stacked(self._outputs(self.train_views[0], self.forward_train, self.held), len(self.ctx.classes))
+        return _stacked(self._outputs(self.train_views[0], self.rest, self.held), len(self.ctx.classes))
 
     def score_positions(self, positions: np.ndarray) -> Scores:
         """Scores of the training rows at ``positions``, on their evaluation crops (view 0)."""
         train_rows = np.asarray(self.train_rows)
-        batches = ((logits, train_rows[idx]) for logits, idx in self._outputs(self.train_views[0], self.forward_train, np.asarray(positions)))
+        batches = ((logits, train_rows[idx]) for logits, idx in self._outputs(self.train_views[0], self.rest, np.asarray(positions)))
         return score_batches(self.ctx, batches)
 
     def pooled_features(self) -> np.ndarray:
@@ -304,6 +331,17 @@ class CachedLoop(Loop):
         if cached_val:
             return np.concatenate([torch.softmax(logits, 1).cpu().numpy() for logits, _ in self._val_logits()])
         return ImageLoop(self.ctx, self.train_rows, self.val_rows).predict_rows(rows, cached_val=False)  # the test split is not cached
+
+
+class TrainableRest(nn.Module):
+    """What runs on a frozen prefix's cached output: the trainable stages, then the head (one module, for DDP)."""
+
+    def __init__(self, model: Classifier, suffix: tuple[str, ...]):
+        super().__init__()
+        self.model, self.suffix = model, suffix
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.head(run_chain(self.model.backbone, self.suffix, x))
 
 
 def _stacked(batches, classes: int) -> np.ndarray:

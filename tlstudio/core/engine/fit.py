@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import torch
 
 from tlstudio.core.engine.distill import distillation_loss
+from tlstudio.core.engine.distributed import Together, all_sum
 from tlstudio.core.engine.feeds import Loop, LoopContext, Scores
 from tlstudio.core.eta import ActiveTimer
 
@@ -100,18 +101,20 @@ def _train_epoch(ctx: LoopContext, feed: Loop, opt: Optimisation, callbacks: Seq
     loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
     correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
     seen, clock = 0, active_timer(ctx)
-    for step, (x, y, *teacher) in enumerate(feed.train_batches(epoch), start=1):
-        ctx.stop.check()
-        with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
-            logits = feed.forward_train(x)
-            if teacher and ctx.distill is not None:
-                loss = distillation_loss(ctx.criterion, logits.float(), y, teacher[0], ctx.distill)
-            else:
-                loss = ctx.criterion(logits.float(), y)
+    batches = iter(feed.train_batches(epoch))
+    for step in range(1, steps_per_epoch + 1):
+        with Together(ctx.ranks, ctx.stop):  # among several processes: one stopped or failed ends all, before the gradients are shared
+            ctx.stop.check()
+            x, y, *teacher = next(batches)
+            logits, loss = _forward(ctx, feed, x, y, teacher)
+            if ctx.ranks.active and not bool(torch.isfinite(loss)):
+                from tlstudio.core.engine.callbacks import NonFiniteTraining  # (callbacks build on this module)
+
+                raise NonFiniteTraining(epoch, step, "loss", ctx.cfg.lr)
         opt.optimizer.zero_grad(set_to_none=True)
         opt.scaler.scale(loss).backward()
         seen += y.shape[0]
-        info = StepInfo(epoch, step, steps_per_epoch, loss.detach(), seen, clock.seconds())
+        info = StepInfo(epoch, step, steps_per_epoch, loss.detach(), seen * ctx.ranks.world, clock.seconds())
         for callback in callbacks:
             callback.after_backward(state, info, ctx.model)
         opt.scaler.step(opt.optimizer)
@@ -122,7 +125,16 @@ def _train_epoch(ctx: LoopContext, feed: Loop, opt: Optimisation, callbacks: Seq
         for callback in callbacks:
             callback.after_step(state, info)
     seconds = clock.seconds()
-    return TrainScores(float(loss_sum) / max(1, seen), int(correct) / max(1, seen), seen, seconds)
+    total_loss, total_correct, total_seen = all_sum(ctx.ranks, [float(loss_sum), float(correct), float(seen)])  # every process's share
+    return TrainScores(total_loss / max(1, total_seen), total_correct / max(1, total_seen), int(total_seen), seconds)
+
+
+def _forward(ctx: LoopContext, feed: Loop, x: torch.Tensor, y: torch.Tensor, teacher: list) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.autocast(ctx.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
+        logits = feed.forward_train(x)
+        if teacher and ctx.distill is not None:
+            return logits, distillation_loss(ctx.criterion, logits.float(), y, teacher[0], ctx.distill)
+        return logits, ctx.criterion(logits.float(), y)
 
 
 def active_timer(ctx: LoopContext) -> ActiveTimer:

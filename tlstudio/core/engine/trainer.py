@@ -37,6 +37,7 @@ from tlstudio.core.engine.batch_size import choose_batch_size
 from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.data.index import DatasetIndex
+from tlstudio.core.engine import distributed
 from tlstudio.core.engine.device import autocast_dtype, describe_device, embedding_batch, precision_name, resolve_device
 from tlstudio.core.disk import DiskError
 from tlstudio.core.errors import UserError
@@ -65,7 +66,7 @@ from tlstudio.core.engine.callbacks import Checkpointing, EarlyStopping, History
 from tlstudio.core.engine.checkpoint import best_checkpoint, cpu_state, restore_training, resumable, training_checkpoint
 from tlstudio.core.engine.fit import FitState, Optimisation, fit
 from tlstudio.core.engine.plan import FEATURES, PREFIX, PlanMade, RunPlan, plan_messages, plan_run
-from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, STOPPED, RunFiles, RunStatus, first_missing, read_config, remove_if_only
+from tlstudio.core.runs.files import FAILED, FINISHED, PLAIN_READERS, RUNNING, STOPPED, ReadingRunFiles, RunFiles, RunStatus, first_missing, read_config, remove_if_only
 from tlstudio.core.runs.lock import LOCK_NAME, remove_stale_temporaries
 from tlstudio.core.engine.selection import SelectionSplit, selection_split
 from tlstudio.core.engine import calibration
@@ -73,6 +74,10 @@ from tlstudio.core.engine import distill
 from tlstudio.core.catalog.checksum import state_digest
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
 from tlstudio.core.inference import formats
+
+def _TMP(ctx):
+    return {}
+
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
 
@@ -128,15 +133,21 @@ class Trainer:
         state_dict_loader=None,
         resume: bool = False,
         evaluate_only: bool = False,
+        ranks: distributed.Ranks = distributed.SINGLE,
     ):
         """``pretrained`` overrides ``config.pretrained`` (None: follow the config). Tests pass False to use
         random weights with any freeze depth and never touch a weights file; the run's summary records what
         was really used.
 
         ``resume`` continues the run in ``out_dir`` from its last checkpoint (use ``Trainer.resume``);
-        ``evaluate_only`` then trains no further and evaluates (and exports) the epoch kept so far."""
+        ``evaluate_only`` then trains no further and evaluates (and exports) the epoch kept so far.
+
+        ``ranks``: this process's place in a run of several processes (torchrun, ``engine.distributed``).
+        Every rank builds its share of the caches and trains on its share of each batch; only rank 0
+        writes the run's files, fits a solved head, evaluates and exports."""
         self.config = config.validate()
-        self.files = RunFiles(out_dir)
+        self.ranks = ranks
+        self.files = RunFiles(out_dir) if ranks.is_main else ReadingRunFiles(out_dir)
         self.resuming, self.evaluate_only = resume, evaluate_only
         self.export = config.export
         self.export_format = formats.TORCHSCRIPT  # what training exports; 'tlstudio export --format' can ask for another
@@ -190,11 +201,11 @@ class Trainer:
         created = first_missing(self.files.root)
         try:
             with failures_reported(on_event), self.files.lock() as lock:
-                if lock.taken_over:
+                if lock is not None and lock.taken_over:
                     on_event(Message(f"Took over '{self.files.root}' from process {lock.taken_over.get('pid', '?')}, which ended without finishing."))
                 result = self._run_locked()
         finally:
-            if created is not None and not self._status_written:
+            if created is not None and not self._status_written and self.ranks.is_main:
                 # Refused (or cut short by a full disk) before its files were complete: the run leaves nothing.
                 remove_if_only(created, {self.files.root / LOCK_NAME, self.files.config, self.files.dataset})
         on_event(Finished(result.summary, cancelled=result.cancelled))
@@ -202,7 +213,8 @@ class Trainer:
 
     def _run_locked(self) -> TrainResult:
         """The run, with its status on disk at every end: finished, stopped (resumable, evaluable) or failed."""
-        remove_stale_temporaries(self.files.root)
+        if self.ranks.is_main:
+            remove_stale_temporaries(self.files.root)
         started = time.perf_counter()
         self._begin_status()
         try:
@@ -254,8 +266,10 @@ class Trainer:
         train_rows, val_rows, test_rows = rows
         selection = selection_split(ctx.labels[train_rows], self._digests(index, train_rows), self.config.seed, self.config.selection_split)
         plan = self.plan = self._plan(ctx, spec, rows, selection)
-        ctx.store = build_pixel_store(index.root, index.samples, ctx.pre.resize_size, self.cache_dir, self._emit, self._stop, workers=None)
+        ctx.store = build_pixel_store(index.root, index.samples, ctx.pre.resize_size, self.cache_dir, self._emit, self._stop, workers=None, **_TMP(ctx))
         loop, head = self._loop(ctx, spec, index, train_rows, val_rows, selection, plan)
+        if loop is None:
+            return self._share_done()  # a frozen run's other ranks: their share of the features is cached
         if self._teacher is not None:
             self._teacher_record = distill.attach_teacher(self._teacher, ctx, loop, index, [train_rows[i] for i in selection.fit], val_rows,
                                                           self.cache_dir, self._emit, self._stop, run_teacher=not self.evaluate_only)
@@ -264,6 +278,8 @@ class Trainer:
             chosen_on = Selection("cross-validation", self.config.selection_metric, ("class weighting", "L2 strength"), len(train_rows), folds=head.folds)
         else:
             state = self._fit(ctx, loop)
+            if not ctx.ranks.is_main:
+                return self._share_done()
             if state.best_state is None:
                 raise UserError(f"'{self.files.root}' has no completed epoch to evaluate: resume it to train.")
             best_state, best_epoch, history = state.best_state, state.best_epoch, state.history
@@ -280,11 +296,17 @@ class Trainer:
         self.files.write_json(self.files.summary, summary)
         return TrainResult(self.files.root, summary=summary, metrics=metrics, plan=plan)
 
+    def _share_done(self) -> TrainResult:
+        """What a rank other than 0 returns once its share of the work is done: rank 0 reports the run."""
+        return TrainResult(self.files.root, summary={"rank": self.ranks.rank})
+
     def _setup(self) -> tuple[LoopContext, bb.BackboneSpec, DatasetIndex, tuple[list[int], list[int], list[int]]]:
         """Everything before the first choice: the folder, the decoded pixels, the model with its frozen stages, the device."""
         cfg, emit, stop = self.config, self._emit, self._stop
         torch.manual_seed(cfg.seed)
-        device = resolve_device(cfg.device)
+        device = resolve_device(distributed.rank_device(self.ranks, cfg.device))
+        self.ranks = distributed.join(self.ranks, device)
+        self._refuse_unshared_batchnorm(device)
         amp = autocast_dtype(device, cfg.precision)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
@@ -305,13 +327,41 @@ class Trainer:
         channels_last = spec.is_cnn  # faster for CNNs on CUDA and, measured, on the CPU too (EfficientNet-Lite0: ~2x)
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        batch_size = cfg.batch_size
-        if batch_size == 0:
-            batch_size = choose_batch_size(model, pre.input_size, len(index.classes), device, amp, channels_last, len(rows[0]))
+        batch_size = self._global_batch(cfg.batch_size or choose_batch_size(model, pre.input_size, len(index.classes), device, amp, channels_last, len(rows[0])))
+        if self.ranks.active and device.type == "cuda" and self.train_batchnorm:
+            model = distributed.synchronised_batchnorm(model)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)  # replaced once the class weighting is chosen
         # The pixels are decoded after the plan (``_run``): its warnings reach the user before that time is spent.
-        ctx = LoopContext(cfg, device, amp, channels_last, pre, None, labels, index.classes, model, plan, criterion, batch_size, stop)
+        ctx = LoopContext(cfg, device, amp, channels_last, pre, None, labels, index.classes, model, plan, criterion, batch_size, stop, ranks=self.ranks)
         return ctx, spec, index, rows
+
+    def _global_batch(self, batch_size: int) -> int:
+        """The batch of one step over all processes; each takes an equal share. A chosen size must divide
+        among them; the automatic one is one process's choice times the processes (rank 0's, so all agree)."""
+        ranks = self.ranks
+        if not ranks.active:
+            return batch_size
+        if self.config.batch_size == 0:
+            return distributed.from_main(ranks, batch_size) * ranks.world
+        if batch_size % ranks.world:
+            raise UserError(
+                f"--batch-size {batch_size} does not divide among {ranks.world} processes: each takes an equal share of "
+                f"every batch. Give a multiple of {ranks.world} (for example {batch_size - batch_size % ranks.world or ranks.world})."
+            )
+        return batch_size
+
+    def _refuse_unshared_batchnorm(self, device: torch.device) -> None:
+        """BatchNorm statistics are synchronised over processes on CUDA only (SyncBatchNorm). On the CPU a run of several
+        processes keeps them frozen, as a pretrained backbone does by default; one that must estimate them is refused."""
+        if not (self.ranks.active and device.type == "cpu" and self.train_batchnorm):
+            return
+        if not self.pretrained:
+            raise UserError(
+                "a backbone trained from random weights estimates its BatchNorm statistics, which processes on the CPU cannot share: "
+                "train it in one process (leave out --nproc) or on GPUs."
+            )
+        self._emit(Message("BatchNorm statistics stay as the backbone has them: processes on the CPU cannot share their estimates."))
+        self._batchnorm_frozen = True
 
     def _plan(self, ctx: LoopContext, spec: bb.BackboneSpec, rows, selection: SelectionSplit) -> RunPlan:
         """Every decision of the run, before any of the work; what the user reads about it is rendered from it."""
@@ -455,6 +505,8 @@ class Trainer:
         cache = self._cacher(ctx, spec, train_rows, val_rows)
         if plan.feed == FEATURES:
             feats = self.features = cache("all", model.backbone, plan.views, cfg.augment)
+            if not ctx.ranks.is_main:
+                return None, None  # the head is fitted once, on rank 0
             head = self._fit_head(ctx, feats.train, train_rows, self._digests(index, train_rows))
             return CachedLoop(ctx, (), train_rows, val_rows, feats.train, feats.val), head
         fit_rows = [train_rows[i] for i in selection.fit]
@@ -486,7 +538,7 @@ class Trainer:
             model.backbone.eval()
             outputs = cached_features(
                 request, network, views, ctx.store, train_rows, val_rows, ctx.device, embedding_batch(ctx.device, ctx.batch_size),
-                ctx.amp, ctx.channels_last, self.cache_dir, self._emit, self._stop,
+                ctx.amp, ctx.channels_last, self.cache_dir, self._emit, self._stop, **_TMP(ctx),
             )
             if outputs.fully_reused:
                 self.cache_reused = True
@@ -575,6 +627,8 @@ class Trainer:
     @property
     def train_batchnorm(self) -> bool:
         """A random backbone has no ImageNet BatchNorm statistics worth keeping: it always estimates its own."""
+        if getattr(self, "_batchnorm_frozen", False):
+            return False  # several processes on the CPU: see _refuse_unshared_batchnorm
         return self.config.train_batchnorm or not self.pretrained
 
     def _weights_id(self, spec: bb.BackboneSpec, backbone: Optional[nn.Module] = None) -> str:
@@ -601,6 +655,7 @@ class Trainer:
             self._emit(Progress(state.epoch * steps, steps * cfg.epochs, f"epoch {state.epoch}/{cfg.epochs}"))
         if self.evaluate_only:
             return state
+        loop.share_gradients()
         patience = default_patience(cfg.epochs) if cfg.patience is None else cfg.patience
         callbacks = [
             NonFiniteGuard(cfg.lr, check_gradients=not opt.scaler.is_enabled()),
@@ -610,6 +665,8 @@ class Trainer:
             HistoryLog(self.files.append_history),
             ProgressReport(self._emit, steps),
         ]
+        if not ctx.ranks.is_main:
+            callbacks = callbacks[:3]  # the same choices as rank 0's (the same scores); rank 0 writes and reports
         return fit(ctx, loop, opt, callbacks, state, lambda: self._train_mode(ctx))
 
     def _optimisation(self, ctx: LoopContext, loop: Loop) -> Optimisation:
@@ -662,7 +719,7 @@ class Trainer:
         fmt = formats.export_format(self.export_format)
         held = list(range(min(VERIFY_IMAGES, len(val_rows))))
         self._emit(PhaseStarted("exporting", len(held)))
-        network = copy.deepcopy(ctx.model).float().cpu().eval().to(memory_format=torch.contiguous_format)
+        network = distributed.plain_batchnorm(copy.deepcopy(ctx.model)).float().cpu().eval().to(memory_format=torch.contiguous_format)
         dest, unverified = self.files.root / fmt.file_name, fmt.unverified(self.files.root)
         fmt.write(network, ctx.pre, ctx.classes, summary, unverified)
         images = [np.asarray(ctx.store[val_rows[i]]) for i in held]

@@ -6,6 +6,7 @@ so a page of text about a run (the HTML report) never pays for loading it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -203,3 +204,26 @@ def remove_if_only(created: Path, ours: set[Path]) -> bool:
         return False
     shutil.rmtree(created, ignore_errors=True)
     return True
+
+
+class ReadingRunFiles(RunFiles):
+    """The run folder as a rank other than 0 of a run of several processes sees it: it reads what rank 0
+    wrote (the checkpoint to resume from) and writes nothing, so each file has one writer."""
+
+    def lock(self):
+        return contextlib.nullcontext()
+
+    def prepare(self) -> None:
+        pass
+
+    def write_json(self, path: Path, obj: Any) -> None:
+        pass
+
+    def append_history(self, row: dict) -> None:
+        pass
+
+    def write_history(self, rows: list[dict]) -> None:
+        pass
+
+    def save_checkpoint(self, path: Path, state: dict) -> None:
+        pass
