@@ -67,10 +67,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    args.argv = argv  # 'train --nproc N' starts N processes with the same command
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"tlstudio: error: {exc}", file=sys.stderr)
+        if not _reported_by_rank_0(exc):
+            print(f"tlstudio: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tlstudio: interrupted", file=sys.stderr)
@@ -79,6 +81,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _disk_or_bug(exc)
     except Exception as exc:  # a bug, not bad input: one readable line; the traceback on request
         return _bug(exc)
+
+
+def _reported_by_rank_0(exc: UserError) -> bool:
+    """In a run of several processes, a failure every rank knows of is printed once, by rank 0."""
+    from tlstudio.core.engine import distributed
+
+    return getattr(exc, "settled", False) and not distributed.from_environment().is_main
 
 
 def _disk_or_bug(exc: BaseException) -> int:

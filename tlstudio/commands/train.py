@@ -6,6 +6,9 @@ completed epoch, with the settings and pictures it was started with.
 `--from-scratch` trains the same network from random weights with every layer training: the
 baseline that shows what the pretrained weights add (see tlstudio.core.runs.baseline).
 
+`--nproc N` trains in N processes on this machine (torchrun; one per GPU, or a share of the CPU cores each);
+on a cluster, `torchrun --nnodes M --nproc-per-node N -m tlstudio train ...` runs the same training.
+
 `--start-from RUN_DIR` starts from a finished run instead of ImageNet: its backbone, with the weights
 of its kept epoch, and its image size; the head is new (two-step transfer, see tlstudio.core.catalog.my_models).
 """
@@ -91,12 +94,16 @@ def register(subparsers) -> None:
     p.add_argument("--no-cache", action="store_true", help="re-run the frozen layers every epoch instead of caching their output")
     p.add_argument("--augment-on-device", action="store_true", help="crop, flip and colour-jitter whole batches on the GPU instead of per image in the data loader workers (helps when the CPU cannot keep up)")
     p.add_argument("--compile", action="store_true", help="train through torch.compile: on a GPU and for long runs only, as compiling takes a minute or more")
+    p.add_argument(
+        "--nproc", type=_positive_int, default=1,
+        help="train in N processes on this machine (one per GPU, or an equal share of the CPU cores each); --batch-size is their global batch",
+    )
     p.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     p.set_defaults(func=run, resume_conflicts=_settings_of(p))
 
 
-RESUME_KEEPS = {"resume", "cache", "json", "help"}  # the options that may come with --resume
+RESUME_KEEPS = {"resume", "cache", "json", "help", "nproc"}  # the options that may come with --resume
 
 
 def _settings_of(parser: argparse.ArgumentParser) -> dict[str, tuple[str, object]]:
@@ -172,6 +179,11 @@ def run(args) -> int:
     from tlstudio.core.data.preprocess import preprocessing_for
     from tlstudio.core.engine.trainer import Trainer
 
+    from tlstudio.commands import processes
+
+    processes.refuse_nested(args.nproc)
+    if args.nproc > 1:
+        return processes.launch(args.nproc, processes.without_nproc(args.argv))
     if args.resume:
         return resume(args)
     if not args.data_dir or not args.out:
@@ -194,7 +206,8 @@ def run(args) -> int:
             "compare its accuracy with a pretrained run's to see what transfer learning adds.",
             file=sys.stderr,
         )
-    return report(Trainer(config, out, cache_dir=args.cache or cache_dir()), args)
+    ranks = processes.prepare_rank(config.device)
+    return report(Trainer(config, out, cache_dir=args.cache or cache_dir(), ranks=ranks), args)
 
 
 def resume(args) -> int:
@@ -206,12 +219,30 @@ def resume(args) -> int:
         raise UserError(f"--resume continues '{printable(args.resume)}' with the settings it was started with (its config.json); leave out {', '.join(given)}.")
     if not Path(args.resume).is_dir():
         raise UserError(f"--resume '{printable(args.resume)}' is not a folder. Give the run folder (the --out of the run to continue).")
-    return report(Trainer.resume(args.resume, cache_dir=args.cache or cache_dir()), args)
+    from tlstudio.commands import processes
+    from tlstudio.core.runs.files import read_config
+
+    try:
+        device = read_config(Path(args.resume) / "config.json").device
+    except (OSError, ValueError, UserError):
+        device = "auto"  # Trainer.resume says what is wrong with the folder
+    ranks = processes.prepare_rank(device)
+    return report(Trainer.resume(args.resume, cache_dir=args.cache or cache_dir(), ranks=ranks), args)
 
 
 def report(trainer, args) -> int:
-    """Run, print the outcome; 130 when stopped (Ctrl+C)."""
-    result = trainer.run(TerminalProgress())
+    """Run, print the outcome; 130 when stopped (Ctrl+C). A rank other than 0 prints nothing: rank 0 reports the run."""
+    from tlstudio.commands import processes
+    from tlstudio.core.engine import distributed
+
+    ranks = trainer.ranks
+    try:
+        stop = processes.rank_stop(ranks) if ranks.active else None
+        result = trainer.run(processes.rank_progress(ranks, TerminalProgress()), stop)
+    finally:
+        distributed.leave()
+    if not ranks.is_main:
+        return 130 if result.cancelled else 0
     if args.json:
         print(json.dumps(result.summary, indent=2))
     elif not result.cancelled:
