@@ -249,18 +249,11 @@ def data_parallel(module: torch.nn.Module, ranks: Ranks, device: torch.device) -
 
 
 def synchronised_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
-    """BatchNorm layers that compute their statistics over the global batch of every GPU (CUDA only)."""
-    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    """BatchNorm layers that compute their statistics over the global batch of every GPU (CUDA only).
 
+    timm's conversion: it also keeps the activation of timm's BatchNormAct2d layers, which torch's
+    ``SyncBatchNorm.convert_sync_batchnorm`` would drop (the EfficientNet-Lite backbones use them).
+    The state dict keeps its keys, so the weights load back into the unconverted model for the export."""
+    from timm.layers import convert_sync_batchnorm
 
-def plain_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
-    """``module`` with every SyncBatchNorm back to BatchNorm2d (same tensors): what an exported file holds."""
-    for name, child in module.named_children():
-        if isinstance(child, torch.nn.SyncBatchNorm):
-            plain = torch.nn.BatchNorm2d(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
-            plain.load_state_dict(child.state_dict())
-            plain.train(child.training)
-            setattr(module, name, plain)
-        else:
-            plain_batchnorm(child)
-    return module
+    return convert_sync_batchnorm(model)

@@ -328,8 +328,12 @@ class Trainer:
         if channels_last:
             model.to(memory_format=torch.channels_last)
         batch_size = self._global_batch(cfg.batch_size or choose_batch_size(model, pre.input_size, len(index.classes), device, amp, channels_last, len(rows[0])))
-        if self.ranks.active and device.type == "cuda" and self.train_batchnorm:
-            model = distributed.synchronised_batchnorm(model)
+        if self.ranks.active:
+            emit(Message(f"{self.ranks.world} processes: each trains on {batch_size // self.ranks.world} pictures of every batch of {batch_size}, "
+                         f"at the learning rate of the whole batch ({cfg.lr:g})."))
+            if device.type == "cuda" and self.train_batchnorm:
+                self._export_template = copy.deepcopy(model).cpu()  # what the export holds: plain BatchNorm layers
+                model = distributed.synchronised_batchnorm(model)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)  # replaced once the class weighting is chosen
         # The pixels are decoded after the plan (``_run``): its warnings reach the user before that time is spent.
         ctx = LoopContext(cfg, device, amp, channels_last, pre, None, labels, index.classes, model, plan, criterion, batch_size, stop, ranks=self.ranks)
@@ -482,6 +486,7 @@ class Trainer:
             "val_balanced_accuracy": metrics["balanced_accuracy"],
             "classes": ctx.classes,
             "device": describe_device(ctx.device),
+            "processes": ctx.ranks.world,
             "precision": precision_name(ctx.amp),
             "image_size": ctx.pre.input_size,
             "seconds": round(time.perf_counter() - started, 2),
@@ -719,7 +724,7 @@ class Trainer:
         fmt = formats.export_format(self.export_format)
         held = list(range(min(VERIFY_IMAGES, len(val_rows))))
         self._emit(PhaseStarted("exporting", len(held)))
-        network = distributed.plain_batchnorm(copy.deepcopy(ctx.model)).float().cpu().eval().to(memory_format=torch.contiguous_format)
+        network = self._exported_network(ctx)
         dest, unverified = self.files.root / fmt.file_name, fmt.unverified(self.files.root)
         fmt.write(network, ctx.pre, ctx.classes, summary, unverified)
         images = [np.asarray(ctx.store[val_rows[i]]) for i in held]
@@ -736,6 +741,16 @@ class Trainer:
         unverified.replace(dest)
         self._emit(Message(f"Exported {dest}: a fresh {fmt.runtime} process agreed on {result.agreement:.1%} of {result.n} validation images."))
         return report
+
+    def _exported_network(self, ctx: LoopContext) -> nn.Module:
+        """The trained network on the CPU in float32; its BatchNorm layers plain ones where training synchronised them."""
+        template = getattr(self, "_export_template", None)
+        if template is None:
+            network = copy.deepcopy(ctx.model)
+        else:
+            network = copy.deepcopy(template)
+            network.load_state_dict({k: v.cpu() for k, v in ctx.model.state_dict().items()})
+        return network.float().cpu().eval().to(memory_format=torch.contiguous_format)
 
     def _earlier_exports(self) -> dict:
         """The export reports in summary.json before this run rewrites it (read first: a solved head's folder is prepared anew)."""
