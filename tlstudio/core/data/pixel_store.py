@@ -9,12 +9,17 @@ The store lives in the cache folder as a raw array plus a JSON description, keye
 the identity of every file (path, size, mtime, content digest) and the size, so a
 changed file, a new split or another size never gets stale pixels. When it fits the
 RAM budget it is read into memory; otherwise it is memory-mapped.
+
+Several processes of one run (torchrun) build the store together: each decodes its own block of
+rows into one shared temporary file, and rank 0 puts it in place, so the file and its description
+are those one process writes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence
@@ -23,6 +28,7 @@ import numpy as np
 
 from tlstudio.core import atomic, disk
 from tlstudio.core.data.index import Sample
+from tlstudio.core.engine.distributed import SINGLE, Ranks, Together, from_main
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.throttle import Throttle
@@ -137,8 +143,13 @@ def build_pixel_store(
     stop: Optional[StopToken] = None,
     workers: Optional[int] = None,
     ram_budget: Optional[int] = None,
+    ranks: Ranks = SINGLE,
 ) -> PixelStore:
-    """Decode ``samples`` once (or reuse the cached store) and return it."""
+    """Decode ``samples`` once (or reuse the cached store) and return it.
+
+    With several ``ranks`` and a cache folder, every rank decodes its own block of rows into the one
+    file; only rank 0 reports progress. Without a cache folder there is no file to share the work
+    through, so each rank decodes every row itself."""
     stop = as_token(stop)
     workers = workers or default_workers()
     ram_budget = default_ram_budget() if ram_budget is None else ram_budget
@@ -156,20 +167,128 @@ def build_pixel_store(
 
     folder = Path(cache_dir) / "pixels"
     data_path, meta_path = folder / f"{key}.u8", folder / f"{key}.json"
-    built = False
-    if not (meta_path.exists() and data_path.exists() and data_path.stat().st_size == nbytes):
+    description = {"version": STORE_VERSION, "shape": list(shape), "root": str(root), "count": len(samples)}
+    built = not from_main(ranks, _cached(data_path, meta_path, nbytes))  # one decision: every rank takes the same branch
+    if built and ranks.active:
+        decode = lambda out, rows, events: _decode_into(out, root, [samples[i] for i in rows], size, events, stop, workers)  # noqa: E731
+        _build_shared(data_path, meta_path, description, ranks, stop, decode, on_event)
+    elif built:
         _build_file(data_path, shape, lambda out: _decode_into(out, root, samples, size, on_event, stop, workers))
-        try:
-            atomic.write_json(meta_path, {"version": STORE_VERSION, "shape": list(shape), "root": str(root), "count": len(samples)})
-        except BaseException:
-            data_path.unlink(missing_ok=True)  # no description, no store: do not leave its space taken
-            raise
-        built = True
+        _describe(data_path, meta_path, description)
+    elif ranks.active:
+        with Together(ranks, stop):
+            _must_see(data_path, nbytes, ranks)
     if nbytes <= ram_budget:
         pixels = np.fromfile(data_path, dtype=np.uint8).reshape(shape)
     else:
         pixels = np.memmap(data_path, dtype=np.uint8, mode="r", shape=shape)
     return PixelStore(pixels, key, size, path=data_path, built=built)
+
+
+def _cached(data_path: Path, meta_path: Path, nbytes: int) -> bool:
+    return meta_path.exists() and data_path.exists() and data_path.stat().st_size == nbytes
+
+
+def _describe(data_path: Path, meta_path: Path, description: dict) -> None:
+    try:
+        atomic.write_json(meta_path, description)
+    except BaseException:
+        data_path.unlink(missing_ok=True)  # no description, no store: do not leave its space taken
+        raise
+
+
+def _build_shared(data_path: Path, meta_path: Path, description: dict, ranks: Ranks, stop: StopToken, decode, on_event: EventCallback) -> None:
+    """The store file built by every rank at once, each decoding its own contiguous block of rows.
+
+    Rank 0 makes the temporary file and reserves its space; every rank writes its rows through its
+    own map; rank 0 then puts the file in place and writes its description. Each stage ends with
+    every rank in ``Together``, so one rank's failure or stop ends them all, and rank 0 removes the
+    temporary file then. The rows are the same bytes one process decodes, so is the file."""
+    shape = tuple(description["shape"])
+    nbytes = int(np.prod(shape))
+    row_bytes = int(np.prod(shape[1:]))
+    rows = ranks.batch_block(shape[0], 1)
+    events = _scaled(on_event, len(rows), shape[0]) if ranks.is_main else ignore_events
+    tmp: Optional[Path] = None
+    try:
+        with Together(ranks, stop):
+            if ranks.is_main:
+                tmp = _reserved_temporary(data_path, nbytes)
+        tmp = data_path.with_name(from_main(ranks, tmp.name if tmp is not None else ""))  # each rank's own view of the folder
+        with Together(ranks, stop):
+            _must_see(tmp, nbytes, ranks, shown=data_path)
+        with Together(ranks, stop):
+            _fill_rows(tmp, data_path, rows, shape, row_bytes, lambda out: decode(out, rows, events))
+        with Together(ranks, stop):
+            if ranks.is_main:
+                _put_in_place(tmp, data_path)
+                _describe(data_path, meta_path, description)
+    finally:
+        if ranks.is_main and tmp is not None and tmp.exists():
+            tmp.unlink()
+
+
+def _reserved_temporary(data_path: Path, nbytes: int) -> Path:
+    """A new temporary file beside ``data_path`` (the same name pattern as ``atomic``'s), its space reserved."""
+    with disk.writing(data_path, nbytes):
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = data_path.with_name(f".{data_path.name}.{secrets.token_hex(6)}.tmp")
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666))  # the umask applies, as for any new file
+        try:
+            disk.reserve(tmp, nbytes, shown=data_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return tmp
+
+
+def _must_see(path: Path, nbytes: int, ranks: Ranks, shown: Optional[Path] = None) -> None:
+    """Every rank reads and writes the same file: a cache folder local to one machine of a multi-machine run cannot be."""
+    try:
+        fd = os.open(path, os.O_RDONLY)  # an open, not a stat: network file systems check a file again at open
+        try:
+            seen = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        seen = -1
+    if seen != nbytes:
+        raise UserError(
+            f"{ranks.name()} cannot see the cache file '{shown or path}' that rank 0 has in the folder '{path.parent}': that folder "
+            f"is not shared by every machine of the run. Give --cache a folder on a shared file system."
+        )
+
+
+def _fill_rows(tmp: Path, data_path: Path, rows: range, shape: tuple[int, ...], row_bytes: int, fill) -> None:
+    if not rows:
+        return  # np.memmap cannot map nothing
+    with disk.writing(data_path, int(np.prod(shape))):
+        out = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(len(rows), *shape[1:]), offset=rows.start * row_bytes)
+        try:
+            fill(out)
+            out.flush()
+        finally:
+            del out
+
+
+def _put_in_place(tmp: Path, data_path: Path) -> None:
+    with disk.writing(data_path):
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, data_path)
+
+
+def _scaled(on_event: EventCallback, part: int, total: int) -> EventCallback:
+    """Rank 0's events for its ``part`` of the rows, counted as if for all ``total``: the ranks go at about one pace."""
+
+    def scaled(event) -> None:
+        if isinstance(event, PhaseStarted):
+            event = PhaseStarted(event.name, total)
+        elif isinstance(event, Progress):
+            event = Progress(total * event.done // max(part, 1), total, event.detail)
+        on_event(event)
+
+    return scaled
 
 
 def _build_file(data_path: Path, shape: tuple[int, ...], fill) -> None:

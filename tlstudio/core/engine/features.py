@@ -11,13 +11,18 @@ that changes the output: the decoded pixels (file identities and size), the rows
 backbone and its weights file, the layers run, the preprocessing, the augmentation preset
 (augmented views only) and seed, the view and the numeric precision. Change any of these
 and the cache misses; nothing stale is served.
+
+Several processes of one run (torchrun) compute each file together: each rank runs its own block of
+whole batches (so every row meets the same batch as in one process, and gets the same values), and
+rank 0 joins the blocks in rank order into the file one process writes, under the same key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -26,7 +31,9 @@ import torch
 
 from tlstudio.core import atomic, disk
 from tlstudio.core.data.augment import Augmenter, normalize_batch
-from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken
+from tlstudio.core.engine.distributed import SINGLE, Ranks, Together, from_main
+from tlstudio.core.errors import UserError
+from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, ignore_events
 from tlstudio.core.data.pixel_store import PixelStore
 from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.inference.batches import batched_outputs
@@ -115,9 +122,17 @@ def cached_features(
     cache_dir: Optional[Path],
     on_event: EventCallback,
     stop: StopToken,
+    ranks: Ranks = SINGLE,
 ) -> CachedFeatures:
     """``views`` views of the training rows and the evaluation crops of ``eval_rows``, each read from the
-    cache when an earlier run made it, else computed by ``network`` (in the mode the caller left it) and saved."""
+    cache when an earlier run made it, else computed by ``network`` (in the mode the caller left it) and saved.
+
+    With several ``ranks`` and a cache folder, rank 0's cache decides what is reused, each rank computes
+    its block of batches of the rest, and only rank 0 reports progress. Without a cache folder there is no
+    file to share the work through, so each rank computes every array itself."""
+    shared = ranks.active and cache_dir is not None
+    if not ranks.is_main:
+        on_event = ignore_events
     folder = Path(cache_dir) / "features" if cache_dir is not None else None
     aug = Augmenter(request.augment, request.preprocessing.input_size, request.preprocessing.interpolation)
     jobs: list[tuple[Optional[Path], Callable[[int], torch.Tensor], int]] = []
@@ -130,6 +145,8 @@ def cached_features(
     jobs.append((_file(folder, request.key(store.key, eval_rows, EVAL)), lambda i: aug.eval_view(store[eval_rows[i]]), len(eval_rows)))
 
     arrays = [_load(path, count) for path, _, count in jobs]
+    if shared:
+        arrays = _reuse_as_main_does(arrays, [path for path, _, _ in jobs], ranks, stop)
     total = sum(count for (_, _, count), arr in zip(jobs, arrays) if arr is None)
     if total:
         on_event(PhaseStarted("caching features", total))
@@ -141,8 +158,12 @@ def cached_features(
             on_event(Progress(done[0], total))
 
     reused = sum(arr is not None for arr in arrays)
+    token = from_main(ranks, secrets.token_hex(6)) if shared else ""  # this run's part files, apart from any other run's
     for i, ((path, make, count), arr) in enumerate(zip(jobs, arrays)):
-        if arr is None:
+        if arr is None and shared:
+            arrays[i] = _compute_shared(path, token, network, make, count, request.preprocessing, device, batch_size, autocast_dtype,
+                                        channels_last, on_step, stop, ranks)
+        elif arr is None:
             arrays[i] = _compute(path, network, make, count, request.preprocessing, device, batch_size, autocast_dtype, channels_last, on_step, stop)
     return CachedFeatures(arrays[:-1], arrays[-1], reused=reused)
 
@@ -174,6 +195,86 @@ def _compute(path, network, make, count, preprocessing, device, batch_size, auto
         arr.flush()
         del arr
     return np.load(path, mmap_mode="r")
+
+
+def _reuse_as_main_does(arrays: list[Optional[np.ndarray]], paths: list[Path], ranks: Ranks, stop: StopToken) -> list[Optional[np.ndarray]]:
+    """The arrays rank 0 found in the cache, on every rank; the rest all ranks compute: one decision for all ranks."""
+    found = from_main(ranks, [arr is not None for arr in arrays])
+    with Together(ranks, stop):
+        for path, mine, theirs in zip(paths, arrays, found):
+            if theirs and mine is None:
+                raise _not_shared(ranks, path)
+    return [arr if theirs else None for arr, theirs in zip(arrays, found)]
+
+
+def _not_shared(ranks: Ranks, path: Path) -> UserError:
+    return UserError(
+        f"{ranks.name()} cannot read the cache file '{path}' in '{path.parent}' that another rank wrote: that folder is not "
+        f"shared by every machine of the run. Give --cache a folder on a shared file system."
+    )
+
+
+def _compute_shared(path: Path, token: str, network, make, count, preprocessing, device, batch_size, autocast_dtype, channels_last,
+                    on_step, stop: StopToken, ranks: Ranks) -> np.ndarray:
+    """One cache file computed by every rank: each writes its block of whole batches to a part file of its
+    own, then rank 0 joins the parts in rank order into the file (atomically) and every rank maps it.
+
+    The output's shape is known only after a first batch, so the parts are ``.npy`` files that carry it."""
+    blocks = [replace(ranks, rank=r).batch_block(count, batch_size) for r in range(ranks.world)]
+    parts = [path.with_name(f".{path.stem}.{token}.part{r}.tmp") for r in range(ranks.world)]
+    mine, part = blocks[ranks.rank], parts[ranks.rank]
+    step = _share_of_steps(on_step, len(mine), count)
+    try:
+        with Together(ranks, stop):
+            if mine:
+                with atomic.atomic_path(part) as tmp:
+                    arr = embed(network, lambda i: make(mine.start + i), len(mine), preprocessing, device, batch_size, autocast_dtype,
+                                channels_last, lambda shape: _mapped(tmp, shape, path), step, stop)
+                    arr.flush()
+                    del arr
+            else:
+                on_step(count)  # rank 0 counts the whole file from its own block; with none, the file is its at once
+        with Together(ranks, stop):
+            if ranks.is_main:
+                _join_parts(path, [(p, b) for p, b in zip(parts, blocks) if b], count, ranks)
+    finally:
+        part.unlink(missing_ok=True)
+    with Together(ranks, stop):
+        try:
+            joined = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            raise _not_shared(ranks, path) from None
+    return joined
+
+
+def _share_of_steps(on_step: Callable[[int], None], part: int, whole: int) -> Callable[[int], None]:
+    """``on_step`` told of ``whole`` rows as this rank goes through its ``part`` of them."""
+    done, told = [0], [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        now = whole * done[0] // part
+        on_step(now - told[0])
+        told[0] = now
+
+    return step
+
+
+def _join_parts(path: Path, parts: list[tuple[Path, range]], count: int, ranks: Ranks) -> None:
+    """The parts, in rank order, as the one ``.npy`` file one process writes."""
+    arrays = []
+    for part, block in parts:
+        try:
+            arrays.append(np.load(part, mmap_mode="r"))
+        except FileNotFoundError:
+            raise _not_shared(ranks, part) from None
+    trailing = arrays[0].shape[1:] if arrays else ()
+    with atomic.atomic_path(path) as tmp:
+        out = _mapped(tmp, (count, *trailing) if arrays else (0,), path)
+        for arr, (_, block) in zip(arrays, parts):
+            out[block.start : block.stop] = arr
+        out.flush()
+        del out
 
 
 def _mapped(tmp: Path, shape: tuple[int, ...], dest: Path) -> np.ndarray:
