@@ -28,7 +28,7 @@ def _rank_main(rank: int, world: int, port: int, fn, args, results) -> None:
     )
     import torch
 
-    from tlstudio.core.engine import distributed
+    from tlstudio.core import distributed
 
     torch.set_num_threads(1)
     ranks = distributed.join(distributed.from_environment(), torch.device("cpu"))

@@ -16,7 +16,7 @@ from tests.synthetic import make_colour_dataset
 from tlstudio.core.data.pixel_store import PixelStore, build_pixel_store
 from tlstudio.core.data.preprocess import Preprocessing
 from tlstudio.core.data.scan import scan_folder
-from tlstudio.core.engine.distributed import SINGLE, RankFailed
+from tlstudio.core.distributed import SINGLE, RankFailed
 from tlstudio.core.engine.features import FeatureRequest, cached_features
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import Cancelled, StopToken, ignore_events

@@ -85,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _reported_by_rank_0(exc: UserError) -> bool:
     """In a run of several processes, a failure every rank knows of is printed once, by rank 0."""
-    from tlstudio.core.engine import distributed
+    from tlstudio.core import distributed
 
     return getattr(exc, "settled", False) and not distributed.from_environment().is_main
 

@@ -12,8 +12,8 @@ from tlstudio.commands.processes import without_nproc
 from tlstudio.core.catalog.build import build_backbone
 from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
-from tlstudio.core.engine import distributed
-from tlstudio.core.engine.distributed import Ranks
+from tlstudio.core import distributed
+from tlstudio.core.distributed import Ranks
 from tlstudio.core.engine.feeds import EpochSampler, steps_per_epoch
 from tlstudio.core.engine.trainer import Trainer
 from tlstudio.core.errors import UserError

@@ -7,10 +7,12 @@ every batch, on a generated two-class folder hard enough that the loss is far fr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -46,8 +48,9 @@ def train_args(data: Path, out: Path, cache: Path, epochs: int = 2) -> list[str]
     ]
 
 
-def tlstudio(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tlstudio", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+def tlstudio(*args: str, timeout: float = 300, threads: Optional[int] = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    return subprocess.run([sys.executable, "-m", "tlstudio", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def files_of(run: Path) -> set[str]:
@@ -115,7 +118,7 @@ def resume(ranks, out: str) -> list[dict]:
 
 
 def test_a_two_process_run_resumed_in_one_process_has_the_history_of_an_uninterrupted_one(close_colours, tmp_path):
-    from tlstudio.core.engine.distributed import SINGLE
+    from tlstudio.core.distributed import SINGLE
 
     whole = run_ranks(uninterrupted_or_resumed, 2, str(close_colours), str(tmp_path / "whole"), 0)[0]
     run_ranks(uninterrupted_or_resumed, 2, str(close_colours), str(tmp_path / "cut"), 1)
@@ -125,3 +128,29 @@ def test_a_two_process_run_resumed_in_one_process_has_the_history_of_an_uninterr
     for a, b in zip(resumed, whole):
         for key in ("train_loss", "val_loss", "sel_loss"):
             assert abs(a[key] - b[key]) <= 1e-4, (key, a, b)
+
+
+def frozen_args(data: Path, out: Path, cache: Path) -> list[str]:
+    return ["train", str(data), "--out", str(out), "--cache", str(cache), "--freeze-depth", "all", "--image-size", "64",
+            "--workers", "0", "--val-split", "0.5", "--no-export", "--json"]
+
+
+def test_a_frozen_run_caches_its_features_in_two_processes_and_fits_the_head_once_to_the_same_answers(close_colours, tmp_path):
+    # One thread, as each of two processes has on two cores: the same kernels give the same float16 features.
+    alone = tlstudio(*frozen_args(close_colours, tmp_path / "one", tmp_path / "c1"), threads=1)
+    assert alone.returncode == 0, alone.stderr
+    shared = tlstudio(*frozen_args(close_colours, tmp_path / "two", tmp_path / "c2"), "--nproc", "2")
+    assert shared.returncode == 0, shared.stderr
+    one, two = (json.loads((tmp_path / r / "predictions.json").read_text()) for r in ("one", "two"))
+    assert [p["pred"] for p in two] == [p["pred"] for p in one]
+    assert np.allclose([p["probs"] for p in two], [p["probs"] for p in one], atol=1e-5)
+    pixels = [sorted((tmp_path / c / "pixels").glob("*.u8")) for c in ("c1", "c2")]
+    assert [p.name for p in pixels[0]] == [p.name for p in pixels[1]]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(*pixels))  # the decoded store, byte for byte
+    features = [sorted((tmp_path / c / "features").glob("*.npy")) for c in ("c1", "c2")]
+    assert [p.name for p in features[0]] == [p.name for p in features[1]] and features[0]
+    for a, b in zip(*features):
+        assert np.abs(np.load(a).astype(np.float64) - np.load(b).astype(np.float64)).max() <= 1e-6
+    again = tlstudio(*frozen_args(close_colours, tmp_path / "again", tmp_path / "c1"), "--nproc", "2")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["cache_reused"] is True  # the one-process cache, reused

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Sequence
 
-from tlstudio.core.engine import distributed
+from tlstudio.core import distributed
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import StopToken, ignore_events
 

@@ -233,7 +233,7 @@ def resume(args) -> int:
 def report(trainer, args) -> int:
     """Run, print the outcome; 130 when stopped (Ctrl+C). A rank other than 0 prints nothing: rank 0 reports the run."""
     from tlstudio.commands import processes
-    from tlstudio.core.engine import distributed
+    from tlstudio.core import distributed
 
     ranks = trainer.ranks
     try:

@@ -28,7 +28,7 @@ import numpy as np
 
 from tlstudio.core import atomic, disk
 from tlstudio.core.data.index import Sample
-from tlstudio.core.engine.distributed import SINGLE, Ranks, Together, from_main
+from tlstudio.core.distributed import SINGLE, Ranks, Together, from_main
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.throttle import Throttle

@@ -31,7 +31,7 @@ import torch
 
 from tlstudio.core import atomic, disk
 from tlstudio.core.data.augment import Augmenter, normalize_batch
-from tlstudio.core.engine.distributed import SINGLE, Ranks, Together, from_main
+from tlstudio.core.distributed import SINGLE, Ranks, Together, from_main
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, ignore_events
 from tlstudio.core.data.pixel_store import PixelStore

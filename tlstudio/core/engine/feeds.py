@@ -19,7 +19,7 @@ from tlstudio.core.data.augment import Augmenter, normalize_batch
 from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.engine.device import default_loader_workers, embedding_batch, fits_on_device
-from tlstudio.core.engine.distributed import SINGLE, Ranks, data_parallel
+from tlstudio.core.distributed import SINGLE, Ranks, data_parallel
 from tlstudio.core.data.device_augment import augment_batch, draw_params
 from tlstudio.core.events import StopToken
 from tlstudio.core.inference.batches import batched_outputs

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import torch
 
 from tlstudio.core.engine.distill import distillation_loss
-from tlstudio.core.engine.distributed import Together, all_sum
+from tlstudio.core.distributed import Together, all_sum
 from tlstudio.core.engine.feeds import Loop, LoopContext, Scores
 from tlstudio.core.eta import ActiveTimer
 

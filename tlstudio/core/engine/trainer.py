@@ -37,7 +37,7 @@ from tlstudio.core.engine.batch_size import choose_batch_size
 from tlstudio.core.catalog.classifier import Classifier
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.data.index import DatasetIndex
-from tlstudio.core.engine import distributed
+from tlstudio.core import distributed
 from tlstudio.core.engine.device import autocast_dtype, describe_device, embedding_batch, precision_name, resolve_device
 from tlstudio.core.disk import DiskError
 from tlstudio.core.errors import UserError
@@ -74,10 +74,6 @@ from tlstudio.core.engine import distill
 from tlstudio.core.catalog.checksum import state_digest
 from tlstudio.core.engine.feeds import CachedLoop, ImageLoop, Loop, LoopContext
 from tlstudio.core.inference import formats
-
-def _TMP(ctx):
-    return {}
-
 
 VERIFY_IMAGES = 200  # held images the exported file must agree on
 
@@ -266,7 +262,7 @@ class Trainer:
         train_rows, val_rows, test_rows = rows
         selection = selection_split(ctx.labels[train_rows], self._digests(index, train_rows), self.config.seed, self.config.selection_split)
         plan = self.plan = self._plan(ctx, spec, rows, selection)
-        ctx.store = build_pixel_store(index.root, index.samples, ctx.pre.resize_size, self.cache_dir, self._emit, self._stop, workers=None, **_TMP(ctx))
+        ctx.store = build_pixel_store(index.root, index.samples, ctx.pre.resize_size, self.cache_dir, self._emit, self._stop, workers=None, ranks=ctx.ranks)
         loop, head = self._loop(ctx, spec, index, train_rows, val_rows, selection, plan)
         if loop is None:
             return self._share_done()  # a frozen run's other ranks: their share of the features is cached
@@ -543,7 +539,7 @@ class Trainer:
             model.backbone.eval()
             outputs = cached_features(
                 request, network, views, ctx.store, train_rows, val_rows, ctx.device, embedding_batch(ctx.device, ctx.batch_size),
-                ctx.amp, ctx.channels_last, self.cache_dir, self._emit, self._stop, **_TMP(ctx),
+                ctx.amp, ctx.channels_last, self.cache_dir, self._emit, self._stop, ranks=ctx.ranks,
             )
             if outputs.fully_reused:
                 self.cache_reused = True

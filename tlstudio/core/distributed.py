@@ -18,12 +18,13 @@ import os
 import signal
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Optional
-
-import torch
+from typing import TYPE_CHECKING, Optional
 
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import Cancelled, StopToken
+
+if TYPE_CHECKING:
+    import torch
 
 OK, STOPPED, FAILED = 0, 1, 2
 TIMEOUT = timedelta(minutes=30)  # a collective that waits longer than this: a rank is gone (torchrun ends the others first)
@@ -79,6 +80,8 @@ def from_environment() -> Ranks:
 
 def rank_device(ranks: Ranks, wanted: str) -> str:
     """The device setting for this rank: each process takes its own GPU (``cuda:LOCAL_RANK``)."""
+    import torch
+
     if not ranks.active:
         return wanted
     if wanted in ("auto", "cuda") and torch.cuda.is_available():
@@ -97,6 +100,7 @@ def join(ranks: Ranks, device: torch.device) -> Ranks:
     """Join the run's process group (once); the ranks with the device their collectives use."""
     if not ranks.active:
         return ranks
+    import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
@@ -117,6 +121,8 @@ def leave() -> None:
 def share_cpu_cores(ranks: Ranks) -> Optional[list[int]]:
     """On the CPU, each of a machine's processes gets its own share of its cores (and as many threads):
     without it, N processes each start a thread per core and slow each other down. None: left as it is."""
+    import torch
+
     if not ranks.active or not hasattr(os, "sched_setaffinity"):
         return None
     cores = sorted(os.sched_getaffinity(0))
@@ -147,6 +153,7 @@ def settle(ranks: Ranks, code: int = OK, message: str = "") -> list[Trouble]:
     """Every rank's outcome of the same unit of work (a collective: all ranks must call it); empty when all finished."""
     if not ranks.active:
         return [Trouble(0, code, message)] if code != OK else []
+    import torch
     import torch.distributed as dist
 
     codes = torch.zeros(ranks.world, dtype=torch.int64, device=ranks.device)
@@ -215,6 +222,7 @@ def all_sum(ranks: Ranks, values: list[float]) -> list[float]:
     """``values`` summed over the ranks (float64), for figures such as an epoch's training loss over every shard."""
     if not ranks.active:
         return list(values)
+    import torch
     import torch.distributed as dist
 
     total = torch.tensor(values, dtype=torch.float64, device=ranks.device)
@@ -239,9 +247,9 @@ def data_parallel(module: torch.nn.Module, ranks: Ranks, device: torch.device) -
     Buffers are not broadcast: BatchNorm statistics are either frozen or synchronised by SyncBatchNorm."""
     if not ranks.active or not any(p.requires_grad for p in module.parameters()):
         return module
-    from torch.nn.parallel import DistributedDataParallel
-
     import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
     newer = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters  # broadcast_buffers' new name
