@@ -192,6 +192,8 @@ class ImageLoop(Loop):
         self.network = torch.compile(self.network, backend=COMPILE_BACKEND)
 
     def share_gradients(self) -> None:
+        if not self.ctx.ranks.active:
+            return
         compiled = self.network is not self.ctx.model
         self.network = data_parallel(self.ctx.model, self.ctx.ranks, self.ctx.device)
         if compiled:
