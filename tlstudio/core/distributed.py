@@ -181,8 +181,9 @@ class RankFailed(UserError):
 class Together:
     """``with Together(ranks, stop): ...`` ends every rank at the end of the block when one rank raised or was stopped.
 
-    A failure wins over a stop; the rank that failed raises its own error, every other one a ``RankFailed``
-    naming it; a stop on any rank is a ``Cancelled`` on all of them. Alone, it changes nothing."""
+    A failure wins over a stop: every rank raises a ``RankFailed`` naming the rank that failed and its message
+    (that rank keeps its own exception when it is a bug, not a ``UserError``); a stop on any rank is a
+    ``Cancelled`` on all of them. Alone, it changes nothing."""
 
     def __init__(self, ranks: Ranks, stop: StopToken):
         self.ranks, self.stop = ranks, stop
