@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from tlstudio.core.distributed import SINGLE
 from tlstudio.core.engine.feeds import Scores
 from tlstudio.core.engine.fit import FitState, Optimisation, fit
 from tlstudio.core.eta import ActiveTimer, PhaseEta, PhaseProgress
@@ -130,7 +131,7 @@ class PausingFeed:
 def test_an_epoch_s_seconds_leave_the_pause_out():
     token = StopToken()
     model = torch.nn.Linear(3, 2)
-    ctx = SimpleNamespace(stop=token, device=torch.device("cpu"), amp=None, criterion=torch.nn.CrossEntropyLoss(), model=model)
+    ctx = SimpleNamespace(stop=token, device=torch.device("cpu"), amp=None, criterion=torch.nn.CrossEntropyLoss(), model=model, ranks=SINGLE)
     feed = PausingFeed(token, pause_s=1.5)
     feed.model = model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -14,22 +14,9 @@ from typing import Callable
 import torch
 
 from tlstudio.core.engine.checkpoint import cpu_state
-from tlstudio.core.engine.fit import Callback, EpochResult, FitState, StepInfo
-from tlstudio.core.errors import UserError
+from tlstudio.core.engine.fit import Callback, EpochResult, FitState, NonFiniteTraining, StepInfo
 from tlstudio.core.events import EpochEnded, EventCallback, Progress, StepEnded
 from tlstudio.core.throttle import Throttle
-
-
-class NonFiniteTraining(UserError):
-    """The loss or a gradient stopped being a finite number: the run stops before the step is taken."""
-
-    def __init__(self, epoch: int, step: int, what: str, lr: float):
-        self.epoch, self.step, self.what = epoch, step, what
-        super().__init__(
-            f"training stopped at epoch {epoch}, step {step}: the {what} is not a finite number, so the network "
-            f"would stop learning and give nonsense. Try a lower learning rate than {lr:g} (for example {lr / 10:g}); "
-            "if it happens at the very first step, the backbone's weights file is damaged: import it again."
-        )
 
 
 class NonFiniteGuard(Callback):

@@ -17,6 +17,7 @@ import torch
 from tlstudio.core.engine.distill import distillation_loss
 from tlstudio.core.distributed import Together, all_sum
 from tlstudio.core.engine.feeds import Loop, LoopContext, Scores
+from tlstudio.core.errors import UserError
 from tlstudio.core.eta import ActiveTimer
 
 
@@ -69,6 +70,18 @@ class FitState:
     stop_reason: Optional[dict] = None  # set by a callback to end the fit after this epoch (early stopping)
 
 
+class NonFiniteTraining(UserError):
+    """The loss or a gradient stopped being a finite number: the run stops before the step is taken."""
+
+    def __init__(self, epoch: int, step: int, what: str, lr: float):
+        self.epoch, self.step, self.what = epoch, step, what
+        super().__init__(
+            f"training stopped at epoch {epoch}, step {step}: the {what} is not a finite number, so the network "
+            f"would stop learning and give nonsense. Try a lower learning rate than {lr:g} (for example {lr / 10:g}); "
+            "if it happens at the very first step, the backbone's weights file is damaged: import it again."
+        )
+
+
 class Callback:
     def after_backward(self, state: FitState, info: StepInfo, model: torch.nn.Module) -> None:
         """Before the optimiser steps: a callback may raise to keep the step from being taken."""
@@ -104,12 +117,10 @@ def _train_epoch(ctx: LoopContext, feed: Loop, opt: Optimisation, callbacks: Seq
     batches = iter(feed.train_batches(epoch))
     for step in range(1, steps_per_epoch + 1):
         with Together(ctx.ranks, ctx.stop):  # among several processes: one stopped or failed ends all, before the gradients are shared
-            ctx.stop.check()
             x, y, *teacher = next(batches)
+            ctx.stop.check()
             logits, loss = _forward(ctx, feed, x, y, teacher)
             if ctx.ranks.active and not bool(torch.isfinite(loss)):
-                from tlstudio.core.engine.callbacks import NonFiniteTraining  # (callbacks build on this module)
-
                 raise NonFiniteTraining(epoch, step, "loss", ctx.cfg.lr)
         opt.optimizer.zero_grad(set_to_none=True)
         opt.scaler.scale(loss).backward()
