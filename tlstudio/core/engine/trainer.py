@@ -167,6 +167,8 @@ class Trainer:
         self._index_is_the_runs = False  # ``index`` is the run's own dataset.json (a resume): its edits are applied
         self._status = RunStatus(RUNNING, 0, config.epochs)
         self._status_written = False  # nothing of this run is on disk yet (but the lock)
+        self._batchnorm_frozen = False  # several processes on the CPU keep BatchNorm statistics as they are
+        self._export_template: Optional[nn.Module] = None  # the network before SyncBatchNorm, which the export holds
 
     @classmethod
     def resume(
@@ -628,7 +630,7 @@ class Trainer:
     @property
     def train_batchnorm(self) -> bool:
         """A random backbone has no ImageNet BatchNorm statistics worth keeping: it always estimates its own."""
-        if getattr(self, "_batchnorm_frozen", False):
+        if self._batchnorm_frozen:
             return False  # several processes on the CPU: see _refuse_unshared_batchnorm
         return self.config.train_batchnorm or not self.pretrained
 
@@ -740,7 +742,7 @@ class Trainer:
 
     def _exported_network(self, ctx: LoopContext) -> nn.Module:
         """The trained network on the CPU in float32; its BatchNorm layers plain ones where training synchronised them."""
-        template = getattr(self, "_export_template", None)
+        template = self._export_template
         if template is None:
             network = copy.deepcopy(ctx.model)
         else:
