@@ -178,6 +178,14 @@ class RankFailed(UserError):
         super().__init__(f"{ranks.name(rank)} stopped the run: {message}")
 
 
+def unshared_cache(ranks: Ranks, file, folder) -> UserError:
+    """The error of a rank that cannot see a cache file another rank wrote: ``folder`` is local to one machine."""
+    return UserError(
+        f"{ranks.name()} cannot see the cache file '{file}' that another rank wrote in '{folder}': that folder is not "
+        f"shared by every machine of the run. Give --cache a folder on a shared file system."
+    )
+
+
 class Together:
     """``with Together(ranks, stop): ...`` ends every rank at the end of the block when one rank raised or was stopped.
 

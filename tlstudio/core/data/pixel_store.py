@@ -28,7 +28,7 @@ import numpy as np
 
 from tlstudio.core import atomic, disk
 from tlstudio.core.data.index import Sample
-from tlstudio.core.distributed import SINGLE, Ranks, Together, from_main
+from tlstudio.core.distributed import SINGLE, Ranks, Together, from_main, unshared_cache
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, as_token, ignore_events
 from tlstudio.core.throttle import Throttle
@@ -253,10 +253,7 @@ def _must_see(path: Path, nbytes: int, ranks: Ranks, shown: Optional[Path] = Non
     except FileNotFoundError:
         seen = -1
     if seen != nbytes:
-        raise UserError(
-            f"{ranks.name()} cannot see the cache file '{shown or path}' that rank 0 has in the folder '{path.parent}': that folder "
-            f"is not shared by every machine of the run. Give --cache a folder on a shared file system."
-        )
+        raise unshared_cache(ranks, shown or path, path.parent)
 
 
 def _fill_rows(tmp: Path, data_path: Path, rows: range, shape: tuple[int, ...], row_bytes: int, fill) -> None:

@@ -31,7 +31,7 @@ import torch
 
 from tlstudio.core import atomic, disk
 from tlstudio.core.data.augment import Augmenter, normalize_batch
-from tlstudio.core.distributed import SINGLE, Ranks, Together, from_main
+from tlstudio.core.distributed import SINGLE, Ranks, Together, from_main, unshared_cache
 from tlstudio.core.errors import UserError
 from tlstudio.core.events import EventCallback, PhaseStarted, Progress, StopToken, ignore_events
 from tlstudio.core.data.pixel_store import PixelStore
@@ -208,10 +208,7 @@ def _reuse_as_main_does(arrays: list[Optional[np.ndarray]], paths: list[Path], r
 
 
 def _not_shared(ranks: Ranks, path: Path) -> UserError:
-    return UserError(
-        f"{ranks.name()} cannot read the cache file '{path}' in '{path.parent}' that another rank wrote: that folder is not "
-        f"shared by every machine of the run. Give --cache a folder on a shared file system."
-    )
+    return unshared_cache(ranks, path, path.parent)
 
 
 def _compute_shared(path: Path, token: str, network, make, count, preprocessing, device, batch_size, autocast_dtype, channels_last,
